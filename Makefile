@@ -1,0 +1,39 @@
+# All set-up lives here: `make demo` and `make test` work on a fresh clone with only Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKSPACE ?= workspace
+
+.PHONY: demo test install install-dev clean sample bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/linkage --workspace $(WORKSPACE) init --force
+	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source immigration sample_data/immigration.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source health sample_data/health.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source police sample_data/police.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source commerce sample_data/commerce.xlsx
+	$(BIN)/linkage --workspace $(WORKSPACE) status
+
+test: install-dev
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+sample: install
+	$(BIN)/linkage sample --people 2000 --seed 7 --out sample_data
+
+clean:
+	rm -rf $(VENV) $(WORKSPACE)

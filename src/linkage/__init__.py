@@ -1,0 +1,3 @@
+"""linkage: record linkage and data-silo reconciliation for the inbound-traveler loop."""
+
+__version__ = "0.1.0"

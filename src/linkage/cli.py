@@ -1,0 +1,202 @@
+"""The command line: thin typer commands (parse options, call one library function, render).
+
+Every command runs inside one error boundary (`_Boundary`): typed LinkageErrors become a
+single `Error: ...` line and their exit code; anything else is an internal error (exit 1)
+whose details are shown only with LINKAGE_DEBUG=1, so no personal data leaks into logs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from .errors import InputError, LinkageError
+from .output import Output, print_error
+
+
+class _Boundary(TyperGroup):
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except LinkageError as exc:
+            print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except Exception as exc:
+            if os.environ.get("LINKAGE_DEBUG"):
+                raise
+            print_error(f"internal error ({type(exc).__name__}); rerun with LINKAGE_DEBUG=1 for details")
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Boundary,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Link travelers across agency exports, rebuild their timelines and flag who fell out of the chain.",
+)
+
+
+class State:
+    workspace: Path = Path("workspace")
+    config_dir: Path = Path("configs")
+    json_mode: bool = False
+
+
+state = State()
+
+
+@app.callback()
+def _global(
+    workspace: Path = typer.Option(Path("workspace"), "--workspace", envvar="LINKAGE_WORKSPACE",
+                                   help="Workspace directory (holds the DuckDB file)."),
+    config_dir: Path = typer.Option(Path("configs"), "--config-dir", envvar="LINKAGE_CONFIG_DIR",
+                                    help="Directory with sources/*.toml, model.toml, chain.toml."),
+    json_mode: bool = typer.Option(False, "--json", help="Machine-readable JSON output."),
+) -> None:
+    """Global options apply to every command."""
+    state.workspace, state.config_dir, state.json_mode = workspace, config_dir, json_mode
+
+
+def _out(json_flag: bool = False) -> Output:
+    return Output(json_mode=json_flag or state.json_mode)
+
+
+@app.command()
+def init(force: bool = typer.Option(False, "--force", help="Replace an existing workspace.")) -> None:
+    """Create the workspace (DuckDB file and schema).
+
+    Example:
+
+        linkage --workspace ./workspace init
+    """
+    from .workspace import Workspace
+
+    out = _out()
+    with Workspace.create(state.workspace, force=force) as ws:
+        version = ws.schema_version()
+    if out.json_mode:
+        out.json({"workspace": str(state.workspace), "schema_version": version})
+    else:
+        out.line(f"Created workspace {state.workspace} (schema version {version}).")
+
+
+@app.command()
+def ingest(
+    files: list[Path] = typer.Argument(..., help="Export files of this source."),
+    source: Optional[str] = typer.Option(None, "--source", help="Source name: configs/sources/NAME.toml."),
+    source_config: Optional[Path] = typer.Option(None, "--source-config", help="Use this source config file."),
+    replace: bool = typer.Option(False, "--replace", help="Reload files already ingested (same sha256)."),
+    strict: bool = typer.Option(False, "--strict", help="Load nothing if any row is rejected (exit 2)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Load exports of one source: read, map, standardize, store with provenance.
+
+    Every row is loaded or rejected with a reason; rows read = loaded + rejected.
+    A file already ingested (same sha256) is skipped unless --replace.
+
+    Example:
+
+        linkage ingest --source police exports/police_2026-03-02.csv
+    """
+    from .config import load_source_config
+    from .ingest import ingest_files
+    from .workspace import Workspace
+
+    if source is None and source_config is None:
+        raise InputError("name the source with --source NAME (or give --source-config FILE)")
+    out = _out(json_flag)
+    config, config_path = load_source_config(state.config_dir, source, source_config)
+    with Workspace.open(state.workspace) as ws, out.progress("ingest") as progress:
+        results = ingest_files(ws, config, config_path, files, replace=replace, strict=strict, progress=progress)
+    if out.json_mode:
+        for result in results:
+            out.json({"source": config.name, **asdict(result)})
+        return
+    for r in results:
+        if r.skipped:
+            out.line(f"{config.name}: {r.file}: {r.note}")
+        else:
+            out.line(
+                f"{config.name}: {r.file}: batch {r.batch_id}: {r.rows_read:,} rows read = {r.rows_loaded:,} loaded "
+                f"+ {r.rows_rejected:,} rejected; {r.events:,} events; {r.value_issues:,} values not standardized"
+                + (f"; {r.records_replaced:,} earlier records replaced" if r.records_replaced else "")
+            )
+
+
+@app.command()
+def status(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Per source: records, events, batches, and rejects by reason.
+
+    Example:
+
+        linkage status --json
+    """
+    from .status import workspace_status
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        result = workspace_status(ws)
+    if out.json_mode:
+        out.json(result.to_json())
+        return
+    out.table(
+        f"Workspace {state.workspace} (schema {result.schema_version})",
+        ["source", "rows read", "records", "rejects", "values not standardized", "events", "batches"],
+        [(name, s.rows_read, s.records, s.rejects, s.value_issues, s.events, s.batches)
+         for name, s in result.sources.items()],
+    )
+    reasons = [(name, reason, n) for name, s in result.sources.items() for reason, n in s.rejects_by_reason.items()]
+    if reasons:
+        out.table("Rejected rows by reason", ["source", "reason", "rows"], reasons)
+    issues = [(name, column, n) for name, s in result.sources.items() for column, n in s.value_issues_by_column.items()]
+    if issues:
+        out.table("Values not standardized, by column", ["source", "column", "values"], issues)
+
+
+@app.command()
+def sample(
+    people: int = typer.Option(2000, "--people", min=1, help="Number of travelers."),
+    seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same files)."),
+    out_dir: Path = typer.Option(Path("sample_data"), "--out", help="Output directory."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluation time, e.g. 2026-03-31T00:00."),
+) -> None:
+    """Write realistic synthetic exports of the four agencies plus truth files.
+
+    Example:
+
+        linkage sample --people 10000 --seed 1 --out data/
+    """
+    from .sample import generate_sample
+
+    out = _out()
+    when = _parse_time(as_of, "--as-of") if as_of else None
+    summary = generate_sample(people, seed, out_dir, as_of=when)
+    if out.json_mode:
+        out.json({"out_dir": str(summary.out_dir), "people": summary.people, "as_of": summary.as_of.isoformat(),
+                  "files": summary.files})
+        return
+    out.table(f"Sample of {summary.people:,} travelers in {summary.out_dir} (as of {summary.as_of:%Y-%m-%d %H:%M})",
+              ["file", "rows"], sorted(summary.files.items()))
+
+
+def _parse_time(value: str, option: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} '{value}' is not a time like 2026-03-31T00:00 or 2026-03-31") from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,321 @@
+"""Configuration files: pydantic models for every TOML file and their loading.
+
+A bad file becomes a ConfigError whose message names the file, the key and the valid
+choices. Checks that need the data (a configured column absent from an export) live in
+ingest, which reports them the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .standardize.dates import EXCEL, check_format
+
+CANONICAL_FIELDS = (
+    "full_name",
+    "family_name",
+    "given_name",
+    "local_name",
+    "sex",
+    "dob",
+    "nationality",
+    "passport",
+    "id_number",
+    "permit_no",
+    "doc_no",
+    "doc_type",
+    "phone",
+    "email",
+    "address",
+    "district",
+    "employer",
+)
+ENCODINGS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gb18030": "gb18030", "gbk": "gbk"}
+DEFAULT_DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d"]
+DEFAULT_TIME_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Column = Annotated[str, Field(min_length=1)]
+
+
+class FieldMap(_Strict):
+    """Canonical field -> column of the export."""
+
+    full_name: Column | None = None
+    family_name: Column | None = None
+    given_name: Column | None = None
+    local_name: Column | None = None
+    sex: Column | None = None
+    dob: Column | None = None
+    nationality: Column | None = None
+    passport: Column | None = None
+    id_number: Column | None = None
+    permit_no: Column | None = None
+    doc_no: Column | None = None
+    doc_type: Column | None = None
+    phone: Column | None = None
+    email: Column | None = None
+    address: Column | None = None
+    district: Column | None = None
+    employer: Column | None = None
+
+    def mapped(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class When(_Strict):
+    """A row carries the event only when `column` holds one of `equals`."""
+
+    column: Column
+    equals: list[str]
+
+    @field_validator("equals", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def _check_formats(formats: list[str]) -> list[str]:
+    for fmt in formats:
+        if fmt != EXCEL:
+            check_format(fmt)
+    return formats
+
+
+class EventConfig(_Strict):
+    stage: str
+    time: Column
+    formats: list[str] | None = None
+    place: Column | None = None
+    district: Column | None = None
+    when: When | None = None
+
+    @field_validator("stage")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("a stage name is lower case letters, digits and underscores")
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_formats(value)
+
+
+class SourceConfig(_Strict):
+    """configs/sources/NAME.toml: how one agency's export maps to canonical records."""
+
+    name: str
+    format: Literal["csv", "xlsx", "parquet", "jsonl"]
+    record_id: Column
+    fields: FieldMap
+    events: list[EventConfig] = []
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    name_order: Literal["family_first", "given_first", "auto"] = "auto"
+    phone_region: str | None = None
+    sheet: str | None = None
+    formats: dict[str, list[str]] = {}
+    extra: dict[str, Column] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("a source name is lower case letters, digits and underscores")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        if value.lower() not in ENCODINGS:
+            raise ValueError(f"unknown encoding; valid choices: {', '.join(sorted(ENCODINGS))}")
+        return value.lower()
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if len(value) != 1 or value in "\"\r\n":
+            raise ValueError("the delimiter is one character other than a quote or a newline")
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        import phonenumbers
+
+        if value is not None and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("not a phone region code such as CN, HK or GB")
+        return None if value is None else value.upper()
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for formats in value.values():
+            _check_formats(formats)
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not SLUG.match(key):
+                raise ValueError(f"extra field '{key}' must be lower case letters, digits, underscores")
+            if key in CANONICAL_FIELDS:
+                raise ValueError(f"'{key}' is a canonical field; map it in [fields], not [extra]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceConfig:
+        mapped = self.fields.mapped()
+        if "doc_type" in mapped and "doc_no" not in mapped:
+            raise ValueError("fields.doc_type needs fields.doc_no (the numbers it describes)")
+        if self.format == "csv" and self.sheet is not None:
+            raise ValueError("'sheet' applies to xlsx sources only")
+        return self
+
+    @property
+    def python_encoding(self) -> str:
+        return ENCODINGS[self.encoding]
+
+    def date_formats(self, field: str = "dob") -> list[str]:
+        """Formats for a date field: [formats] by canonical name or by its column."""
+        column = self.fields.mapped().get(field)
+        return self.formats.get(field) or self.formats.get(column or "") or DEFAULT_DATE_FORMATS
+
+    def event_formats(self, event: EventConfig) -> list[str]:
+        return event.formats or self.formats.get(event.time) or DEFAULT_TIME_FORMATS
+
+    def columns(self) -> dict[str, str]:
+        """Every column the config names, with the key that names it (for error messages)."""
+        cols: dict[str, str] = {self.record_id: "record_id"}
+        for field, column in self.fields.mapped().items():
+            cols.setdefault(column, f"fields.{field}")
+        for field, column in self.extra.items():
+            cols.setdefault(column, f"extra.{field}")
+        for i, event in enumerate(self.events):
+            key = f"events[{i}]"
+            cols.setdefault(event.time, f"{key}.time")
+            if event.place:
+                cols.setdefault(event.place, f"{key}.place")
+            if event.district:
+                cols.setdefault(event.district, f"{key}.district")
+            if event.when:
+                cols.setdefault(event.when.column, f"{key}.when.column")
+        return cols
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def read_toml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at the parent of `loc` (for 'unknown key' messages)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            for inner in getattr(candidate, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    current = inner
+                    break
+    return list(getattr(current, "model_fields", {}))
+
+
+def describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = _key_path(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            valid = ", ".join(_valid_keys(model, loc))
+            lines.append(f"unknown key '{key}'" + (f"; valid keys: {valid}" if valid else ""))
+        elif kind == "missing":
+            lines.append(f"missing required key '{key}'")
+        elif kind == "literal_error":
+            expected = error.get("ctx", {}).get("expected", "")
+            lines.append(f"key '{key}' must be one of {expected} (got {error['input']!r})")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"key '{key}': {message}")
+    return f"{path}: " + "; ".join(lines)
+
+
+def load_model(path: Path, model: type[BaseModel], data: dict[str, Any] | None = None) -> Any:
+    data = read_toml(path) if data is None else data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, model, exc)) from None
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def source_config_path(config_dir: Path, name: str) -> Path:
+    return Path(config_dir) / "sources" / f"{name}.toml"
+
+
+def available_sources(config_dir: Path) -> list[str]:
+    return sorted(p.stem for p in (Path(config_dir) / "sources").glob("*.toml"))
+
+
+def load_source_config(config_dir: Path, name: str | None, config_file: Path | None = None) -> tuple[SourceConfig, Path]:
+    """Load the source config by name (configs/sources/NAME.toml) or from an explicit file."""
+    if config_file is not None:
+        path = Path(config_file)
+    else:
+        path = source_config_path(config_dir, name or "")
+        if not path.is_file():
+            known = available_sources(config_dir)
+            choices = ", ".join(known) if known else "none"
+            raise ConfigError(
+                f"unknown source '{name}': no {path}; configured sources: {choices}"
+            )
+    config = load_model(path, SourceConfig)
+    if name is not None and config.name != name:
+        raise ConfigError(f"{path}: key 'name' is '{config.name}' but the source asked for is '{name}'")
+    return config, path

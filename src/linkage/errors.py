@@ -1,0 +1,33 @@
+"""Typed exceptions. The CLI boundary (cli.py) is the only place that renders them."""
+
+from __future__ import annotations
+
+
+class LinkageError(Exception):
+    """Base class: a failure the user can understand. `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class InputError(LinkageError):
+    """Bad input: a missing or malformed file, a wrong option, an unknown source (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A configuration file is invalid (exit 2). The message names the file and the key."""
+
+
+class WorkspaceError(InputError):
+    """The workspace is missing, locked or of an unknown schema version (exit 2)."""
+
+
+class DatabaseError(LinkageError):
+    """DuckDB failed while running one named step; carries the step and its SQL (exit 1)."""
+
+    def __init__(self, step: str, sql: str, cause: Exception):
+        self.step = step
+        self.sql = sql
+        self.cause = cause
+        super().__init__(f"database step '{step}' failed: {cause}")

@@ -1,0 +1,193 @@
+"""Ingest: load exports of one source into the workspace, every row accounted for.
+
+Owns the batch lifecycle: sha256 provenance, the re-ingest no-op and `--replace`, staging
+chunks into the workspace, rejecting duplicate record ids within a file, replacing records
+that a newer export of the same source carries again, and the batch's counts
+(rows read = rows loaded + rows rejected). One call is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from .config import SourceConfig, sha256_of
+from .errors import InputError
+from .mapping import MappedChunk, map_chunk
+from .readers import RawChunk, read_export
+from .workspace import Workspace
+
+RECORD_COLUMNS = [
+    "row_no", "record_id", "full_name", "family_name", "given_name", "local_name", "name_script", "name_key",
+    "family_phonetic", "given_phonetic", "sex", "dob", "nationality", "passport", "id_number", "permit_no",
+    "doc_numbers", "id_dob", "id_sex", "phone", "email", "address", "district", "employer", "extra", "notes",
+]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    file: str
+    batch_id: int | None
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    value_issues: int
+    records_replaced: int
+    events: int
+    skipped: bool = False
+    note: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_files(ws: Workspace, config: SourceConfig, config_path: Path, files: Sequence[Path],
+                 replace: bool = False, strict: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None) -> list[BatchResult]:
+    """Ingest files of one source in a single transaction; raise InputError on a fatal problem."""
+    files = [Path(f) for f in files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"file not found: {', '.join(missing)}")
+    if len({f.resolve() for f in files}) != len(files):
+        raise InputError("the same file is named twice")
+    config_sha = sha256_of(config_path)
+    results = []
+    with ws.transaction():
+        for path in files:
+            result = _ingest_one(ws, config, config_path, config_sha, path, replace, progress)
+            if strict and result.rows_rejected:
+                raise InputError(
+                    f"{path}: {result.rows_rejected} row(s) rejected and --strict is set; nothing was loaded "
+                    "(see the reasons with a run without --strict, then 'linkage status')"
+                )
+            results.append(result)
+    return results
+
+
+def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_sha: str, path: Path,
+                replace: bool, progress: Callable[[str, int, int], None] | None) -> BatchResult:
+    sha = file_sha256(path)
+    previous = ws.rows("find previous batch",
+                       "SELECT batch_id, started_at FROM batches WHERE source = ? AND file_sha256 = ? "
+                       "AND finished_at IS NOT NULL ORDER BY batch_id",
+                       [config.name, sha])
+    if previous and not replace:
+        batch_id, when = previous[-1]
+        return BatchResult(path.name, batch_id, 0, 0, 0, 0, 0, 0, skipped=True,
+                           note=f"already ingested as batch {batch_id} on {when:%Y-%m-%d %H:%M}; "
+                                "--replace reloads it")
+    for batch_id, _ in previous:
+        _drop_batch(ws, batch_id)
+
+    batch_id = ws.scalar("next batch id", "SELECT coalesce(max(batch_id), 0) + 1 FROM batches")
+    ws.run("open batch",
+           "INSERT INTO batches (batch_id, source, file_name, file_sha256, config_sha256, file_format, started_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+           [batch_id, config.name, path.name, sha, config_sha, config.format, datetime.now()])
+    total = path.stat().st_size
+    report = (lambda done: progress(path.name, done, total)) if progress else None
+    typed_dates = config.format != "csv"
+    rows_read = 0
+    for raw in read_export(path, config, config_path, report):
+        rows_read += raw.frame.height + len(raw.rejects)
+        _store_chunk(ws, config, path, batch_id, raw, map_chunk(raw.frame, config, typed_dates))
+    return _close_batch(ws, config, path, batch_id, rows_read)
+
+
+def _drop_batch(ws: Workspace, batch_id: int) -> None:
+    for table in ("records", "events", "rejects", "batches"):
+        ws.run(f"replace: drop batch from {table}", f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
+
+
+def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int, raw: RawChunk,
+                 mapped: MappedChunk) -> None:
+    params = [batch_id, config.name]
+    if mapped.records.height:
+        ws.register("chunk_records", mapped.records.select(RECORD_COLUMNS).to_arrow())
+        columns = ", ".join(f'"{c}"' for c in RECORD_COLUMNS if c != "extra")
+        ws.run("stage records",
+               f"INSERT INTO records (batch_id, source, {columns}, extra) "
+               f"SELECT ?, ?, {columns}, map_from_entries(coalesce(extra, [])) FROM chunk_records",
+               params)
+        ws.unregister("chunk_records")
+    if mapped.events.height:
+        ws.register("chunk_events", mapped.events.to_arrow())
+        ws.run("stage events",
+               "INSERT INTO events (batch_id, source, row_no, record_id, stage, time, place, district) "
+               "SELECT ?, ?, row_no, record_id, stage, time, place, district FROM chunk_events",
+               params)
+        ws.unregister("chunk_events")
+    structural = pl.DataFrame(
+        {
+            "row_no": [r.row_no for r in raw.rejects],
+            "record_id": [r.record_id for r in raw.rejects],
+            "column_name": [r.column for r in raw.rejects],
+            "value": [r.value for r in raw.rejects],
+            "reason": [r.reason for r in raw.rejects],
+        },
+        schema={"row_no": pl.Int64, "record_id": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8, "reason": pl.Utf8},
+    )
+    for kind, frame in (("row", pl.concat([structural, mapped.rejects])), ("value", mapped.issues)):
+        if frame.height:
+            ws.register("chunk_rejects", frame.to_arrow())
+            ws.run("stage rejects",
+                   "INSERT INTO rejects (batch_id, source, file_name, row_no, record_id, column_name, value, reason, kind) "
+                   "SELECT ?, ?, ?, row_no, record_id, column_name, value, reason, ? FROM chunk_rejects",
+                   [batch_id, config.name, path.name, kind])
+            ws.unregister("chunk_rejects")
+
+
+def _close_batch(ws: Workspace, config: SourceConfig, path: Path, batch_id: int, rows_read: int) -> BatchResult:
+    """Reject duplicate ids, replace older copies of the same records, count and close the batch."""
+    ws.run("reject duplicate record ids", """
+        INSERT INTO rejects (batch_id, source, file_name, row_no, record_id, column_name, value, reason, kind)
+        SELECT ?, ?, ?, row_no, record_id, NULL, NULL,
+               'duplicate record_id; first seen at row ' || first_row, 'row'
+        FROM (
+            SELECT row_no, record_id, row_number() OVER w AS nth, first_value(row_no) OVER w AS first_row
+            FROM records WHERE batch_id = ?
+            WINDOW w AS (PARTITION BY record_id ORDER BY row_no)
+        ) WHERE nth > 1""", [batch_id, config.name, path.name, batch_id])
+    duplicate_rows = """
+        SELECT row_no FROM rejects WHERE batch_id = ? AND kind = 'row' AND reason LIKE 'duplicate record_id%'"""
+    for table in ("events", "records"):
+        ws.run(f"drop duplicate rows from {table}",
+               f"DELETE FROM {table} WHERE batch_id = ? AND row_no IN ({duplicate_rows})", [batch_id, batch_id])
+    ws.run("drop value issues of rejected rows",
+           f"DELETE FROM rejects WHERE batch_id = ? AND kind = 'value' AND row_no IN ({duplicate_rows})",
+           [batch_id, batch_id])
+    replaced = ws.scalar("count replaced records", """
+        SELECT count(*) FROM records old
+        WHERE old.source = ? AND old.batch_id <> ?
+          AND old.record_id IN (SELECT record_id FROM records WHERE batch_id = ?)""",
+                         [config.name, batch_id, batch_id])
+    if replaced:
+        for table in ("events", "records"):
+            ws.run(f"replace older copies in {table}", f"""
+                DELETE FROM {table} WHERE source = ? AND batch_id <> ?
+                  AND record_id IN (SELECT record_id FROM records WHERE batch_id = ?)""",
+                   [config.name, batch_id, batch_id])
+    loaded, events, rejected, issues = ws.rows("count batch", """
+        SELECT (SELECT count(*) FROM records WHERE batch_id = ?),
+               (SELECT count(*) FROM events WHERE batch_id = ?),
+               (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'row'),
+               (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'value')""",
+                                               [batch_id] * 4)[0]
+    if loaded + rejected != rows_read:
+        raise AssertionError(f"{path.name}: {rows_read} rows read but {loaded} loaded + {rejected} rejected")
+    ws.run("close batch", """
+        UPDATE batches SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, value_issues = ?,
+               records_replaced = ?, events = ?, finished_at = ? WHERE batch_id = ?""",
+           [rows_read, loaded, rejected, issues, replaced, events, datetime.now(), batch_id])
+    return BatchResult(path.name, batch_id, rows_read, loaded, rejected, issues, replaced, events)

@@ -1,0 +1,302 @@
+"""Mapping a raw chunk onto canonical records and events, standardizing every field.
+
+Owns the per-source translation: configured columns -> canonical fields -> standardized
+values (via the pure functions in `standardize/`, applied to distinct values), the routing
+of document numbers into one set, the events a row carries, and the value-level issues
+(a value that could not be standardized is dropped from the record and reported, the row
+itself still loads). Row-level problems (a NUL byte, an oversized field, an empty record id)
+are returned as rejects.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from .config import SourceConfig
+from .readers import MAX_FIELD_CHARS, ROW
+from .standardize import InvalidValue
+from .standardize.countries import to_alpha3
+from .standardize.dates import parse_dates
+from .standardize.ids import (
+    classify_document_type,
+    guess_document_type,
+    normalize_document,
+    parse_resident_id,
+)
+from .standardize.names import NAME_FIELDS, standardize_name
+from .standardize.phones import normalize_email, to_e164
+from .standardize.sex import to_sex
+
+DOB_EARLIEST = date(1900, 1, 1)
+DOB_LATEST = date(2100, 1, 1)
+ISSUE_COLUMNS = {"row_no": pl.Int64, "record_id": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8, "reason": pl.Utf8}
+EVENT_COLUMNS = {"row_no": pl.Int64, "record_id": pl.Utf8, "stage": pl.Utf8, "time": pl.Datetime("us"),
+                 "place": pl.Utf8, "district": pl.Utf8}
+NAME_COLUMNS = {
+    "family": "family_name", "given": "given_name", "local": "local_name", "script": "name_script",
+    "key": "name_key", "family_phonetic": "family_phonetic", "given_phonetic": "given_phonetic",
+}
+
+
+@dataclass
+class MappedChunk:
+    records: pl.DataFrame
+    events: pl.DataFrame
+    issues: pl.DataFrame      # value-level: the row loaded, this value did not
+    rejects: pl.DataFrame     # row-level: the row did not load
+
+
+def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> MappedChunk:
+    """Turn one chunk of configured string columns into standardized records and events."""
+    raw, rejects = _reject_rows(raw, config)
+    raw = raw.with_columns([_clean_text(pl.col(c)).alias(c) for c in raw.columns if c != ROW])
+    fields = config.fields.mapped()
+    rid = pl.col(config.record_id)
+    base = raw.select(pl.col(ROW).alias("row_no"), rid.alias("record_id"))
+    issues: list[pl.DataFrame] = []
+
+    def col(field: str) -> pl.Series | None:
+        column = fields.get(field)
+        return raw.get_column(column) if column else None
+
+    out: dict[str, pl.Series] = {}
+    out.update(_names(raw, config))
+    out["full_name"] = _display_name(raw, fields)
+
+    for field, fn in (("sex", to_sex), ("nationality", to_alpha3)):
+        out[field] = _apply(col(field), fn, pl.Utf8, base, fields.get(field), issues)
+
+    extra_formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"] if typed_dates else []
+    dob = col("dob")
+    if dob is not None:
+        parsed, reasons = parse_dates(dob, config.date_formats("dob") + extra_formats, kind="date",
+                                      earliest=DOB_EARLIEST, latest=DOB_LATEST)
+        issues.append(_issues(base, fields["dob"], dob, reasons))
+        out["dob"] = parsed.alias("dob")
+    else:
+        out["dob"] = pl.Series("dob", [None] * raw.height, dtype=pl.Date)
+
+    out.update(_documents(raw, fields, base, issues))
+    region = config.phone_region
+    out["phone"] = _apply(col("phone"), lambda v: to_e164(v, region), pl.Utf8, base, fields.get("phone"), issues)
+    out["email"] = _apply(col("email"), normalize_email, pl.Utf8, base, fields.get("email"), issues)
+    for field in ("address", "district", "employer"):
+        series = col(field)
+        out[field] = series if series is not None else pl.Series(field, [None] * raw.height, dtype=pl.Utf8)
+
+    records = pl.concat([base, pl.DataFrame([s.alias(k) for k, s in out.items()])], how="horizontal")
+    records = records.with_columns(_extra(raw, config), _notes(records))
+    events = _events(raw, config, base, issues, extra_formats)
+    issue_frame = pl.concat(issues, how="vertical") if issues else pl.DataFrame(schema=ISSUE_COLUMNS)
+    return MappedChunk(records, events, issue_frame.filter(pl.col("reason").is_not_null()), rejects)
+
+
+# ---- row-level checks --------------------------------------------------------------------
+
+def _reject_rows(raw: pl.DataFrame, config: SourceConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows with a NUL byte, an oversized field or no record id do not load; say why."""
+    columns = [c for c in raw.columns if c != ROW]
+    reasons = []
+    for c in columns:
+        reasons.append(pl.when(pl.col(c).str.contains("\x00", literal=True))
+                       .then(pl.lit(f"NUL byte in column '{c}'")))
+        reasons.append(pl.when(pl.col(c).str.len_chars() > MAX_FIELD_CHARS)
+                       .then(pl.format(f"column '{c}' holds {{}} characters; the limit is {MAX_FIELD_CHARS}",
+                                       pl.col(c).str.len_chars())))
+    rid = pl.col(config.record_id)
+    reasons.append(pl.when(rid.is_null() | (rid.str.strip_chars() == ""))
+                   .then(pl.lit(f"record_id column '{config.record_id}' is empty")))
+    flagged = raw.with_columns(pl.coalesce(reasons).alias("reason"))
+    bad = flagged.filter(pl.col("reason").is_not_null())
+    rejects = bad.select(
+        pl.col(ROW).alias("row_no"),
+        pl.when(pl.col(config.record_id).str.len_chars() <= 200).then(
+            pl.col(config.record_id).str.strip_chars()).alias("record_id"),
+        pl.lit(None, dtype=pl.Utf8).alias("column_name"),
+        pl.lit(None, dtype=pl.Utf8).alias("value"),
+        pl.col("reason"),
+    )
+    return flagged.filter(pl.col("reason").is_null()).drop("reason"), rejects
+
+
+def _clean_text(expr: pl.Expr) -> pl.Expr:
+    """Trim; empty and whitespace-only cells become null."""
+    stripped = expr.str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+# ---- fields ----------------------------------------------------------------------------------
+
+def _apply(series: pl.Series | None, fn: Callable[[Any], Any], dtype: pl.DataType, base: pl.DataFrame,
+           column: str | None, issues: list[pl.DataFrame]) -> pl.Series:
+    """Standardize distinct values with a pure function; failures become value issues."""
+    if series is None:
+        return pl.Series([None] * base.height, dtype=dtype)
+    values, reasons = apply_distinct(series, fn, dtype)
+    issues.append(_issues(base, column or "", series, reasons))
+    return values
+
+
+def apply_distinct(series: pl.Series, fn: Callable[[Any], Any], dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
+    """(standardized values, reasons) for a series, calling `fn` once per distinct value."""
+    distinct = series.drop_nulls().unique()
+    outputs: list[Any] = []
+    reasons: list[str | None] = []
+    for value in distinct.to_list():
+        try:
+            outputs.append(fn(value))
+            reasons.append(None)
+        except InvalidValue as exc:
+            outputs.append(None)
+            reasons.append(str(exc))
+    lookup = pl.DataFrame({
+        "k": distinct,
+        "v": pl.Series(outputs, dtype=dtype),
+        "r": pl.Series(reasons, dtype=pl.Utf8),
+    })
+    joined = pl.DataFrame({"k": series}).join(lookup, on="k", how="left", maintain_order="left", nulls_equal=False)
+    return joined.get_column("v"), joined.get_column("r")
+
+
+def _issues(base: pl.DataFrame, column: str, values: pl.Series, reasons: pl.Series) -> pl.DataFrame:
+    frame = base.with_columns(
+        pl.lit(column, dtype=pl.Utf8).alias("column_name"),
+        values.cast(pl.Utf8).alias("value"),
+        reasons.cast(pl.Utf8).alias("reason"),
+    )
+    return frame.filter(pl.col("reason").is_not_null()).select(list(ISSUE_COLUMNS))
+
+
+def _names(raw: pl.DataFrame, config: SourceConfig) -> dict[str, pl.Series]:
+    fields = config.fields.mapped()
+    parts = ["full_name", "family_name", "given_name", "local_name"]
+    frame = pl.DataFrame({
+        p: raw.get_column(fields[p]) if p in fields else pl.Series([None] * raw.height, dtype=pl.Utf8)
+        for p in parts
+    })
+    distinct = frame.unique()
+    order = config.name_order
+    results = [standardize_name(*row, order) for row in distinct.iter_rows()]
+    lookup = distinct.with_columns([
+        pl.Series(NAME_COLUMNS[k], [r[k] for r in results], dtype=pl.Utf8) for k in NAME_FIELDS
+    ])
+    joined = frame.join(lookup, on=parts, how="left", maintain_order="left", nulls_equal=True)
+    return {name: joined.get_column(name) for name in NAME_COLUMNS.values()}
+
+
+def _display_name(raw: pl.DataFrame, fields: dict[str, str]) -> pl.Series:
+    """The name as the source wrote it, for people to read (explain, exports)."""
+    candidates = []
+    if "full_name" in fields:
+        candidates.append(pl.col(fields["full_name"]))
+    if "family_name" in fields or "given_name" in fields:
+        pieces = [pl.col(fields[p]) for p in ("family_name", "given_name") if p in fields]
+        candidates.append(pl.concat_str(pieces, separator=" ", ignore_nulls=True).replace("", None))
+    if "local_name" in fields:
+        candidates.append(pl.col(fields["local_name"]))
+    if not candidates:
+        return pl.Series("full_name", [None] * raw.height, dtype=pl.Utf8)
+    return raw.select(pl.coalesce(candidates).alias("full_name")).get_column("full_name")
+
+
+DOC_KINDS = ("passport", "id_number", "permit_no")
+
+
+def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
+               issues: list[pl.DataFrame]) -> dict[str, pl.Series]:
+    """Passport, resident ID and permit columns plus a generic doc_no routed by its doc_type."""
+    n = raw.height
+    empty = pl.Series([None] * n, dtype=pl.Utf8)
+    docs = {k: (_apply(raw.get_column(fields[k]), normalize_document, pl.Utf8, base, fields[k], issues)
+                if k in fields else empty) for k in DOC_KINDS}
+    if "doc_no" in fields:
+        number = _apply(raw.get_column(fields["doc_no"]), normalize_document, pl.Utf8, base, fields["doc_no"], issues)
+        if "doc_type" in fields:
+            kind, _ = apply_distinct(raw.get_column(fields["doc_type"]), classify_document_type, pl.Utf8)
+        else:
+            kind = empty
+        guessed, _ = apply_distinct(number, guess_document_type, pl.Utf8)
+        kind = pl.DataFrame({"k": kind, "g": guessed}).select(pl.coalesce("k", "g")).to_series()
+        for k in DOC_KINDS:
+            routed = pl.DataFrame({"n": number, "k": kind}).select(
+                pl.when(pl.col("k") == k).then(pl.col("n"))).to_series()
+            docs[k] = pl.DataFrame({"a": docs[k], "b": routed}).select(pl.coalesce("a", "b")).to_series()
+
+    # Resident IDs: checksum validated; the DOB and sex they encode are kept for cross-checks.
+    parsed, reasons = apply_distinct(docs["id_number"], _resident_id_struct,
+                                     pl.Struct({"number": pl.Utf8, "dob": pl.Date, "sex": pl.Utf8}))
+    id_column = fields.get("id_number") or fields.get("doc_no") or "id_number"
+    issues.append(_issues(base, id_column, docs["id_number"], reasons))
+    unpacked = pl.DataFrame({"p": parsed}).unnest("p")
+    doc_numbers = pl.DataFrame({"a": docs["passport"], "b": docs["id_number"], "c": docs["permit_no"]}).select(
+        pl.concat_list("a", "b", "c").list.drop_nulls().list.unique(maintain_order=True).alias("doc_numbers")
+    ).to_series()
+    return {
+        "passport": docs["passport"].alias("passport"),
+        "id_number": unpacked.get_column("number").alias("id_number"),
+        "permit_no": docs["permit_no"].alias("permit_no"),
+        "doc_numbers": doc_numbers,
+        "id_dob": unpacked.get_column("dob").alias("id_dob"),
+        "id_sex": unpacked.get_column("sex").alias("id_sex"),
+    }
+
+
+def _resident_id_struct(value: str) -> dict[str, Any]:
+    info = parse_resident_id(value)
+    return {"number": info["number"], "dob": info["dob"], "sex": info["sex"]}
+
+
+def _extra(raw: pl.DataFrame, config: SourceConfig) -> pl.Expr:
+    """Extra fields as a list of {key, value} entries (stored as a DuckDB MAP)."""
+    if not config.extra:
+        return pl.lit(None, dtype=pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))).alias("extra")
+    entries = [
+        pl.struct(pl.lit(name).alias("key"), pl.Series(name, _nfkc(raw.get_column(column))).alias("value"))
+        for name, column in config.extra.items()
+    ]
+    return pl.concat_list(entries).list.filter(pl.element().struct.field("value").is_not_null()).alias("extra")
+
+
+def _nfkc(series: pl.Series) -> pl.Series:
+    values, _ = apply_distinct(series, lambda v: " ".join(unicodedata.normalize("NFKC", v).split()) or None, pl.Utf8)
+    return values
+
+
+def _notes(records: pl.DataFrame) -> pl.Expr:
+    """Cross-checks kept with the record: a resident ID whose DOB or sex disagrees with the row."""
+    dob_note = pl.when(pl.col("id_dob").is_not_null() & pl.col("dob").is_not_null()
+                       & (pl.col("id_dob") != pl.col("dob"))).then(pl.lit("id_number_dob_mismatch"))
+    sex_note = pl.when(pl.col("id_sex").is_not_null() & pl.col("sex").is_not_null()
+                       & (pl.col("id_sex") != pl.col("sex"))).then(pl.lit("id_number_sex_mismatch"))
+    return pl.concat_list(dob_note, sex_note).list.drop_nulls().alias("notes")
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+def _events(raw: pl.DataFrame, config: SourceConfig, base: pl.DataFrame, issues: list[pl.DataFrame],
+            extra_formats: list[str]) -> pl.DataFrame:
+    frames = []
+    for event in config.events:
+        rows = raw
+        if event.when is not None:
+            rows = raw.filter(pl.col(event.when.column).is_in(event.when.equals))
+        times, reasons = parse_dates(rows.get_column(event.time), config.event_formats(event) + extra_formats,
+                                     kind="datetime")
+        row_base = rows.select(pl.col(ROW).alias("row_no"), pl.col(config.record_id).alias("record_id"))
+        issues.append(_issues(row_base, event.time, rows.get_column(event.time), reasons))
+        frame = row_base.with_columns(
+            pl.lit(event.stage).alias("stage"),
+            times.cast(pl.Datetime("us")).alias("time"),
+            (rows.get_column(event.place) if event.place else pl.Series([None] * rows.height, dtype=pl.Utf8)).alias("place"),
+            (rows.get_column(event.district) if event.district else pl.Series([None] * rows.height, dtype=pl.Utf8)).alias("district"),
+        )
+        frames.append(frame.filter(pl.col("time").is_not_null()))
+    if not frames:
+        return pl.DataFrame(schema=EVENT_COLUMNS)
+    return pl.concat(frames, how="vertical").select(list(EVENT_COLUMNS)).cast(EVENT_COLUMNS)

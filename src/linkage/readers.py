@@ -1,0 +1,339 @@
+"""Reading exports: bytes on disk -> chunks of string columns, every row accounted for.
+
+Owns file formats (CSV, XLSX, Parquet, JSON Lines), encodings, header checks and the
+structural rejects (ragged rows, malformed quoting, bad JSON lines). Each chunk is a polars
+frame of Utf8 columns holding only the configured columns plus `_row` (the 1-based data-row
+number: the first row under the header is row 1). Readers never trust a library's silent
+defaults: CSV shapes are checked row by row and encodings are checked before decoding.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .config import SourceConfig
+from .errors import InputError
+
+ROW = "_row"
+CHUNK_ROWS = 100_000
+MAX_FIELD_CHARS = 65_536
+SNIFF_BYTES = 4 << 20
+GB18030_BOM = b"\x84\x31\x95\x33"
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass
+class RowReject:
+    row_no: int | None
+    reason: str
+    column: str | None = None
+    value: str | None = None
+    record_id: str | None = None
+
+
+@dataclass
+class RawChunk:
+    frame: pl.DataFrame
+    rejects: list[RowReject] = field(default_factory=list)
+
+
+Progress = Callable[[int], None]
+
+
+def read_export(path: Path, config: SourceConfig, config_path: Path, progress: Progress | None = None) -> Iterator[RawChunk]:
+    """Yield the file's rows in chunks; raise InputError for a problem with the whole file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (expected a header row and data rows)")
+    readers = {"csv": _read_csv, "xlsx": _read_xlsx, "parquet": _read_parquet, "jsonl": _read_jsonl}
+    yield from readers[config.format](path, config, config_path, progress or (lambda n: None))
+
+
+def check_columns(path: Path, header: list[str], config: SourceConfig, config_path: Path) -> None:
+    """Every column the config names must be in the file; say which are missing and what is there."""
+    present = set(header)
+    missing = [(col, key) for col, key in config.columns().items() if col not in present]
+    if missing:
+        what = ", ".join(f"'{col}' (key {key})" for col, key in missing)
+        shown = ", ".join(header[:40]) + (" ..." if len(header) > 40 else "")
+        raise InputError(
+            f"{path}: column(s) {what} named in {config_path} are not in the file; "
+            f"columns present: {shown}"
+        )
+
+
+def _clean_header(path: Path, header: list[str]) -> list[str]:
+    names = [h.strip().lstrip("\ufeff") for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if name and name in seen:
+            raise InputError(f"{path}: the header names column '{name}' twice")
+        seen.add(name)
+    return names
+
+
+# ---- CSV -----------------------------------------------------------------------------------
+
+def _check_encoding(path: Path, config: SourceConfig, config_path: Path) -> int:
+    """Decode the file's start in the declared encoding; return the number of BOM bytes to skip."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    declared = config.encoding
+    if declared in ("gb18030", "gbk"):
+        if head.startswith(codecs.BOM_UTF8) or _is_utf8_text(head):
+            raise InputError(
+                f"{path}: the file is UTF-8 but {config_path} declares encoding = \"{declared}\"; "
+                "set encoding = \"utf-8\" (decoding it as GB18030 would give garbled names)"
+            )
+        return len(GB18030_BOM) if head.startswith(GB18030_BOM) else 0
+    # utf-8 declared
+    try:
+        _decode_prefix(head, "utf-8")
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        hint = ""
+        try:
+            _decode_prefix(head, "gb18030")
+            hint = f"; it decodes as GB18030: set encoding = \"gb18030\" in {config_path}"
+        except UnicodeDecodeError:
+            pass
+        raise InputError(
+            f"{path}: not valid UTF-8 at line {line} (byte {exc.start}){hint}"
+        ) from None
+    return 0
+
+
+def _decode_prefix(data: bytes, encoding: str) -> str:
+    """Decode bytes that may end in the middle of a character."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    return decoder.decode(data, final=False)
+
+
+def _is_utf8_text(data: bytes) -> bool:
+    """True when the bytes hold non-ASCII text that is valid UTF-8 (never true for real GB18030 prose)."""
+    if data.isascii():
+        return False
+    try:
+        _decode_prefix(data, "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_csv(path: Path, config: SourceConfig, config_path: Path, progress: Progress) -> Iterator[RawChunk]:
+    skip = _check_encoding(path, config, config_path)
+    encoding = "gb18030" if config.encoding == "gb18030" else config.python_encoding
+    with path.open("rb") as raw:
+        raw.read(skip)
+        text = codecs.getreader(encoding)(raw, errors="strict")
+        reader = csv.reader(text, delimiter=config.delimiter, quotechar='"', doublequote=True, strict=True)
+        try:
+            header = _next_csv_row(reader, path, config, config_path)
+        except StopIteration:
+            raise InputError(f"{path}: the file is empty (expected a header row)") from None
+        header = _clean_header(path, header)
+        check_columns(path, header, config, config_path)
+        wanted = list(config.columns())
+        index = [header.index(col) for col in wanted]
+        width = len(header)
+        rows: list[list[str]] = []
+        row_numbers: list[int] = []
+        rejects: list[RowReject] = []
+        row_no = 0
+        while True:
+            start_line = reader.line_num + 1
+            try:
+                row = _next_csv_row(reader, path, config, config_path)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                row_no += 1
+                rejects.append(RowReject(row_no, f"malformed CSV at line {start_line}: {exc}"))
+                continue
+            if not row or (len(row) == 1 and row[0] == "" and width > 1):
+                continue  # a blank line is not a row
+            row_no += 1
+            if len(row) != width:
+                rejects.append(RowReject(
+                    row_no,
+                    f"expected {width} fields, found {len(row)} (line {start_line})",
+                    record_id=_maybe(row, header, config.record_id),
+                ))
+                continue
+            rows.append([row[i] for i in index])
+            row_numbers.append(row_no)
+            if len(rows) >= CHUNK_ROWS:
+                progress(raw.tell())
+                yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+                rows, row_numbers, rejects = [], [], []
+        progress(raw.tell())
+        yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+
+
+def _next_csv_row(reader, path: Path, config: SourceConfig, config_path: Path) -> list[str]:
+    try:
+        return next(reader)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: bytes that are not valid {config.encoding} near line {reader.line_num + 1} "
+            f"({exc.reason}); check encoding in {config_path}"
+        ) from None
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+            raise InputError(
+                f"{path}: a quoted field opened before line {reader.line_num} is never closed; "
+                "every row after it would be lost, so nothing was loaded"
+            ) from None
+        raise
+
+
+def _maybe(row: list[str], header: list[str], column: str) -> str | None:
+    try:
+        value = row[header.index(column)].strip()
+    except (ValueError, IndexError):
+        return None
+    return value or None
+
+
+def _frame(columns: list[str], rows: list[list[str]], row_numbers: list[int]) -> pl.DataFrame:
+    data = {col: pl.Series(col, list(values), dtype=pl.Utf8) for col, values in zip(columns, zip(*rows))} if rows else {
+        col: pl.Series(col, [], dtype=pl.Utf8) for col in columns
+    }
+    frame = pl.DataFrame(data)
+    return frame.with_columns(pl.Series(ROW, row_numbers, dtype=pl.Int64))
+
+
+# ---- XLSX ----------------------------------------------------------------------------------
+
+def _read_xlsx(path: Path, config: SourceConfig, config_path: Path, progress: Progress) -> Iterator[RawChunk]:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+    except Exception as exc:  # fastexcel raises its own error types for a broken workbook
+        raise InputError(f"{path}: not a readable XLSX workbook ({type(exc).__name__}: {exc})") from None
+    sheet = config.sheet if config.sheet is not None else 0
+    if config.sheet is not None and config.sheet not in reader.sheet_names:
+        raise InputError(
+            f"{path}: no sheet '{config.sheet}' (key sheet in {config_path}); "
+            f"sheets: {', '.join(reader.sheet_names)}"
+        )
+    try:
+        frame = reader.load_sheet(sheet, dtypes="string").to_polars()
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read sheet {sheet!r} ({type(exc).__name__}: {exc})") from None
+    if frame.width == 0:
+        raise InputError(f"{path}: the sheet is empty (expected a header row)")
+    header = _clean_header(path, [str(c) for c in frame.columns])
+    frame.columns = header
+    check_columns(path, header, config, config_path)
+    wanted = list(config.columns())
+    frame = frame.select([pl.col(c).cast(pl.Utf8) for c in wanted])
+    frame = frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW))
+    # A row that is empty in every column is a blank line in the sheet, not a record.
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in wanted]))
+    progress(path.stat().st_size)
+    for offset in range(0, max(frame.height, 1), CHUNK_ROWS):
+        yield RawChunk(frame.slice(offset, CHUNK_ROWS))
+
+
+# ---- Parquet -------------------------------------------------------------------------------
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Typed columns to text: dates/times in ISO form, which the date parser always accepts."""
+    out = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Date:
+            out.append(col.dt.strftime("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime):
+            out.append(col.dt.strftime("%Y-%m-%d %H:%M:%S"))
+        elif dtype == pl.Utf8:
+            out.append(col)
+        elif isinstance(dtype, (pl.List, pl.Struct, pl.Array)):
+            out.append(col.map_elements(lambda v: json.dumps(v, ensure_ascii=False, default=str), return_dtype=pl.Utf8))
+        else:
+            out.append(col.cast(pl.Utf8))
+    return frame.select(out)
+
+
+def _read_parquet(path: Path, config: SourceConfig, config_path: Path, progress: Progress) -> Iterator[RawChunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    header = _clean_header(path, parquet.schema_arrow.names)
+    check_columns(path, header, config, config_path)
+    wanted = list(config.columns())
+    row = 0
+    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
+        frame = _as_text(pl.from_arrow(batch))
+        frame = frame.with_columns(pl.int_range(row + 1, row + frame.height + 1, dtype=pl.Int64).alias(ROW))
+        row += frame.height
+        yield RawChunk(frame)
+    progress(path.stat().st_size)
+    if row == 0:
+        yield RawChunk(_frame(wanted, [], []))
+
+
+# ---- JSON Lines ----------------------------------------------------------------------------
+
+def _read_jsonl(path: Path, config: SourceConfig, config_path: Path, progress: Progress) -> Iterator[RawChunk]:
+    _check_encoding(path, config, config_path)
+    wanted = list(config.columns())
+    seen: set[str] = set()
+    rows: list[list[str | None]] = []
+    row_numbers: list[int] = []
+    rejects: list[RowReject] = []
+    row_no = 0
+    with path.open("r", encoding=config.python_encoding, errors="strict") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row_no += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rejects.append(RowReject(row_no, f"not valid JSON at line {line_no}: {exc.msg}"))
+                continue
+            if not isinstance(obj, dict):
+                rejects.append(RowReject(row_no, f"line {line_no} is not a JSON object"))
+                continue
+            seen.update(obj)
+            rows.append([_json_text(obj.get(col)) for col in wanted])
+            row_numbers.append(row_no)
+            if len(rows) >= CHUNK_ROWS:
+                yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+                rows, row_numbers, rejects = [], [], []
+    if row_no == 0:
+        raise InputError(f"{path}: the file has no JSON objects")
+    if seen:
+        # A key absent from every object is a column the file does not have.
+        check_columns(path, sorted(seen), config, config_path)
+    progress(path.stat().st_size)
+    yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)

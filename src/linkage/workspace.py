@@ -1,0 +1,286 @@
+"""The workspace: the single door to DuckDB.
+
+Owns opening and creating the workspace file, the schema and its numbered migrations,
+transactions, memory/spill settings, loading the pinned extensions from their installed
+packages, and wrapping a database failure once (with the failing step and its SQL).
+No other module calls `duckdb.connect`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .errors import DatabaseError, WorkspaceError
+from .sql import quote_literal
+
+DB_FILE = "linkage.duckdb"
+TMP_DIR = "tmp"
+
+# Numbered migrations: (version, description, statements). Append, never edit a shipped one.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "records, events, rejects and batches with provenance",
+        [
+            """
+            CREATE TABLE batches (
+                batch_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                file_name VARCHAR NOT NULL,
+                file_sha256 VARCHAR NOT NULL,
+                config_sha256 VARCHAR NOT NULL,
+                file_format VARCHAR NOT NULL,
+                rows_read BIGINT,
+                rows_loaded BIGINT,
+                rows_rejected BIGINT,
+                value_issues BIGINT,
+                records_replaced BIGINT,
+                events BIGINT,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP
+            )""",
+            """
+            CREATE TABLE records (
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                batch_id INTEGER NOT NULL,
+                row_no BIGINT NOT NULL,
+                full_name VARCHAR,
+                family_name VARCHAR,
+                given_name VARCHAR,
+                local_name VARCHAR,
+                name_script VARCHAR,
+                name_key VARCHAR,
+                family_phonetic VARCHAR,
+                given_phonetic VARCHAR,
+                sex VARCHAR,
+                dob DATE,
+                nationality VARCHAR,
+                passport VARCHAR,
+                id_number VARCHAR,
+                permit_no VARCHAR,
+                doc_numbers VARCHAR[],
+                id_dob DATE,
+                id_sex VARCHAR,
+                phone VARCHAR,
+                email VARCHAR,
+                address VARCHAR,
+                district VARCHAR,
+                employer VARCHAR,
+                extra MAP(VARCHAR, VARCHAR),
+                notes VARCHAR[]
+            )""",
+            """
+            CREATE TABLE events (
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                batch_id INTEGER NOT NULL,
+                stage VARCHAR NOT NULL,
+                time TIMESTAMP NOT NULL,
+                place VARCHAR,
+                district VARCHAR
+            )""",
+            """
+            CREATE TABLE rejects (
+                batch_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                file_name VARCHAR NOT NULL,
+                row_no BIGINT,
+                record_id VARCHAR,
+                column_name VARCHAR,
+                value VARCHAR,
+                reason VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL
+            )""",
+        ],
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def extension_path(name: str) -> Path:
+    """Path of a DuckDB extension shipped in the `duckdb-extension-NAME` PyPI package."""
+    try:
+        package = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError as exc:
+        raise WorkspaceError(
+            f"the DuckDB extension package 'duckdb-extension-{name}' is not installed"
+        ) from exc
+    folder = Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    found = sorted(glob.glob(str(folder / f"{name}.duckdb_extension")))
+    if not found:
+        raise WorkspaceError(
+            f"duckdb-extension-{name} has no build for DuckDB {duckdb.__version__}; "
+            "install the extension package of the same version as duckdb"
+        )
+    return Path(found[0])
+
+
+class Workspace:
+    """An open workspace: one DuckDB connection plus the helpers every module uses."""
+
+    def __init__(self, root: Path, con: duckdb.DuckDBPyConnection):
+        self.root = root
+        self.con = con
+        self._loaded: set[str] = set()
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, force: bool = False) -> Workspace:
+        """Create a new workspace in `root` (refuses to overwrite one unless `force`)."""
+        root = Path(root)
+        db = root / DB_FILE
+        if db.exists():
+            if not force:
+                raise WorkspaceError(
+                    f"a workspace already exists in {root}; use --force to start it anew"
+                )
+            db.unlink()
+            wal = db.with_name(DB_FILE + ".wal")
+            if wal.exists():
+                wal.unlink()
+            shutil.rmtree(root / TMP_DIR, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        ws = cls._connect(root)
+        ws.migrate()
+        return ws
+
+    @classmethod
+    def open(cls, root: Path, read_only: bool = False) -> Workspace:
+        """Open an existing workspace, applying pending migrations (unless read-only)."""
+        root = Path(root)
+        if not (root / DB_FILE).exists():
+            raise WorkspaceError(
+                f"no workspace in {root}; create one with 'linkage init' "
+                "(or point --workspace / LINKAGE_WORKSPACE at it)"
+            )
+        ws = cls._connect(root, read_only=read_only)
+        version = ws.schema_version()
+        if version > SCHEMA_VERSION:
+            ws.close()
+            raise WorkspaceError(
+                f"the workspace in {root} has schema version {version}, newer than this "
+                f"linkage ({SCHEMA_VERSION}); upgrade linkage"
+            )
+        if version < SCHEMA_VERSION and not read_only:
+            ws.migrate()
+        return ws
+
+    @classmethod
+    def _connect(cls, root: Path, read_only: bool = False) -> Workspace:
+        # Nothing is ever downloaded: extensions come from their PyPI packages, loaded by path.
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        try:
+            con = duckdb.connect(config=config)
+            mode = " (READ_ONLY)" if read_only else ""
+            con.execute(f"ATTACH {quote_literal(str(root / DB_FILE))} AS ws{mode}")
+            con.execute("USE ws")
+        except duckdb.IOException as exc:
+            raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
+        ws = cls(root, con)
+        ws._apply_settings()
+        return ws
+
+    def _apply_settings(self) -> None:
+        tmp = self.root / TMP_DIR
+        self.con.execute(f"SET temp_directory = {quote_literal(str(tmp))}")
+        self.con.execute("SET preserve_insertion_order = false")
+        memory = os.environ.get("LINKAGE_MEMORY_LIMIT")
+        if memory:
+            self.run("set memory limit", "SET memory_limit = ?", [memory])
+        threads = os.environ.get("LINKAGE_THREADS")
+        if threads:
+            self.run("set threads", "SET threads = ?", [int(threads)])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- schema --------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = 'ws' AND table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the workspace's version, each in one transaction."""
+        with self.transaction():
+            self.run(
+                "create migrations table",
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER, description VARCHAR, applied_at TIMESTAMP)",
+            )
+        current = self.schema_version()
+        for version, description, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in statements:
+                    self.run(f"migration {version}", statement)
+                self.run(
+                    f"migration {version}",
+                    "INSERT INTO schema_migrations VALUES (?, ?, current_timestamp)",
+                    [version, description],
+                )
+
+    # ---- running SQL ---------------------------------------------------------------------
+    def run(self, step: str, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Execute one statement; a DuckDB failure becomes DatabaseError naming `step`."""
+        try:
+            return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise DatabaseError(step, sql, exc) from exc
+
+    def rows(self, step: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.run(step, sql, params).fetchall()
+
+    def scalar(self, step: str, sql: str, params: Sequence[Any] | None = None) -> Any:
+        row = self.run(step, sql, params).fetchone()
+        return row[0] if row else None
+
+    def register(self, name: str, data: Any) -> None:
+        """Expose an Arrow table / polars frame to SQL under `name` for this connection."""
+        self.con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction: committed on success, rolled back on any exception."""
+        self.run("begin", "BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.run("commit", "COMMIT")
+
+    def load_extension(self, name: str) -> None:
+        """Load a pinned extension from its installed package (signature checked by DuckDB)."""
+        if name in self._loaded:
+            return
+        path = extension_path(name)
+        self.run(f"load extension {name}", f"LOAD {quote_literal(str(path))}")
+        self._loaded.add(name)
