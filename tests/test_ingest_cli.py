@@ -44,7 +44,7 @@ def test_ingest_gb18030_export_standardizes_and_accounts_for_every_row(cli, poli
                       "id_number, passport, phone, id_dob FROM records ORDER BY record_id")
     ga001, ga002, ga003 = rows
     assert ga001[1:4] == ("ZHANG", "XIAOMING", "张小明")
-    assert str(ga001[5]) == "1985-03-07" and ga001[6] == "CHN" and ga001[7] == "110105198503070015"
+    assert str(ga001[5]) == "1985-03-07" and ga001[6] == "CHN" and ga001[7] == "110105198503070019"
     assert ga001[9] == "+8613800138000" and str(ga001[10]) == "1985-03-07"
     assert ga002[1] == "SMITH" and ga002[6] == "USA" and ga002[8] == "E12345678" and str(ga002[5]) == "1990-02-01"
     assert str(ga003[5]) == "1980-05-06"
@@ -104,7 +104,7 @@ def test_init_refuses_to_overwrite(cli):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda t: t + '\ncolour = "red"\n', "unknown key 'colour'; valid keys: name, format, record_id"),
+        (lambda t: 'colour = "red"\n' + t, "unknown key 'colour'; valid keys: name, format, record_id"),
         (lambda t: t.replace('family_name = "family"', 'family = "family"'),
          "unknown key 'fields.family'; valid keys: full_name, family_name"),
         (lambda t: t.replace('record_id = "reg_id"\n', ""), "missing required key 'record_id'"),
@@ -311,7 +311,7 @@ def test_a_new_agency_is_one_toml_file(cli, config_dir, tmp_path, fmt):
     assert rows[0][1:3] == ("ANNA", "MULLER") and str(rows[0][3]) == "1990-03-02"
     assert rows[0][4:8] == ("DEU", "C01X00T47", "+85291234567", "anna@example.org")
     assert rows[0][8] == "10115"
-    assert str(rows[1][3]) == "1985-03-10" and rows[1][4] == "OMN" and rows[1][5] == "A1234567"
+    assert str(rows[1][3]) == "1985-03-09" and rows[1][4] == "OMN" and rows[1][5] == "A1234567"
     assert rows[2][4] == "RUS"
     assert table(cli, "SELECT count(*) FROM events WHERE stage = 'arrival'") == [(3,)]
 

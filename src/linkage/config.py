@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .standardize.dates import EXCEL, check_format
@@ -94,10 +94,13 @@ def _check_formats(formats: list[str]) -> list[str]:
     return formats
 
 
+Formats = Annotated[list[str], AfterValidator(_check_formats)]
+
+
 class EventConfig(_Strict):
     stage: str
     time: Column
-    formats: list[str] | None = None
+    formats: Formats | None = None
     place: Column | None = None
     district: Column | None = None
     when: When | None = None
@@ -108,11 +111,6 @@ class EventConfig(_Strict):
         if not SLUG.match(value):
             raise ValueError("a stage name is lower case letters, digits and underscores")
         return value
-
-    @field_validator("formats")
-    @classmethod
-    def _formats(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _check_formats(value)
 
 
 class SourceConfig(_Strict):
@@ -128,7 +126,7 @@ class SourceConfig(_Strict):
     name_order: Literal["family_first", "given_first", "auto"] = "auto"
     phone_region: str | None = None
     sheet: str | None = None
-    formats: dict[str, list[str]] = {}
+    formats: dict[str, Formats] = {}
     extra: dict[str, Column] = {}
 
     @field_validator("name")
@@ -160,13 +158,6 @@ class SourceConfig(_Strict):
         if value is not None and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("not a phone region code such as CN, HK or GB")
         return None if value is None else value.upper()
-
-    @field_validator("formats")
-    @classmethod
-    def _formats(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for formats in value.values():
-            _check_formats(formats)
-        return value
 
     @field_validator("extra")
     @classmethod

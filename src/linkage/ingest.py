@@ -90,7 +90,7 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
     for batch_id, _ in previous:
         _drop_batch(ws, batch_id)
 
-    batch_id = ws.scalar("next batch id", "SELECT coalesce(max(batch_id), 0) + 1 FROM batches")
+    batch_id = ws.scalar("next batch id", "SELECT nextval('batch_ids')")
     ws.run("open batch",
            "INSERT INTO batches (batch_id, source, file_name, file_sha256, config_sha256, file_format, started_at) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)",

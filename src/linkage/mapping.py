@@ -175,10 +175,11 @@ def _issues(base: pl.DataFrame, column: str, values: pl.Series, reasons: pl.Seri
 
 def _names(raw: pl.DataFrame, config: SourceConfig) -> dict[str, pl.Series]:
     fields = config.fields.mapped()
-    parts = ["full_name", "family_name", "given_name", "local_name"]
+    names = ["full_name", "family_name", "given_name", "local_name"]
+    parts = [f"in_{p}" for p in names]
     frame = pl.DataFrame({
-        p: raw.get_column(fields[p]) if p in fields else pl.Series([None] * raw.height, dtype=pl.Utf8)
-        for p in parts
+        f"in_{p}": raw.get_column(fields[p]) if p in fields else pl.Series([None] * raw.height, dtype=pl.Utf8)
+        for p in names
     })
     distinct = frame.unique()
     order = config.name_order

@@ -31,6 +31,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         1,
         "records, events, rejects and batches with provenance",
         [
+            "CREATE SEQUENCE batch_ids START 1",
             """
             CREATE TABLE batches (
                 batch_id INTEGER NOT NULL,
@@ -84,6 +85,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 source VARCHAR NOT NULL,
                 record_id VARCHAR NOT NULL,
                 batch_id INTEGER NOT NULL,
+                row_no BIGINT NOT NULL,
                 stage VARCHAR NOT NULL,
                 time TIMESTAMP NOT NULL,
                 place VARCHAR,

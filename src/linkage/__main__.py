@@ -1,0 +1,5 @@
+"""`python -m linkage` runs the CLI."""
+
+from .cli import main
+
+main()
