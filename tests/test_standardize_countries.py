@@ -76,3 +76,10 @@ def test_only_raises_invalid_value_and_is_idempotent(value):
     if code is not None:
         assert len(code) == 3 and code.isupper()
         assert to_alpha3(code) == code
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Taiwan, China", "TWN"), ("Chinese Taipei", "TWN"), ("Hong Kong, China", "HKG"), ("俄罗斯联邦", "RUS"),
+])
+def test_official_and_regional_forms_seen_in_exports(value, expected):
+    assert to_alpha3(value) == expected

@@ -191,6 +191,77 @@ def sample(
               ["file", "rows"], sorted(summary.files.items()))
 
 
+@app.command()
+def match(
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Match probability to link at (default: model.toml)."),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="Use this model.toml."),
+    load_model: Optional[Path] = typer.Option(None, "--load-model", help="Score with a saved model instead of training."),
+    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Save the trained model to this file."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Block, compare, train, score and cluster every record; person ids stay stable across runs.
+
+    Example:
+
+        linkage match --threshold 0.9 --save-model model.json
+    """
+    from .config import load_model_config
+    from .match.run import run_match
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    config, _ = load_model_config(state.config_dir, model_config)
+    with Workspace.open(state.workspace) as ws:
+        summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
+                            step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
+    if out.json_mode:
+        out.json(asdict(summary))
+        return
+    out.line(f"Match run {summary.run_id}: {summary.records:,} records -> {summary.persons:,} persons "
+             f"({summary.links:,} links at probability >= {summary.threshold}, "
+             f"{summary.candidate_pairs:,} candidate pairs, {summary.conflicts:,} links refused by the identity guard).")
+    out.table("Blocking rules", ["rule", "pairs", "largest blocks"],
+              [(b["rule"], b["pairs"], ", ".join(f"{n:,}" for n in b["largest_blocks"])) for b in summary.blocking])
+    out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged"],
+              [(f["rule"], f["pairs"], f"{f['match_share']:.4f}", f["iterations"], "yes" if f["converged"] else "NO")
+               for f in summary.fits])
+    out.line("Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+
+
+@app.command()
+def evaluate(
+    truth: Path = typer.Option(..., "--truth", help="CSV with columns source,record_id,person_id."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Pairwise and B-cubed precision / recall / F1 of the current clusters, overall and by group.
+
+    Example:
+
+        linkage evaluate --truth sample_data/truth_entities.csv
+    """
+    from .match.evaluate import evaluate as run_evaluate
+    from .match.evaluate import load_truth
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    frame = load_truth(truth)
+    with Workspace.open(state.workspace) as ws:
+        result = run_evaluate(ws, frame)
+    if out.json_mode:
+        out.json(asdict(result))
+        return
+    out.table(f"Clusters vs {truth.name} ({result.records:,} records)", ["measure", "precision", "recall", "F1"],
+              [("pairwise", f"{result.pairwise.precision:.4f}", f"{result.pairwise.recall:.4f}", f"{result.pairwise.f1:.4f}"),
+               ("B-cubed", f"{result.bcubed.precision:.4f}", f"{result.bcubed.recall:.4f}", f"{result.bcubed.f1:.4f}")])
+    for group, rows in result.by_group.items():
+        out.table(f"By {group}", [group, "people", "true pairs", "precision", "recall", "F1"],
+                  [(g, v["people"], v["true_pairs"], f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}")
+                   for g, v in rows.items()])
+    if result.truth_records_missing or result.workspace_records_missing:
+        out.line(f"Not scored: {result.truth_records_missing:,} truth records not in the workspace, "
+                 f"{result.workspace_records_missing:,} workspace records not in the truth file.")
+
+
 def _parse_time(value: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(value)

@@ -310,3 +310,96 @@ def load_source_config(config_dir: Path, name: str | None, config_file: Path | N
     if name is not None and config.name != name:
         raise ConfigError(f"{path}: key 'name' is '{config.name}' but the source asked for is '{name}'")
     return config, path
+
+
+# ---- configs/model.toml --------------------------------------------------------------------
+
+BLOCKING_FIELDS = (
+    "dob", "birth_year", "name_key", "name_token", "family_name", "given_name", "local_name",
+    "family_phonetic", "given_phonetic", "doc_number", "phone", "email", "sex", "nationality",
+)
+COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "text")
+
+
+class BlockingRule(_Strict):
+    """Records that agree on every key in `on` become candidate pairs.
+
+    A key is a blocking field, `extra.NAME`, or either with `:N` (its first N characters).
+    """
+
+    name: str
+    on: list[str] = Field(min_length=1)
+
+    @field_validator("on")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            field, _, prefix = key.partition(":")
+            if prefix and not (prefix.isdigit() and int(prefix) > 0):
+                raise ValueError(f"'{key}': after ':' comes a positive number of leading characters")
+            if field not in BLOCKING_FIELDS and not (field.startswith("extra.") and SLUG.match(field[6:])):
+                raise ValueError(
+                    f"unknown blocking field '{field}'; valid fields: {', '.join(BLOCKING_FIELDS)}, extra.NAME"
+                )
+        return value
+
+
+class ComparisonConfig(_Strict):
+    """How one field is compared; `kind` picks the level scheme."""
+
+    kind: Literal["name", "date", "documents", "phone", "exact", "code", "text"]
+    field: str | None = None
+    thresholds: list[Annotated[float, Field(gt=0, lt=1)]] | None = None
+    term_frequency: bool | None = None
+
+
+DEFAULT_BLOCKING = [
+    BlockingRule(name="document", on=["doc_number"]),
+    BlockingRule(name="dob_name_prefix", on=["dob", "name_key:2"]),
+    BlockingRule(name="name_birth_year", on=["name_key", "birth_year"]),
+    BlockingRule(name="dob_family_phonetic", on=["dob", "family_phonetic"]),
+    BlockingRule(name="dob_given_phonetic", on=["dob", "given_phonetic"]),
+    BlockingRule(name="phone", on=["phone"]),
+    BlockingRule(name="email", on=["email"]),
+]
+
+
+class ModelConfig(_Strict):
+    """configs/model.toml: blocking, comparisons, training and clustering settings."""
+
+    threshold: float = Field(default=0.9, gt=0, lt=1)
+    max_pairs: int = Field(default=300_000_000, gt=0)
+    random_pairs: int = Field(default=2_000_000, ge=10_000)
+    seed: int = 1
+    em_max_iterations: int = Field(default=200, gt=0)
+    em_tolerance: float = Field(default=1e-6, gt=0)
+    compare: Literal["all"] | list[str] = "all"
+    blocking: list[BlockingRule] = Field(default_factory=lambda: list(DEFAULT_BLOCKING), min_length=1)
+    comparisons: dict[str, ComparisonConfig | Literal[False]] = {}
+
+    @field_validator("compare")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for pair in value:
+                left, sep, right = pair.partition("-")
+                if not sep or not SLUG.match(left) or not SLUG.match(right):
+                    raise ValueError(f"'{pair}' is not SOURCE-SOURCE (e.g. immigration-health, or health-health)")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> ModelConfig:
+        names = [rule.name for rule in self.blocking]
+        if len(names) != len(set(names)):
+            raise ValueError("blocking rule names must be unique")
+        return self
+
+
+def load_model_config(config_dir: Path, path: Path | None = None) -> tuple[ModelConfig, Path | None]:
+    """configs/model.toml if present (or the given file), else the defaults."""
+    path = Path(path) if path else Path(config_dir) / "model.toml"
+    if not path.is_file():
+        if path.name != "model.toml" or path.parent != Path(config_dir):
+            raise ConfigError(f"{path}: config file not found")
+        return ModelConfig(), None
+    return load_model(path, ModelConfig), path

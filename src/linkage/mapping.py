@@ -223,7 +223,9 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
         else:
             kind = empty
         guessed, _ = apply_distinct(number, guess_document_type, pl.Utf8)
-        kind = pl.DataFrame({"k": kind, "g": guessed}).select(pl.coalesce("k", "g")).to_series()
+        # A number whose type is neither labelled nor recognisable is kept as a passport-like document.
+        kind = pl.DataFrame({"k": kind, "g": guessed, "n": number}).select(
+            pl.when(pl.col("n").is_not_null()).then(pl.coalesce("k", "g", pl.lit("passport")))).to_series()
         for k in DOC_KINDS:
             routed = pl.DataFrame({"n": number, "k": kind}).select(
                 pl.when(pl.col("k") == k).then(pl.col("n"))).to_series()

@@ -105,6 +105,49 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "match runs, persons, links and counters",
+        [
+            "CREATE SEQUENCE match_run_ids START 1",
+            """
+            CREATE TABLE match_runs (
+                run_id INTEGER NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                records BIGINT,
+                candidate_pairs BIGINT,
+                links BIGINT,
+                persons BIGINT,
+                conflicts BIGINT,
+                threshold DOUBLE,
+                model VARCHAR,
+                blocking VARCHAR,
+                seconds VARCHAR
+            )""",
+            """
+            CREATE TABLE persons (
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                person_id VARCHAR NOT NULL,
+                run_id INTEGER NOT NULL
+            )""",
+            """
+            CREATE TABLE links (
+                run_id INTEGER NOT NULL,
+                source_l VARCHAR NOT NULL,
+                record_id_l VARCHAR NOT NULL,
+                source_r VARCHAR NOT NULL,
+                record_id_r VARCHAR NOT NULL,
+                weight DOUBLE NOT NULL,
+                probability DOUBLE NOT NULL,
+                linked BOOLEAN NOT NULL,
+                refused BOOLEAN NOT NULL
+            )""",
+            "CREATE TABLE counters (name VARCHAR NOT NULL, value BIGINT NOT NULL)",
+            "INSERT INTO counters VALUES ('person_id', 0)",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

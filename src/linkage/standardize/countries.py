@@ -54,13 +54,15 @@ _ENGLISH_ALIASES: dict[str, str] = {
     "Ukrainian": "UKR", "Polish": "POL", "Kosovo": "XKX",
     "Saint Lucia": "LCA", "St Lucia": "LCA", "St Kitts and Nevis": "KNA",
     "St Vincent and the Grenadines": "VCT", "Bahamas": "BHS", "Gambia": "GMB",
+    "Taiwan, China": "TWN", "Taiwan (China)": "TWN", "Chinese Taipei": "TWN",
+    "Hong Kong, China": "HKG", "Hong Kong SAR, China": "HKG", "Macao, China": "MAC", "Macau, China": "MAC",
 }
 
 # Chinese short forms (simplified and traditional) that the locale files do not give.
 _CHINESE_ALIASES: dict[str, str] = {
     "美国": "USA", "美國": "USA", "英国": "GBR", "英國": "GBR", "韩国": "KOR", "韓國": "KOR",
     "南韩": "KOR", "南韓": "KOR", "朝鲜": "PRK", "北韩": "PRK", "北韓": "PRK",
-    "俄罗斯": "RUS", "俄羅斯": "RUS", "俄国": "RUS", "德国": "DEU", "德國": "DEU",
+    "俄罗斯": "RUS", "俄羅斯": "RUS", "俄国": "RUS", "俄罗斯联邦": "RUS", "俄羅斯聯邦": "RUS", "德国": "DEU", "德國": "DEU",
     "法国": "FRA", "法國": "FRA", "日本": "JPN", "越南": "VNM", "老挝": "LAO", "寮國": "LAO",
     "伊朗": "IRN", "叙利亚": "SYR", "敘利亞": "SYR",
     "中国": "CHN", "中國": "CHN", "中国大陆": "CHN", "中国内地": "CHN", "中华人民共和国": "CHN",

@@ -1,0 +1,139 @@
+"""Blocking: candidate pairs from the union of configured rules, counted and guarded first.
+
+Functions here return SQL; `candidate_pairs` runs it through the workspace. A pair (l, r)
+always has l < r and carries a bit mask of the rules that produced it (used to train the
+model per rule). Before any pair is materialized, each rule's pair count is computed from
+its block sizes and the run is refused when the total exceeds the configured cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import BlockingRule, ModelConfig
+from ..errors import InputError
+from ..sql import quote_literal
+from ..workspace import Workspace
+
+FIELD_SQL = {
+    "birth_year": "year(dob)",
+    "doc_number": "unnest(doc_numbers)",
+    "name_token": "unnest(string_split(name_key, ' '))",
+}
+# Which comparison a blocking field makes uninformative for pairs of that rule (see model training).
+FIELD_COMPARISON = {
+    "dob": "dob", "birth_year": "dob", "name_key": "name", "name_token": "name", "family_name": "name",
+    "given_name": "name", "local_name": "name", "family_phonetic": "name", "given_phonetic": "name",
+    "doc_number": "documents", "phone": "phone", "email": "email", "sex": "sex", "nationality": "nationality",
+}
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    name: str
+    pairs: int
+    largest_blocks: list[int]
+
+
+@dataclass
+class Candidates:
+    left: np.ndarray      # int32 record ids
+    right: np.ndarray
+    mask: np.ndarray      # uint32: bit i set when rule i produced the pair
+    counts: list[RuleCount]
+
+
+def key_expression(key: str) -> str:
+    field, _, prefix = key.partition(":")
+    if field.startswith("extra."):
+        expr = f"extra[{quote_literal(field[6:])}]"
+    else:
+        expr = FIELD_SQL.get(field, field)
+    return f"left(CAST({expr} AS VARCHAR), {int(prefix)})" if prefix else f"CAST({expr} AS VARCHAR)"
+
+
+def rule_keys_sql(rule: BlockingRule) -> str:
+    """rid, source and the rule's key columns k0..kn, rows with any key missing left out."""
+    keys = ", ".join(f"{key_expression(k)} AS k{i}" for i, k in enumerate(rule.on))
+    not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
+    return f"SELECT * FROM (SELECT DISTINCT rid, source, {keys} FROM match_records) WHERE {not_null}"
+
+
+def rule_count_sql(rule: BlockingRule) -> str:
+    group = ", ".join(f"k{i}" for i in range(len(rule.on)))
+    return f"""
+        WITH blocks AS (SELECT count(*)::HUGEINT AS n FROM ({rule_keys_sql(rule)}) GROUP BY {group})
+        SELECT coalesce(sum(n * (n - 1) / 2), 0)::BIGINT,
+               coalesce(list(n ORDER BY n DESC)[1:3], [])
+        FROM blocks"""
+
+
+def source_filter_sql(config: ModelConfig, sources: list[str]) -> str:
+    """A SQL condition on a.source / b.source for the configured source pairs ('all' = none)."""
+    if config.compare == "all":
+        return "TRUE"
+    known = set(sources)
+    pairs = []
+    for pair in config.compare:
+        left, _, right = pair.partition("-")
+        for name in (left, right):
+            if name not in known:
+                raise InputError(
+                    f"model.toml: key 'compare' names source '{name}', which the workspace does not hold; "
+                    f"sources: {', '.join(sources)}"
+                )
+        pairs.append(f"(a.source = {quote_literal(left)} AND b.source = {quote_literal(right)})")
+        pairs.append(f"(a.source = {quote_literal(right)} AND b.source = {quote_literal(left)})")
+    return "(" + " OR ".join(pairs) + ")"
+
+
+def rule_pairs_sql(rule: BlockingRule, bit: int, source_filter: str) -> str:
+    on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(rule.on)))
+    keys = rule_keys_sql(rule)
+    return f"""
+        SELECT a.rid AS l, b.rid AS r, {1 << bit}::UINTEGER AS mask
+        FROM ({keys}) a JOIN ({keys}) b ON {on} AND a.rid < b.rid
+        WHERE {source_filter}"""
+
+
+def count_rules(ws: Workspace, config: ModelConfig) -> list[RuleCount]:
+    counts = []
+    for rule in config.blocking:
+        pairs, largest = ws.rows(f"count pairs of blocking rule '{rule.name}'", rule_count_sql(rule))[0]
+        counts.append(RuleCount(rule.name, int(pairs), [int(x) for x in largest]))
+    return counts
+
+
+def check_cap(counts: list[RuleCount], cap: int) -> None:
+    total = sum(c.pairs for c in counts)
+    if total > cap:
+        worst = max(counts, key=lambda c: c.pairs)
+        sizes = ", ".join(f"{n:,}" for n in worst.largest_blocks)
+        raise InputError(
+            f"blocking would compare {total:,} pairs, over max_pairs = {cap:,} (configs/model.toml); "
+            f"rule '{worst.name}' alone yields {worst.pairs:,} pairs, its largest blocks hold {sizes} records; "
+            "make that rule stricter (add a key) or raise max_pairs"
+        )
+
+
+def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> Candidates:
+    """The union of every rule's pairs, duplicates merged into one pair with a rule mask."""
+    if len(config.blocking) > 32:
+        raise InputError("model.toml: at most 32 blocking rules")
+    counts = count_rules(ws, config)
+    check_cap(counts, config.max_pairs)
+    where = source_filter_sql(config, sources)
+    union = " UNION ALL ".join(rule_pairs_sql(rule, i, where) for i, rule in enumerate(config.blocking))
+    ws.run("candidate pairs", f"""
+        CREATE OR REPLACE TEMP TABLE candidate_pairs AS
+        SELECT l, r, bit_or(mask) AS mask FROM ({union}) GROUP BY l, r""")
+    arrays = ws.run("load candidate pairs", "SELECT l, r, mask FROM candidate_pairs").fetchnumpy()
+    order = np.lexsort((arrays["r"], arrays["l"]))
+    return Candidates(
+        left=np.asarray(arrays["l"], dtype=np.int32)[order],
+        right=np.asarray(arrays["r"], dtype=np.int32)[order],
+        mask=np.asarray(arrays["mask"], dtype=np.uint32)[order],
+        counts=counts,
+    )

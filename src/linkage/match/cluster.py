@@ -1,0 +1,99 @@
+"""Clustering: connected components of the links above the threshold, with a chaining guard.
+
+A component that would hold two records with contradicting strong identifiers (two different
+valid resident IDs, or birth dates that are not the same date up to a typo, a day/month swap or
+a year) is rebuilt edge by edge, strongest first, refusing every merge that would join such
+records; each refused link is kept as a conflict for review. Components without a conflict (the
+vast majority) are taken as they are, so the Python loop runs only over the few that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .compare import DateComparison
+from .prepare import MISSING_DAY, RecordArrays
+
+_DOB = DateComparison("dob", ("missing", "different", "near", "typo", "swapped", "exact"))
+
+
+@dataclass
+class Clusters:
+    labels: np.ndarray            # int64 cluster label per record id (0..k-1)
+    conflicts: np.ndarray         # indices into the link arrays of links refused by the guard
+
+
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
+
+
+def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarray:
+    """Labels of components holding two valid resident IDs or birth dates more than a year apart."""
+    ids = data.docs["id_any"].codes
+    has_id = data.id_valid & (ids >= 0)
+    pairs = np.unique(np.stack([labels[has_id], ids[has_id]], axis=1), axis=0)
+    id_conflict = np.unique(pairs[:, 0][np.r_[False, pairs[1:, 0] == pairs[:-1, 0]]]) if len(pairs) else pairs[:, 0]
+    has_dob = data.dob_days != MISSING_DAY
+    lab, dob = labels[has_dob], data.dob_days[has_dob].astype(np.int64)
+    size = labels.max() + 1
+    low = np.full(size, np.iinfo(np.int64).max)
+    high = np.full(size, np.iinfo(np.int64).min)
+    np.minimum.at(low, lab, dob)
+    np.maximum.at(high, lab, dob)
+    dob_suspect = np.nonzero((high - low) > 365)[0]
+    return np.union1d(id_conflict, dob_suspect)
+
+
+def _contradict(data: RecordArrays, a: list[int], b: list[int]) -> bool:
+    """Do any record of group a and any record of group b carry contradicting identifiers?"""
+    left = np.repeat(np.asarray(a, dtype=np.int32), len(b))
+    right = np.tile(np.asarray(b, dtype=np.int32), len(a))
+    ids = data.docs["id_any"].codes
+    both_valid = data.id_valid[left] & data.id_valid[right]
+    if (both_valid & (ids[left] != ids[right])).any():
+        return True
+    return bool((_DOB.levels(data, left, right) == 1).any())
+
+
+def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray) -> Clusters:
+    """Cluster records joined by the given links (already above the threshold)."""
+    labels = components(data.n, left, right)
+    suspects = _conflicting_components(data, labels)
+    if not len(suspects):
+        return Clusters(labels, np.empty(0, dtype=np.int64))
+    in_suspect = np.isin(labels[left], suspects)
+    parent = np.arange(data.n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    members: dict[int, list[int]] = {}
+    refused = []
+    for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
+        a, b = find(int(left[index])), find(int(right[index]))
+        if a == b:
+            continue
+        group_a, group_b = members.get(a, [a]), members.get(b, [b])
+        if _contradict(data, group_a, group_b):
+            refused.append(index)
+            continue
+        parent[b] = a
+        members[a] = group_a + group_b
+        members.pop(b, None)
+    if not refused:
+        return Clusters(labels, np.empty(0, dtype=np.int64))
+    # Records outside suspect components keep their component; inside, their guarded root.
+    rebuilt = labels.copy()
+    inside = np.nonzero(np.isin(labels, suspects))[0]
+    rebuilt[inside] = np.array([find(int(i)) for i in inside]) + labels.max() + 1
+    _, dense = np.unique(rebuilt, return_inverse=True)
+    return Clusters(dense.astype(np.int64), np.asarray(refused, dtype=np.int64))

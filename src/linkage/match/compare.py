@@ -1,0 +1,313 @@
+"""Comparisons: for pairs of records (two arrays of record ids) the agreement level of each field.
+
+Pure and vectorized: every function takes the record arrays and index arrays and returns an
+int8 level per pair, computed with numpy and rapidfuzz `process.cpdist` over distinct value
+pairs, never a Python loop per pair. Level 0 is always "missing" (either side has no value):
+it is neutral in the model, never counted as disagreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from ..config import ComparisonConfig, ModelConfig
+from ..errors import ConfigError
+from .prepare import MISSING_DAY, STRING_COLUMNS, Coded, RecordArrays
+
+MISSING = 0
+
+
+def similarity(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray, scorer,
+               missing: float = np.nan) -> np.ndarray:
+    """scorer(a[left], b[right]) per pair (float32), computed once per distinct pair of values."""
+    ca, cb = coded_a.codes[left], coded_b.codes[right]
+    valid = (ca >= 0) & (cb >= 0)
+    out = np.full(len(left), missing, dtype=np.float32)
+    if not valid.any():
+        return out
+    width = np.int64(len(coded_b.values))
+    key = ca[valid].astype(np.int64) * width + cb[valid]
+    unique, inverse = np.unique(key, return_inverse=True)
+    scores = process.cpdist(coded_a.values[unique // width], coded_b.values[unique % width],
+                            scorer=scorer, workers=-1)
+    out[valid] = scores.astype(np.float32)[inverse]
+    return out
+
+
+def equal(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray) -> np.ndarray:
+    """Both present and equal (the two columns must share a dictionary)."""
+    a, b = coded_a.codes[left], coded_b.codes[right]
+    return (a >= 0) & (a == b)
+
+
+def both(coded: Coded, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return (coded.codes[left] >= 0) & (coded.codes[right] >= 0)
+
+
+def select_levels(conditions: list[tuple[int, np.ndarray]], present: np.ndarray) -> np.ndarray:
+    """The first matching (level, condition) wins; present pairs default to level 1, others 0."""
+    out = np.where(present, 1, MISSING).astype(np.int8)
+    for level, condition in reversed(conditions):
+        out[condition & present] = level
+    return out
+
+
+@dataclass
+class Comparison:
+    """One comparison: its name, level labels (0 = missing) and the level that takes TF adjustment."""
+
+    name: str
+    labels: tuple[str, ...]
+    tf_level: int | None = None
+
+    def levels(self, data: RecordArrays, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def term_frequencies(self, data: RecordArrays) -> np.ndarray | None:
+        return None
+
+
+@dataclass
+class NameComparison(Comparison):
+    """Order-independent, hanzi/pinyin and transliteration aware full-name comparison."""
+
+    high: float = 0.95
+    mid: float = 0.88
+    term_frequency: bool = True
+
+    def levels(self, data, left, right):
+        s = data.strings
+        fam, giv, key = s["family_name"], s["given_name"], s["name_key"]
+        present = (both(key, left, right) | both(s["local_name"], left, right))
+        exact = equal(key, left, key, right) | equal(s["local_name"], left, s["local_name"], right)
+        jw = JaroWinkler.normalized_similarity
+        with np.errstate(all="ignore"), _quiet_nan():
+            straight = np.nanmean([similarity(fam, left, fam, right, jw), similarity(giv, left, giv, right, jw)], axis=0)
+            swapped = np.nanmean([similarity(fam, left, giv, right, jw), similarity(giv, left, fam, right, jw)], axis=0)
+            whole = similarity(key, left, key, right, jw)
+            score = np.nan_to_num(np.nanmax([straight, swapped, whole], axis=0), nan=0.0)
+        fp, gp = s["family_phonetic"], s["given_phonetic"]
+        phonetic = ((equal(fp, left, fp, right) & equal(gp, left, gp, right))
+                    | (equal(fp, left, gp, right) & equal(gp, left, fp, right)))
+        return select_levels([(5, exact), (4, score >= self.high), (3, score >= self.mid), (2, phonetic)], present)
+
+    def term_frequencies(self, data):
+        return data.tf("name_key") if self.term_frequency else None
+
+
+class _quiet_nan:
+    """numpy warns on all-NaN slices in nanmean/nanmax; those are expected here (missing parts)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+
+
+@dataclass
+class DateComparison(Comparison):
+    """Birth dates: exact, day and month swapped, one digit off (or two adjacent swapped), within a year."""
+
+    term_frequency: bool = True
+
+    def levels(self, data, left, right):
+        a, b = data.dob_days[left], data.dob_days[right]
+        present = (a != MISSING_DAY) & (b != MISSING_DAY)
+        da, db = data.dob_digits[left], data.dob_digits[right]
+        diff = da != db
+        ndiff = diff.sum(axis=1)
+        transposed = np.zeros(len(left), dtype=bool)
+        for i in range(7):
+            transposed |= (diff[:, i] & diff[:, i + 1] & (da[:, i] == db[:, i + 1]) & (da[:, i + 1] == db[:, i]))
+        typo = (ndiff == 1) | ((ndiff == 2) & transposed)
+        month_a, day_a = da[:, 4] * 10 + da[:, 5], da[:, 6] * 10 + da[:, 7]
+        month_b, day_b = db[:, 4] * 10 + db[:, 5], db[:, 6] * 10 + db[:, 7]
+        same_year = (da[:, :4] == db[:, :4]).all(axis=1)
+        swapped = same_year & (month_a == day_b) & (day_a == month_b) & (month_a != day_a)
+        near = np.abs(a.astype(np.int64) - b.astype(np.int64)) <= 365
+        return select_levels([(5, a == b), (4, swapped), (3, typo), (2, near)], present)
+
+    def term_frequencies(self, data):
+        return data.dob_tf() if self.term_frequency else None
+
+
+@dataclass
+class DocumentComparison(Comparison):
+    """All document numbers of a record as one set: shared, one edit apart, two valid resident IDs
+    that differ, other documents of the same kind that differ. Different kinds are not comparable."""
+
+    def levels(self, data, left, right):
+        slots = list(data.docs.values())
+        shared = np.zeros(len(left), dtype=bool)
+        for a in slots:
+            for b in slots:
+                shared |= equal(a, left, b, right)
+        comparable = np.zeros(len(left), dtype=bool)
+        one_edit = np.zeros(len(left), dtype=bool)
+        for coded in slots:
+            same_kind = both(coded, left, right)
+            comparable |= same_kind
+            if same_kind.any():
+                distance = similarity(coded, left, coded, right, OSA.distance, missing=99)
+                one_edit |= same_kind & (distance <= 1)
+        ids = data.docs["id_any"]
+        conflict = data.id_valid[left] & data.id_valid[right] & ~equal(ids, left, ids, right)
+        present = comparable | shared
+        return select_levels([(4, shared), (3, one_edit), (2, conflict)], present)
+
+
+@dataclass
+class PhoneComparison(Comparison):
+    """E.164 numbers: exact, the same last 8 digits (a different country prefix), different."""
+
+    _tail: Coded | None = None
+
+    def levels(self, data, left, right):
+        phone = data.strings["phone"]
+        present = both(phone, left, right)
+        if self._tail is None or len(self._tail.codes) != len(phone.codes):
+            self._tail = _tails(phone)
+        tail = self._tail
+        return select_levels([(3, equal(phone, left, phone, right)), (2, equal(tail, left, tail, right))], present)
+
+
+def _tails(phone: Coded) -> Coded:
+    """The phone column re-coded by the last 8 digits of each number."""
+    values, index = np.unique(np.array([v[-8:] for v in phone.values], dtype=object), return_inverse=True)
+    codes = np.where(phone.codes >= 0, index[np.maximum(phone.codes, 0)], -1).astype(np.int32)
+    return Coded(codes, values)
+
+
+@dataclass
+class ExactComparison(Comparison):
+    column: Coded | None = None
+
+    def levels(self, data, left, right):
+        return select_levels([(2, equal(self.column, left, self.column, right))], both(self.column, left, right))
+
+
+@dataclass
+class CodeComparison(Comparison):
+    """Codes and identifiers: exact, one edit (or one transposition) apart, different."""
+
+    column: Coded | None = None
+
+    def levels(self, data, left, right):
+        present = both(self.column, left, right)
+        distance = similarity(self.column, left, self.column, right, OSA.distance, missing=99)
+        return select_levels([(3, distance == 0), (2, distance <= 1)], present)
+
+
+@dataclass
+class TextComparison(Comparison):
+    """Free text (addresses, employers): exact, token-sorted similarity above high / mid, different."""
+
+    column: Coded | None = None
+    high: float = 0.92
+    mid: float = 0.8
+
+    def levels(self, data, left, right):
+        present = both(self.column, left, right)
+        score = similarity(self.column, left, self.column, right, fuzz.token_sort_ratio, missing=0) / 100.0
+        return select_levels([(4, equal(self.column, left, self.column, right)), (3, score >= self.high),
+                              (2, score >= self.mid)], present)
+
+
+LABELS = {
+    "name": ("missing", "different", "phonetic", "similar", "close", "exact"),
+    "date": ("missing", "different", "within a year", "one digit off", "day/month swapped", "exact"),
+    "documents": ("missing", "different", "resident IDs differ", "one edit apart", "shared"),
+    "phone": ("missing", "different", "same last 8 digits", "exact"),
+    "exact": ("missing", "different", "exact"),
+    "code": ("missing", "different", "one edit apart", "exact"),
+    "text": ("missing", "different", "similar", "close", "exact"),
+}
+DEFAULT_KINDS = {
+    "name": "name", "dob": "date", "documents": "documents", "sex": "exact", "nationality": "exact",
+    "phone": "phone", "email": "exact", "address": "text", "district": "exact", "employer": "text",
+}
+
+
+def _column(data: RecordArrays, field: str, key: str) -> Coded:
+    if field.startswith("extra."):
+        if field[6:] in data.extras:
+            return data.extras[field[6:]]
+    elif field in data.strings:
+        return data.strings[field]
+    valid = ", ".join([c for c in STRING_COLUMNS] + [f"extra.{e}" for e in data.extras])
+    raise ConfigError(f"model.toml: comparison '{key}' uses unknown field '{field}'; fields: {valid}")
+
+
+def _has_data(data: RecordArrays, name: str) -> bool:
+    if name == "name":
+        return bool((data.strings["name_key"].codes >= 0).any() or (data.strings["local_name"].codes >= 0).any())
+    if name == "dob":
+        return bool((data.dob_days != MISSING_DAY).any())
+    if name == "documents":
+        return any(bool((c.codes >= 0).any()) for c in data.docs.values())
+    return bool((data.strings[name].codes >= 0).any())
+
+
+def build_comparisons(config: ModelConfig, data: RecordArrays) -> list[Comparison]:
+    """The default comparison for every field that has data, overridden by model.toml."""
+    specs: dict[str, ComparisonConfig | None] = {}
+    for name, kind in DEFAULT_KINDS.items():
+        if _has_data(data, name):
+            specs[name] = ComparisonConfig(kind=kind, field=None if kind in ("name", "date", "documents") else name)
+    for extra in data.extras:
+        specs[f"extra.{extra}"] = ComparisonConfig(kind="code", field=f"extra.{extra}")
+    for name, override in config.comparisons.items():
+        if override is False:
+            specs.pop(name, None)
+            continue
+        if override.field is None and name not in specs and override.kind not in ("name", "date", "documents"):
+            raise ConfigError(f"model.toml: comparison '{name}' is not a default one; give it a 'field'")
+        base = specs.get(name)
+        field = override.field or (base.field if base else name)
+        specs[name] = ComparisonConfig(kind=override.kind, field=field, thresholds=override.thresholds,
+                                       term_frequency=override.term_frequency)
+    comparisons = [_make(name, spec, data) for name, spec in specs.items()]
+    if not comparisons:
+        raise ConfigError("model.toml: no comparisons left; the sources map no comparable field")
+    return comparisons
+
+
+def _make(name: str, spec: ComparisonConfig, data: RecordArrays) -> Comparison:
+    labels = LABELS[spec.kind]
+    thresholds = sorted(spec.thresholds or [], reverse=True)
+    if spec.kind == "name":
+        hi, mid = (thresholds + [0.95, 0.88])[:2] if len(thresholds) != 1 else (thresholds[0], thresholds[0])
+        tf = True if spec.term_frequency is None else spec.term_frequency
+        return NameComparison(name, labels, 5 if tf else None, high=hi, mid=mid, term_frequency=tf)
+    if spec.kind == "date":
+        tf = True if spec.term_frequency is None else spec.term_frequency
+        return DateComparison(name, labels, 5 if tf else None, term_frequency=tf)
+    if spec.kind == "documents":
+        return DocumentComparison(name, labels)
+    if spec.kind == "phone":
+        return PhoneComparison(name, labels)
+    column = _column(data, spec.field or name, name)
+    if spec.kind == "exact":
+        return ExactComparison(name, labels, column=column)
+    if spec.kind == "code":
+        return CodeComparison(name, labels, column=column)
+    hi, mid = (thresholds + [0.92, 0.8])[:2] if len(thresholds) != 1 else (thresholds[0], thresholds[0])
+    return TextComparison(name, labels, column=column, high=hi, mid=mid)
+
+
+def comparison_levels(comparisons: list[Comparison], data: RecordArrays, left: np.ndarray,
+                      right: np.ndarray) -> np.ndarray:
+    """(pairs, comparisons) int8 matrix of levels."""
+    out = np.empty((len(left), len(comparisons)), dtype=np.int8)
+    for j, comparison in enumerate(comparisons):
+        out[:, j] = comparison.levels(data, left, right)
+    return out

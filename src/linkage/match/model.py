@@ -1,0 +1,240 @@
+"""The Fellegi–Sunter model: u from random pairs, m by EM on agreement-pattern counts, the prior,
+term-frequency adjustments, and scoring.
+
+EM never sees individual pairs: the candidate pairs of each blocking rule are reduced to counts
+of distinct agreement patterns first. Per rule, the comparisons that rule blocks on are left out
+(all its pairs agree on them, so they carry no information there), u stays fixed at the
+random-pair estimate, and m and the rule's match share are estimated; the m of a comparison is
+the average over the rules that estimated it, weighted by their expected matches. The prior
+(probability that two random records match) is the fixed point of "expected matches among the
+candidates / all comparable pairs".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .compare import Comparison, comparison_levels
+from .prepare import RecordArrays
+
+EPS = 1e-12
+
+
+@dataclass
+class RuleFit:
+    rule: str
+    pairs: int
+    match_share: float
+    iterations: int
+    converged: bool
+    excluded: list[str]
+
+
+@dataclass
+class Model:
+    comparisons: list[str]
+    labels: list[list[str]]
+    m: list[list[float]]
+    u: list[list[float]]
+    prior: float
+    tf_levels: list[int | None]
+    fits: list[RuleFit] = field(default_factory=list)
+    random_pairs: int = 0
+
+    def weights(self) -> list[np.ndarray]:
+        """log2(m/u) per comparison and level; level 0 (missing) weighs 0."""
+        out = []
+        for m, u in zip(self.m, self.u):
+            w = np.log2(np.maximum(m, EPS) / np.maximum(u, EPS))
+            w[0] = 0.0
+            out.append(w)
+        return out
+
+    @property
+    def prior_weight(self) -> float:
+        return math.log2(self.prior / (1 - self.prior))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Model:
+        fits = [RuleFit(**f) for f in data.pop("fits", [])]
+        return cls(**data, fits=fits)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Model:
+        try:
+            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{path}: not a saved linkage model ({exc})") from None
+
+
+# ---- u from random pairs ------------------------------------------------------------------
+
+def random_pairs(data: RecordArrays, count: int, seed: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random record pairs (l != r) between source pairs that are compared."""
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, data.n, size=count * 2, dtype=np.int64)
+    right = rng.integers(0, data.n, size=count * 2, dtype=np.int64)
+    keep = (left != right) & allowed[data.source[left], data.source[right]]
+    return left[keep][:count].astype(np.int32), right[keep][:count].astype(np.int32)
+
+
+def estimate_u(comparisons: list[Comparison], data: RecordArrays, count: int, seed: int,
+               allowed: np.ndarray) -> tuple[list[np.ndarray], int]:
+    left, right = random_pairs(data, count, seed, allowed)
+    levels = comparison_levels(comparisons, data, left, right)
+    u = []
+    for j, comparison in enumerate(comparisons):
+        n_levels = len(comparison.labels)
+        counts = np.bincount(levels[:, j], minlength=n_levels).astype(np.float64)
+        counts[0] = 0.0
+        # Half a pair of pseudo-count keeps levels never seen among random pairs finite.
+        u.append((counts + 0.5) / (counts.sum() + 0.5 * (n_levels - 1)))
+        u[-1][0] = 1.0
+    return u, len(left)
+
+
+# ---- EM on pattern counts -----------------------------------------------------------------
+
+def pattern_counts(levels: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of the level matrix and how often each occurs."""
+    strides = np.cumprod([1] + sizes[:-1]).astype(np.int64)
+    codes = levels.astype(np.int64) @ strides
+    radix = int(np.prod(sizes, dtype=np.int64))
+    if radix <= 50_000_000:
+        counts = np.bincount(codes, minlength=radix)
+        unique = np.nonzero(counts)[0]
+        counts = counts[unique]
+    else:
+        unique, counts = np.unique(codes, return_counts=True)
+    patterns = (unique[:, None] // strides[None, :]) % np.array(sizes)[None, :]
+    return patterns.astype(np.int8), counts.astype(np.float64)
+
+
+def _initial_m(n_levels: int) -> np.ndarray:
+    m = np.array([0.0] + [2.0 ** (3 * i) for i in range(n_levels - 1)])
+    m[1:] /= m[1:].sum()
+    m[0] = 1.0
+    return m
+
+
+def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], active: list[bool],
+       max_iterations: int, tolerance: float) -> tuple[list[np.ndarray], float, int, bool]:
+    """EM for m and the match share with u fixed; inactive comparisons are ignored."""
+    m = [_initial_m(len(uk)) for uk in u]
+    share = 0.1
+    log_u = sum(np.log(np.maximum(u[k][patterns[:, k]], EPS)) * (patterns[:, k] > 0)
+                for k in range(len(u)) if active[k])
+    for iteration in range(1, max_iterations + 1):
+        log_m = sum(np.log(np.maximum(m[k][patterns[:, k]], EPS)) * (patterns[:, k] > 0)
+                    for k in range(len(u)) if active[k])
+        logit = math.log(share / (1 - share)) + log_m - log_u
+        post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        weighted = counts * post
+        new_share = float(np.clip(weighted.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        change = abs(new_share - share)
+        new_m = []
+        for k in range(len(u)):
+            mk = m[k].copy()
+            if active[k]:
+                sums = np.bincount(patterns[:, k], weights=weighted, minlength=len(u[k]))
+                sums[0] = 0.0
+                total = sums.sum()
+                if total > 0:
+                    mk[1:] = np.maximum(sums[1:] / total, 1e-9)
+                    mk[1:] /= mk[1:].sum()
+                change = max(change, float(np.abs(mk - m[k]).max()))
+            new_m.append(mk)
+        m, share = new_m, new_share
+        if change < tolerance:
+            return m, share, iteration, True
+    return m, share, max_iterations, False
+
+
+# ---- training -------------------------------------------------------------------------------
+
+def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, rules: list[tuple[str, set[str]]],
+          u: list[np.ndarray], total_pairs: int, max_iterations: int, tolerance: float,
+          tf: list[np.ndarray | None], left: np.ndarray) -> Model:
+    names = [c.name for c in comparisons]
+    sizes = [len(c.labels) for c in comparisons]
+    sums = [np.zeros(s) for s in sizes]
+    weights = np.zeros(len(comparisons))
+    fits = []
+    for bit, (rule, blocked) in enumerate(rules):
+        chosen = ((mask >> np.uint32(bit)) & 1).astype(bool)
+        if chosen.sum() < 10:
+            continue
+        active = [name not in blocked for name in names]
+        patterns, counts = pattern_counts(np.where(active, levels[chosen], 0), sizes)
+        m, share, iterations, converged = em(patterns, counts, u, active, max_iterations, tolerance)
+        expected = share * float(chosen.sum())
+        fits.append(RuleFit(rule, int(chosen.sum()), share, iterations, converged,
+                            [n for n, a in zip(names, active) if not a]))
+        for k, is_active in enumerate(active):
+            if is_active:
+                sums[k] += expected * m[k]
+                weights[k] += expected
+    m_final = []
+    for k, size in enumerate(sizes):
+        if weights[k] > 0:
+            mk = sums[k] / weights[k]
+        else:
+            mk = _initial_m(size)  # no rule could estimate it: a neutral-ish default, reported by model show
+        mk[0] = 1.0
+        m_final.append(mk)
+    model = Model(names, [list(c.labels) for c in comparisons], [list(map(float, x)) for x in m_final],
+                  [list(map(float, x)) for x in u], 1e-6, [c.tf_level for c in comparisons], fits)
+    model.prior = estimate_prior(model, levels, tf, left, total_pairs)
+    return model
+
+
+def estimate_prior(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
+                   total_pairs: int, iterations: int = 50) -> float:
+    """Fixed point of prior = (expected matches among candidates) / (all comparable pairs)."""
+    base = pair_weights(model, levels, tf, left, include_prior=False)
+    prior = min(0.5, max(len(base) * 0.1, 1.0) / max(total_pairs, 1))
+    for _ in range(iterations):
+        logit = base + math.log2(prior / (1 - prior))
+        expected = float((1.0 / (1.0 + np.exp2(-np.clip(logit, -1000, 1000)))).sum())
+        new = min(0.5, max(expected, 1.0) / max(total_pairs, 1))
+        if abs(new - prior) <= prior * 1e-6:
+            return new
+        prior = new
+    return prior
+
+
+# ---- scoring --------------------------------------------------------------------------------
+
+def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
+                 include_prior: bool = True) -> np.ndarray:
+    """Total match weight (log2 Bayes factor, plus the prior's log2 odds) of each pair."""
+    weights = model.weights()
+    total = np.zeros(len(levels), dtype=np.float64)
+    for k, w in enumerate(weights):
+        total += w[levels[:, k]]
+        level = model.tf_levels[k]
+        if level is not None and tf[k] is not None:
+            hit = levels[:, k] == level
+            if hit.any():
+                # Agreeing on a common value is weaker evidence than agreeing on a rare one.
+                u_value = np.maximum(tf[k][left[hit]], EPS)
+                total[hit] += np.log2(model.u[k][level] / u_value)
+    if include_prior:
+        total += model.prior_weight
+    return total
+
+
+def probability(weight: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))

@@ -1,0 +1,142 @@
+"""Match input: the `match_records` table (one integer id per record) and its in-memory arrays.
+
+Strings are dictionary-encoded once (int32 codes into an array of distinct values), so exact
+comparisons are integer comparisons and fuzzy ones run once per distinct pair of values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+from ..sql import quote_ident, quote_literal
+from ..workspace import Workspace
+
+MISSING_DAY = np.iinfo(np.int32).min
+STRING_COLUMNS = (
+    "family_name", "given_name", "local_name", "name_key", "family_phonetic", "given_phonetic",
+    "sex", "nationality", "phone", "email", "address", "district", "employer",
+)
+# Columns encoded with one shared dictionary, so a value can be compared across them (swapped names).
+SHARED = (("family_name", "given_name"), ("family_phonetic", "given_phonetic"))
+DOC_SLOTS = ("passport", "id_any", "permit_no")
+
+
+def match_records_sql() -> str:
+    """One row per record with a dense integer id; DOB falls back to the one a resident ID encodes."""
+    return """
+        CREATE OR REPLACE TABLE match_records AS
+        SELECT (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid,
+               source, record_id, full_name, family_name, given_name, local_name, name_key,
+               family_phonetic, given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality,
+               passport, id_number,
+               coalesce(id_number, list_filter(doc_numbers, x -> x IS DISTINCT FROM passport
+                                                            AND x IS DISTINCT FROM permit_no)[1]) AS id_any,
+               permit_no, doc_numbers, phone, email, address, district, employer, extra
+        FROM records"""
+
+
+@dataclass
+class Coded:
+    """A dictionary-encoded string column: codes (-1 = missing) into `values`."""
+
+    codes: np.ndarray
+    values: np.ndarray
+
+    def present(self) -> np.ndarray:
+        return self.codes >= 0
+
+
+@dataclass
+class RecordArrays:
+    n: int
+    sources: list[str]
+    source: np.ndarray                       # int16 index into `sources`
+    strings: dict[str, Coded]
+    docs: dict[str, Coded]                   # passport / id_any / permit_no, one shared dictionary
+    id_valid: np.ndarray                     # bool: id_any is a checksum-valid resident ID
+    dob_days: np.ndarray                     # int32 days since 1970-01-01, MISSING_DAY if none
+    dob_digits: np.ndarray                   # (n, 8) int8 digits of YYYYMMDD, -1 if none
+    extras: dict[str, Coded] = field(default_factory=dict)
+
+    def tf(self, name: str) -> np.ndarray:
+        """Per-record relative frequency of the record's own value of a string column."""
+        coded = self.strings[name]
+        present = coded.codes >= 0
+        counts = np.bincount(coded.codes[present], minlength=len(coded.values)).astype(np.float64)
+        out = np.zeros(self.n, dtype=np.float64)
+        out[present] = counts[coded.codes[present]] / max(int(present.sum()), 1)
+        return out
+
+    def dob_tf(self) -> np.ndarray:
+        present = self.dob_days != MISSING_DAY
+        values, inverse, counts = np.unique(self.dob_days[present], return_inverse=True, return_counts=True)
+        out = np.zeros(self.n, dtype=np.float64)
+        out[present] = counts[inverse] / max(int(present.sum()), 1)
+        return out
+
+
+def prepare(ws: Workspace) -> RecordArrays:
+    """Build `match_records` and load it as arrays (raise InputError when there is nothing to match)."""
+    ws.run("prepare match records", match_records_sql())
+    n = ws.scalar("count match records", "SELECT count(*) FROM match_records")
+    if not n:
+        raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
+    extra_names = [r[0] for r in ws.rows(
+        "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM match_records ORDER BY 1")]
+    extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
+    table = ws.run("load match records", f"""
+        SELECT rid, source, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
+               id_number IS NOT NULL AS id_valid,
+               (dob - DATE '1970-01-01')::INTEGER AS dob_days,
+               strftime(dob, '%Y%m%d') AS dob_text
+               {', ' + extra_cols if extra_cols else ''}
+        FROM match_records ORDER BY rid""").fetch_arrow_table()
+    comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
+    if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
+        raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "
+                         "add them to [fields] in configs/sources/*.toml")
+    source = _encode(table.column("source"))
+    strings = {c: _encode(table.column(c)) for c in STRING_COLUMNS if not any(c in group for group in SHARED)}
+    for group in SHARED:
+        strings.update(_encode_shared(table, group, n))
+    dob_days = pc.fill_null(table.column("dob_days"), MISSING_DAY).to_numpy().astype(np.int32)
+    return RecordArrays(
+        n=n,
+        sources=list(source.values),
+        source=source.codes.astype(np.int16),
+        strings=strings,
+        docs=_encode_shared(table, DOC_SLOTS, n),
+        id_valid=table.column("id_valid").to_numpy(zero_copy_only=False).astype(bool),
+        dob_days=dob_days,
+        dob_digits=_digits(table.column("dob_text"), n),
+        extras={name: _encode(table.column("extra." + name)) for name in extra_names},
+    )
+
+
+def _encode(column: pa.ChunkedArray) -> Coded:
+    encoded = pc.dictionary_encode(column.cast(pa.string())).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    if encoded.null_count:
+        codes = np.where(encoded.is_valid().to_numpy(zero_copy_only=False), codes, -1)
+    values = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    return Coded(codes.astype(np.int32), values)
+
+
+def _encode_shared(table: pa.Table, columns: tuple[str, ...], n: int) -> dict[str, Coded]:
+    joined = _encode(pa.chunked_array([chunk for c in columns for chunk in table.column(c).cast(pa.string()).chunks]))
+    return {c: Coded(joined.codes[i * n:(i + 1) * n], joined.values) for i, c in enumerate(columns)}
+
+
+def _digits(column: pa.ChunkedArray, n: int) -> np.ndarray:
+    """(n, 8) digits of YYYYMMDD; -1 where the date is missing."""
+    text = column.combine_chunks()
+    filled = pc.fill_null(text, "00000000")
+    flat = np.frombuffer("".join(filled.to_pylist()).encode("ascii"), dtype=np.uint8)
+    digits = (flat.reshape(n, 8) - ord("0")).astype(np.int8)
+    digits[~text.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return digits

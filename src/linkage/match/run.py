@@ -1,0 +1,136 @@
+"""`linkage match` end to end: prepare, block, compare in batches, train (or load) the model,
+score, cluster with the chaining guard, and store persons, links and the run in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import InputError
+from ..workspace import Workspace
+from .blocking import FIELD_COMPARISON, candidate_pairs
+from .cluster import cluster
+from .compare import Comparison, build_comparisons, comparison_levels
+from .model import Model, estimate_u, pair_weights, probability, train
+from .prepare import RecordArrays, prepare
+from .store import assign_person_ids, close_run, open_run, store_run
+
+BATCH_PAIRS = 1_000_000
+KEEP_LINKS_ABOVE = 0.01
+
+
+@dataclass
+class MatchSummary:
+    run_id: int
+    records: int
+    candidate_pairs: int
+    links: int
+    persons: int
+    conflicts: int
+    threshold: float
+    prior: float
+    blocking: list[dict]
+    fits: list[dict]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
+    """Boolean matrix: are records of source i compared with records of source j?"""
+    allowed = np.ones((len(sources), len(sources)), dtype=bool)
+    if config.compare != "all":
+        allowed[:] = False
+        index = {name: i for i, name in enumerate(sources)}
+        for pair in config.compare:
+            left, _, right = pair.partition("-")
+            if left in index and right in index:
+                allowed[index[left], index[right]] = allowed[index[right], index[left]] = True
+    return allowed
+
+
+def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
+    sizes = np.bincount(data.source, minlength=len(data.sources)).astype(np.int64)
+    total = 0
+    for i in range(len(sizes)):
+        for j in range(i, len(sizes)):
+            if allowed[i, j]:
+                total += sizes[i] * (sizes[i] - 1) // 2 if i == j else sizes[i] * sizes[j]
+    return int(total)
+
+
+def levels_in_batches(comparisons: list[Comparison], data: RecordArrays, left: np.ndarray,
+                      right: np.ndarray) -> np.ndarray:
+    out = np.empty((len(left), len(comparisons)), dtype=np.int8)
+    for start in range(0, len(left), BATCH_PAIRS):
+        stop = start + BATCH_PAIRS
+        out[start:stop] = comparison_levels(comparisons, data, left[start:stop], right[start:stop])
+    return out
+
+
+def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None, model_file: Path | None = None,
+              save_model: Path | None = None, step: Callable[[str], None] | None = None) -> MatchSummary:
+    step = step or (lambda message: None)
+    threshold = config.threshold if threshold is None else threshold
+    if not 0 < threshold < 1:
+        raise InputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        clock[name] = round(now - started, 3)
+        started = now
+
+    loaded = Model.load(model_file) if model_file else None
+    with ws.transaction():
+        step("preparing records")
+        data = prepare(ws)
+        comparisons = build_comparisons(config, data)
+        if loaded and loaded.comparisons != [c.name for c in comparisons]:
+            raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
+                             f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
+        allowed = allowed_sources(config, data.sources)
+        lap("prepare")
+        step("blocking")
+        pairs = candidate_pairs(ws, config, data.sources)
+        lap("block")
+        step(f"comparing {len(pairs.left):,} candidate pairs")
+        levels = levels_in_batches(comparisons, data, pairs.left, pairs.right)
+        tf = [c.term_frequencies(data) for c in comparisons]
+        lap("compare")
+        if loaded is None:
+            step("training the model")
+            u, sampled = estimate_u(comparisons, data, config.random_pairs, config.seed, allowed)
+            rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
+                                  for key in rule.on}) for rule in config.blocking]
+            model = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
+                          config.em_max_iterations, config.em_tolerance, tf, pairs.left)
+            model.random_pairs = sampled
+        else:
+            model = loaded
+        lap("train")
+        step("scoring and clustering")
+        weight = pair_weights(model, levels, tf, pairs.left)
+        prob = probability(weight)
+        linked = prob >= threshold
+        clusters = cluster(data, pairs.left[linked], pairs.right[linked], weight[linked])
+        refused = np.nonzero(linked)[0][clusters.conflicts]
+        lap("cluster")
+        step("storing persons and links")
+        run_id = open_run(ws, threshold)
+        person_ids = assign_person_ids(ws, clusters.labels)
+        stored = store_run(ws, run_id, person_ids, pairs.left, pairs.right, weight, prob, linked, refused,
+                           KEEP_LINKS_ABOVE)
+        lap("store")
+        blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]
+        persons = int(clusters.labels.max()) + 1
+        close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), model, blocking, clock)
+    if save_model:
+        model.save(save_model)
+    return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), threshold,
+                        model.prior, blocking, [f.__dict__ for f in model.fits], clock)

@@ -1,0 +1,105 @@
+"""Storing a match run: stable person ids, links, conflicts and the run record (all SQL here)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from ..workspace import Workspace
+from .model import Model
+
+PERSON_PREFIX = "P"
+PERSON_DIGITS = 8
+
+
+def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
+    """Person id per record id: each cluster keeps the earlier id most of its records had.
+
+    Votes (cluster, earlier id, records) are taken greedily, most records first and the
+    smaller id on ties; a cluster with no earlier id, or whose ids a bigger cluster took,
+    gets a fresh id. Fresh ids are numbered in order of the cluster's first record, so the
+    same data always gives the same ids.
+    """
+    previous = ws.run("earlier person ids", """
+        SELECT m.rid, p.person_id FROM match_records m
+        JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").fetchnumpy()
+    rids = np.asarray(previous["rid"], dtype=np.int64)
+    old = np.asarray(previous["person_id"], dtype=object)
+    chosen: dict[int, str] = {}
+    if len(rids):
+        clusters = labels[rids]
+        keys, counts = np.unique(np.stack([clusters, np.unique(old, return_inverse=True)[1]], axis=1),
+                                 axis=0, return_counts=True)
+        names = np.unique(old)
+        order = np.lexsort((names[keys[:, 1]], -counts))
+        taken: set[str] = set()
+        for i in order:
+            cluster, name = int(keys[i, 0]), str(names[keys[i, 1]])
+            if cluster not in chosen and name not in taken:
+                chosen[cluster] = name
+                taken.add(name)
+    n_clusters = int(labels.max()) + 1
+    first = np.full(n_clusters, np.iinfo(np.int64).max)
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    fresh = [c for c in np.argsort(first, kind="stable") if int(c) not in chosen]
+    start = ws.scalar("person id counter", "SELECT value FROM counters WHERE name = 'person_id'")
+    for offset, cluster in enumerate(fresh, start=1):
+        chosen[int(cluster)] = f"{PERSON_PREFIX}{start + offset:0{PERSON_DIGITS}d}"
+    ws.run("advance person id counter", "UPDATE counters SET value = ? WHERE name = 'person_id'",
+           [start + len(fresh)])
+    lookup = np.empty(n_clusters, dtype=object)
+    for cluster, name in chosen.items():
+        lookup[cluster] = name
+    return lookup[labels]
+
+
+def store_run(ws: Workspace, run_id: int, person_ids: np.ndarray, left: np.ndarray, right: np.ndarray,
+              weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
+              keep_links_above: float) -> int:
+    """Replace persons with this run's, and store its links at or above `keep_links_above`."""
+    ws.register("run_persons", pa.table({"rid": np.arange(len(person_ids), dtype=np.int32),
+                                         "person_id": pa.array(person_ids, type=pa.string())}))
+    ws.run("replace persons", "DELETE FROM persons")
+    ws.run("store persons", """
+        INSERT INTO persons SELECT m.source, m.record_id, p.person_id, ?
+        FROM run_persons p JOIN match_records m USING (rid)""", [run_id])
+    ws.unregister("run_persons")
+    keep = probability >= keep_links_above
+    refused_mask = np.zeros(len(left), dtype=bool)
+    refused_mask[refused] = True
+    ws.register("run_links", pa.table({
+        "l": left[keep], "r": right[keep], "weight": weight[keep], "probability": probability[keep],
+        "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep],
+    }))
+    ws.run("replace links", "DELETE FROM links")
+    ws.run("store links", """
+        INSERT INTO links SELECT ?, a.source, a.record_id, b.source, b.record_id, k.weight, k.probability,
+                                 k.linked, k.refused
+        FROM run_links k JOIN match_records a ON a.rid = k.l JOIN match_records b ON b.rid = k.r""", [run_id])
+    ws.unregister("run_links")
+    return int(keep.sum())
+
+
+def open_run(ws: Workspace, threshold: float) -> int:
+    run_id = ws.scalar("next match run id", "SELECT nextval('match_run_ids')")
+    ws.run("open match run", "INSERT INTO match_runs (run_id, started_at, threshold) VALUES (?, ?, ?)",
+           [run_id, datetime.now(), threshold])
+    return run_id
+
+
+def close_run(ws: Workspace, run_id: int, records: int, candidate_pairs: int, links: int, persons: int,
+              conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float]) -> None:
+    ws.run("close match run", """
+        UPDATE match_runs SET finished_at = ?, records = ?, candidate_pairs = ?, links = ?, persons = ?,
+               conflicts = ?, model = ?, blocking = ?, seconds = ? WHERE run_id = ?""",
+           [datetime.now(), records, candidate_pairs, links, persons, conflicts, json.dumps(model.to_json()),
+            json.dumps(blocking), json.dumps(seconds), run_id])
+
+
+def latest_model(ws: Workspace) -> Model | None:
+    row = ws.rows("latest model", "SELECT model FROM match_runs WHERE finished_at IS NOT NULL "
+                                  "ORDER BY run_id DESC LIMIT 1")
+    return Model.from_json(json.loads(row[0][0])) if row else None
