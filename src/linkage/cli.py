@@ -219,7 +219,8 @@ def match(
         return
     out.line(f"Match run {summary.run_id}: {summary.records:,} records -> {summary.persons:,} persons "
              f"({summary.links:,} links at probability >= {summary.threshold}, "
-             f"{summary.candidate_pairs:,} candidate pairs, {summary.conflicts:,} links refused by the identity guard).")
+             f"{summary.candidate_pairs:,} candidate pairs; identity guard: {summary.refused:,} links refused, "
+             f"{summary.conflicts:,} contradicting links kept for review).")
     out.table("Blocking rules", ["rule", "pairs", "largest blocks"],
               [(b["rule"], b["pairs"], ", ".join(f"{n:,}" for n in b["largest_blocks"])) for b in summary.blocking])
     out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged"],

@@ -119,6 +119,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 candidate_pairs BIGINT,
                 links BIGINT,
                 persons BIGINT,
+                refused BIGINT,
                 conflicts BIGINT,
                 threshold DOUBLE,
                 model VARCHAR,
@@ -142,7 +143,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 weight DOUBLE NOT NULL,
                 probability DOUBLE NOT NULL,
                 linked BOOLEAN NOT NULL,
-                refused BOOLEAN NOT NULL
+                refused BOOLEAN NOT NULL,
+                conflict BOOLEAN NOT NULL
             )""",
             "CREATE TABLE counters (name VARCHAR NOT NULL, value BIGINT NOT NULL)",
             "INSERT INTO counters VALUES ('person_id', 0)",

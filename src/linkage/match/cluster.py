@@ -2,9 +2,12 @@
 
 A component that would hold two records with contradicting strong identifiers (two different
 valid resident IDs, or birth dates that are not the same date up to a typo, a day/month swap or
-a year) is rebuilt edge by edge, strongest first, refusing every merge that would join such
-records; each refused link is kept as a conflict for review. Components without a conflict (the
-vast majority) are taken as they are, so the Python loop runs only over the few that need it.
+a year) is rebuilt edge by edge, strongest first. A merge that would join contradicting records
+is refused, unless the link itself joins the two contradicting records and their own identity
+evidence (name, birth date, documents, sex, nationality: not shared phones or addresses, which
+family members have in common) still clears the threshold: then it is one person whose records
+disagree, kept together and reported for review. Components without a conflict (the vast
+majority) are taken as they are, so the Python loop runs only over the few that need it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ _DOB = DateComparison("dob", ("missing", "different", "near", "typo", "swapped",
 @dataclass
 class Clusters:
     labels: np.ndarray            # int64 cluster label per record id (0..k-1)
-    conflicts: np.ndarray         # indices into the link arrays of links refused by the guard
+    refused: np.ndarray           # indices into the link arrays: links the guard refused
+    kept: np.ndarray              # indices into the link arrays: contradicting links kept for review
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -61,12 +65,14 @@ def _contradict(data: RecordArrays, a: list[int], b: list[int]) -> bool:
     return bool((_DOB.levels(data, left, right) == 1).any())
 
 
-def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray) -> Clusters:
+def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
+            identity_weight: np.ndarray, threshold_weight: float) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
+    none = np.empty(0, dtype=np.int64)
     labels = components(data.n, left, right)
     suspects = _conflicting_components(data, labels)
     if not len(suspects):
-        return Clusters(labels, np.empty(0, dtype=np.int64))
+        return Clusters(labels, none, none)
     in_suspect = np.isin(labels[left], suspects)
     parent = np.arange(data.n)
 
@@ -77,23 +83,28 @@ def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.
         return x
 
     members: dict[int, list[int]] = {}
-    refused = []
+    refused, kept = [], []
     for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
-        a, b = find(int(left[index])), find(int(right[index]))
+        u, v = int(left[index]), int(right[index])
+        a, b = find(u), find(v)
         if a == b:
             continue
         group_a, group_b = members.get(a, [a]), members.get(b, [b])
         if _contradict(data, group_a, group_b):
-            refused.append(index)
-            continue
+            if identity_weight[index] >= threshold_weight and _contradict(data, [u], [v]):
+                kept.append(index)
+            else:
+                refused.append(index)
+                continue
         parent[b] = a
         members[a] = group_a + group_b
         members.pop(b, None)
+    kept_array = np.asarray(kept, dtype=np.int64)
     if not refused:
-        return Clusters(labels, np.empty(0, dtype=np.int64))
+        return Clusters(labels, none, kept_array)
     # Records outside suspect components keep their component; inside, their guarded root.
     rebuilt = labels.copy()
     inside = np.nonzero(np.isin(labels, suspects))[0]
     rebuilt[inside] = np.array([find(int(i)) for i in inside]) + labels.max() + 1
     _, dense = np.unique(rebuilt, return_inverse=True)
-    return Clusters(dense.astype(np.int64), np.asarray(refused, dtype=np.int64))
+    return Clusters(dense.astype(np.int64), np.asarray(refused, dtype=np.int64), kept_array)

@@ -73,7 +73,12 @@ class Comparison:
 
 @dataclass
 class NameComparison(Comparison):
-    """Order-independent, hanzi/pinyin and transliteration aware full-name comparison."""
+    """Order-independent, hanzi/pinyin and transliteration aware full-name comparison.
+
+    Family and given names are compared part by part, straight and swapped, and the better
+    orientation counts; both parts must agree for the upper levels, so a shared family name
+    alone (siblings, common surnames) is its own, weak level.
+    """
 
     high: float = 0.95
     mid: float = 0.88
@@ -81,36 +86,26 @@ class NameComparison(Comparison):
 
     def levels(self, data, left, right):
         s = data.strings
-        fam, giv, key = s["family_name"], s["given_name"], s["name_key"]
-        present = (both(key, left, right) | both(s["local_name"], left, right))
-        exact = equal(key, left, key, right) | equal(s["local_name"], left, s["local_name"], right)
+        fam, giv, key, local = s["family_name"], s["given_name"], s["name_key"], s["local_name"]
+        present = both(key, left, right) | both(local, left, right)
+        exact = equal(key, left, key, right) | equal(local, left, local, right)
         jw = JaroWinkler.normalized_similarity
-        with np.errstate(all="ignore"), _quiet_nan():
-            straight = np.nanmean([similarity(fam, left, fam, right, jw), similarity(giv, left, giv, right, jw)], axis=0)
-            swapped = np.nanmean([similarity(fam, left, giv, right, jw), similarity(giv, left, fam, right, jw)], axis=0)
-            whole = similarity(key, left, key, right, jw)
-            score = np.nan_to_num(np.nanmax([straight, swapped, whole], axis=0), nan=0.0)
+        ff, gg = similarity(fam, left, fam, right, jw, 0.0), similarity(giv, left, giv, right, jw, 0.0)
+        fg, gf = similarity(fam, left, giv, right, jw, 0.0), similarity(giv, left, fam, right, jw, 0.0)
+        # Where one side has a single name part only, that part alone decides.
+        one_part = ~(both(fam, left, right) & both(giv, left, right))
+        straight = np.where(one_part, np.maximum(ff, gg), np.minimum(ff, gg))
+        swapped = np.where(one_part, np.maximum(fg, gf), np.minimum(fg, gf))
+        score = np.maximum(straight, swapped)
+        part = np.maximum.reduce([ff, gg, fg, gf]) >= self.high
         fp, gp = s["family_phonetic"], s["given_phonetic"]
         phonetic = ((equal(fp, left, fp, right) & equal(gp, left, gp, right))
                     | (equal(fp, left, gp, right) & equal(gp, left, fp, right)))
-        return select_levels([(5, exact), (4, score >= self.high), (3, score >= self.mid), (2, phonetic)], present)
+        return select_levels([(6, exact), (5, score >= self.high), (4, score >= self.mid), (3, phonetic),
+                              (2, part)], present)
 
     def term_frequencies(self, data):
         return data.tf("name_key") if self.term_frequency else None
-
-
-class _quiet_nan:
-    """numpy warns on all-NaN slices in nanmean/nanmax; those are expected here (missing parts)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._catch.__exit__(*exc)
 
 
 @dataclass
@@ -223,7 +218,7 @@ class TextComparison(Comparison):
 
 
 LABELS = {
-    "name": ("missing", "different", "phonetic", "similar", "close", "exact"),
+    "name": ("missing", "different", "one part agrees", "phonetic", "similar", "close", "exact"),
     "date": ("missing", "different", "within a year", "one digit off", "day/month swapped", "exact"),
     "documents": ("missing", "different", "resident IDs differ", "one edit apart", "shared"),
     "phone": ("missing", "different", "same last 8 digits", "exact"),
@@ -287,7 +282,7 @@ def _make(name: str, spec: ComparisonConfig, data: RecordArrays) -> Comparison:
     if spec.kind == "name":
         hi, mid = (thresholds + [0.95, 0.88])[:2] if len(thresholds) != 1 else (thresholds[0], thresholds[0])
         tf = True if spec.term_frequency is None else spec.term_frequency
-        return NameComparison(name, labels, 5 if tf else None, high=hi, mid=mid, term_frequency=tf)
+        return NameComparison(name, labels, 6 if tf else None, high=hi, mid=mid, term_frequency=tf)
     if spec.kind == "date":
         tf = True if spec.term_frequency is None else spec.term_frequency
         return DateComparison(name, labels, 5 if tf else None, term_frequency=tf)

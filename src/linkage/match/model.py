@@ -24,6 +24,9 @@ from .compare import Comparison, comparison_levels
 from .prepare import RecordArrays
 
 EPS = 1e-12
+# No level is impossible among matches: a level EM never saw among them keeps this much m,
+# so one unusual disagreement cannot veto a pair that agrees on everything else.
+M_FLOOR = 1e-4
 
 
 @dataclass
@@ -152,7 +155,7 @@ def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], active: li
                 sums[0] = 0.0
                 total = sums.sum()
                 if total > 0:
-                    mk[1:] = np.maximum(sums[1:] / total, 1e-9)
+                    mk[1:] = np.maximum(sums[1:] / total, M_FLOOR)
                     mk[1:] /= mk[1:].sum()
                 change = max(change, float(np.abs(mk - m[k]).max()))
             new_m.append(mk)

@@ -3,6 +3,7 @@ score, cluster with the chaining guard, and store persons, links and the run in 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from .prepare import RecordArrays, prepare
 from .store import assign_person_ids, close_run, open_run, store_run
 
 BATCH_PAIRS = 1_000_000
+# A person's own identifiers, as opposed to what a household shares (phone, address, email).
+IDENTITY_COMPARISONS = {"name", "dob", "documents", "sex", "nationality"}
 KEEP_LINKS_ABOVE = 0.01
 
 
@@ -31,6 +34,7 @@ class MatchSummary:
     candidate_pairs: int
     links: int
     persons: int
+    refused: int
     conflicts: int
     threshold: float
     prior: float
@@ -118,19 +122,24 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         weight = pair_weights(model, levels, tf, pairs.left)
         prob = probability(weight)
         linked = prob >= threshold
-        clusters = cluster(data, pairs.left[linked], pairs.right[linked], weight[linked])
-        refused = np.nonzero(linked)[0][clusters.conflicts]
+        identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
+        identity_weight = pair_weights(model, np.where(identity, levels[linked], 0), tf, pairs.left[linked])
+        clusters = cluster(data, pairs.left[linked], pairs.right[linked], weight[linked], identity_weight,
+                           math.log2(threshold / (1 - threshold)))
+        refused = np.nonzero(linked)[0][clusters.refused]
+        kept = np.nonzero(linked)[0][clusters.kept]
         lap("cluster")
         step("storing persons and links")
         run_id = open_run(ws, threshold)
         person_ids = assign_person_ids(ws, clusters.labels)
-        stored = store_run(ws, run_id, person_ids, pairs.left, pairs.right, weight, prob, linked, refused,
+        stored = store_run(ws, run_id, person_ids, pairs.left, pairs.right, weight, prob, linked, refused, kept,
                            KEEP_LINKS_ABOVE)
         lap("store")
         blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]
         persons = int(clusters.labels.max()) + 1
-        close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), model, blocking, clock)
+        close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), len(kept), model, blocking,
+                  clock)
     if save_model:
         model.save(save_model)
-    return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), threshold,
-                        model.prior, blocking, [f.__dict__ for f in model.fits], clock)
+    return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), len(kept),
+                        threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock)

@@ -58,7 +58,7 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
 
 def store_run(ws: Workspace, run_id: int, person_ids: np.ndarray, left: np.ndarray, right: np.ndarray,
               weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
-              keep_links_above: float) -> int:
+              kept: np.ndarray, keep_links_above: float) -> int:
     """Replace persons with this run's, and store its links at or above `keep_links_above`."""
     ws.register("run_persons", pa.table({"rid": np.arange(len(person_ids), dtype=np.int32),
                                          "person_id": pa.array(person_ids, type=pa.string())}))
@@ -70,14 +70,16 @@ def store_run(ws: Workspace, run_id: int, person_ids: np.ndarray, left: np.ndarr
     keep = probability >= keep_links_above
     refused_mask = np.zeros(len(left), dtype=bool)
     refused_mask[refused] = True
+    conflict_mask = np.zeros(len(left), dtype=bool)
+    conflict_mask[kept] = True
     ws.register("run_links", pa.table({
         "l": left[keep], "r": right[keep], "weight": weight[keep], "probability": probability[keep],
-        "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep],
+        "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep], "conflict": conflict_mask[keep],
     }))
     ws.run("replace links", "DELETE FROM links")
     ws.run("store links", """
         INSERT INTO links SELECT ?, a.source, a.record_id, b.source, b.record_id, k.weight, k.probability,
-                                 k.linked, k.refused
+                                 k.linked, k.refused, k.conflict
         FROM run_links k JOIN match_records a ON a.rid = k.l JOIN match_records b ON b.rid = k.r""", [run_id])
     ws.unregister("run_links")
     return int(keep.sum())
@@ -91,11 +93,11 @@ def open_run(ws: Workspace, threshold: float) -> int:
 
 
 def close_run(ws: Workspace, run_id: int, records: int, candidate_pairs: int, links: int, persons: int,
-              conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float]) -> None:
+              refused: int, conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float]) -> None:
     ws.run("close match run", """
         UPDATE match_runs SET finished_at = ?, records = ?, candidate_pairs = ?, links = ?, persons = ?,
-               conflicts = ?, model = ?, blocking = ?, seconds = ? WHERE run_id = ?""",
-           [datetime.now(), records, candidate_pairs, links, persons, conflicts, json.dumps(model.to_json()),
+               refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ? WHERE run_id = ?""",
+           [datetime.now(), records, candidate_pairs, links, persons, refused, conflicts, json.dumps(model.to_json()),
             json.dumps(blocking), json.dumps(seconds), run_id])
 
 

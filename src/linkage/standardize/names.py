@@ -144,6 +144,13 @@ SURNAME_VARIANTS: dict[str, str] = {
     "KU": "GU", "KOO": "GU", "LUK": "LU", "TSIN": "QIN",
     "CHUANG": "ZHUANG", "LV": "LYU", "LUI": "LYU",
     "AU": "OU", "AU-YEUNG": "OUYANG", "AUYEUNG": "OUYANG", "SZETO": "SITU", "SEETO": "SITU",
+    # Korean surnames are Sino-Korean: their romanizations map to the pinyin of the same character.
+    "IM": "LIN", "RIM": "LIN", "YI": "LI", "RHEE": "LI", "RI": "LI", "KIM": "JIN", "GIM": "JIN",
+    "PARK": "PIAO", "PAK": "PIAO", "BAK": "PIAO", "CHOE": "CAI", "CHWE": "CAI",
+    "JEONG": "ZHONG", "JUNG": "ZHONG", "YOON": "YIN", "YUN": "YIN",
+    "CHO": "ZHAO", "JO": "ZHAO", "SHIN": "SHEN", "SIN": "SHEN", "SEO": "XU", "SUH": "XU",
+    "KWON": "QUAN", "GWON": "QUAN", "HWANG": "HUANG", "JANG": "ZHANG", "RYU": "LIU", "YOO": "LIU",
+    "OH": "WU", "KANG": "JIANG", "GANG": "JIANG",
 }
 
 # Other spelling variants (Wade-Giles syllables of given names, Arabic and Russian
