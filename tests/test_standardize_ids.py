@@ -176,3 +176,40 @@ def test_id_shaped_text(text):
     except InvalidValue:
         return
     assert parse_resident_id(parsed["number"]) == parsed
+
+
+_id_values = st.one_of(
+    st.builds(lambda d, s, r: make_resident_id(r, d, s), st.dates(min_value=date(1900, 1, 1), max_value=date(2030, 1, 1)),
+              st.integers(0, 999), st.sampled_from(["110105", "310101", "440305"])),
+    st.text(alphabet="0123456789X", min_size=15, max_size=18),
+    st.text(max_size=20), st.none(),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_id_values, max_size=30))
+def test_vectorized_resident_ids_equal_the_scalar_function(values):
+    import polars as pl
+
+    from linkage.standardize.ids import parse_resident_ids
+
+    parsed, reasons = parse_resident_ids(pl.Series("id", values, dtype=pl.Utf8))
+    for value, got, reason in zip(values, parsed.to_list(), reasons.to_list()):
+        if value is None:
+            assert got is None and reason is None
+            continue
+        try:
+            assert (got, reason) == (parse_resident_id(value), None)
+        except InvalidValue as exc:
+            assert (got, reason) == (None, str(exc))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=15), st.text(alphabet="AbC-12 ./３", max_size=12), st.none()), max_size=30))
+def test_vectorized_normalize_equals_the_scalar_function(values):
+    import polars as pl
+
+    from linkage.standardize.ids import normalize_documents
+
+    got = normalize_documents(pl.Series("d", values, dtype=pl.Utf8)).to_list()
+    assert got == [normalize_document(v) for v in values]

@@ -104,3 +104,59 @@ def test_normalize_email_only_raises_invalid_value_and_is_idempotent(value):
     except InvalidValue:
         return
     assert normalize_email(email) == email
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["CN", "HK", "US", "GB", "DE", "KR"]), st.integers(min_value=0, max_value=10**11),
+       st.sampled_from(["{n}", "+{cc}{n}", "00{cc}{n}", "0{n}", "+{cc} {n}"]))
+def test_fast_path_agrees_with_the_general_parser(region, number, shape):
+    import phonenumbers
+
+    from linkage.standardize.phones import _parse_digits
+
+    cc = phonenumbers.country_code_for_region(region)
+    text = shape.format(cc=cc, n=number)
+    fast = _parse_digits(text.replace(" ", ""), region)
+    if fast is None:
+        return
+    parsed = phonenumbers.parse(text, region)
+    assert phonenumbers.is_valid_number(parsed)
+    assert fast == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize("text", ["13800138000", "+8613800138000", "008613800138000", "01065529988", "+85291234567"])
+def test_fast_path_on_common_shapes(text):
+    import phonenumbers
+
+    from linkage.standardize.phones import _parse_digits
+
+    parsed = phonenumbers.parse(text, "CN")
+    expected = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    assert to_e164(text, "CN") == expected
+    assert _parse_digits(text, "CN") in (None, expected)
+    if text.startswith(("1", "+")):
+        assert _parse_digits(text, "CN") == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["CN", "HK", "US", "GB", "DE", "KR", "JP", None]),
+       st.lists(st.one_of(
+           st.integers(min_value=0, max_value=10**12).map(str),
+           st.integers(min_value=0, max_value=10**12).map(lambda n: f"+86 {n}"),
+           st.integers(min_value=0, max_value=10**11).map(lambda n: f"0086-{n}"),
+           st.integers(min_value=10**9, max_value=10**10).map(lambda n: f"+1 {n}"),
+           st.sampled_from(["138 0013 8000", "+86-138-0013-8000", "(010) 6552 9988", "+852 9123 4567",
+                            "+44 20 7946 0958", "abc", "", " ", "＋８６ １３８００１３８０００"]),
+           st.none()), max_size=40))
+def test_vectorized_phones_equal_the_scalar_function(region, values):
+    import polars as pl
+
+    from linkage.standardize.phones import to_e164_many
+
+    got, reasons = to_e164_many(pl.Series("p", values, dtype=pl.Utf8), region)
+    for value, out, reason in zip(values, got.to_list(), reasons.to_list()):
+        try:
+            expected, expected_reason = to_e164(value, region), None
+        except InvalidValue as exc:
+            expected, expected_reason = None, str(exc)
+        assert (out, reason) == (expected, expected_reason), value

@@ -9,7 +9,11 @@ that a newer export of the same source carries again, and the batch's counts
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ from .mapping import MappedChunk, map_chunk
 from .readers import RawChunk, read_export
 from .workspace import Workspace
 
+PARALLEL_FROM_BYTES = 8 << 20   # smaller files are mapped in-process (spawning workers costs ~1 s)
 RECORD_COLUMNS = [
     "row_no", "record_id", "full_name", "family_name", "given_name", "local_name", "name_script", "name_key",
     "family_phonetic", "given_phonetic", "sex", "dob", "nationality", "passport", "id_number", "permit_no",
@@ -97,12 +102,40 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
            [batch_id, config.name, path.name, sha, config_sha, config.format, datetime.now()])
     total = path.stat().st_size
     report = (lambda done: progress(path.name, done, total)) if progress else None
-    typed_dates = config.format != "csv"
     rows_read = 0
-    for raw in read_export(path, config, config_path, report):
+    for raw, mapped in _mapped_chunks(read_export(path, config, config_path, report), config,
+                                      parallel=total >= PARALLEL_FROM_BYTES):
         rows_read += raw.frame.height + len(raw.rejects)
-        _store_chunk(ws, config, path, batch_id, raw, map_chunk(raw.frame, config, typed_dates))
+        _store_chunk(ws, config, path, batch_id, raw, mapped)
     return _close_batch(ws, config, path, batch_id, rows_read)
+
+
+def _map(frame: pl.DataFrame, config: SourceConfig) -> MappedChunk:
+    return map_chunk(frame, config, typed_dates=config.format != "csv")
+
+
+def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, parallel: bool) -> Iterator[tuple[RawChunk, MappedChunk]]:
+    """Map chunks in worker processes while the next ones are read, keeping the file's order.
+
+    Standardization is pure and CPU-bound, so on a large file it runs in `LINKAGE_WORKERS`
+    processes (default: one per core; 0 maps in this process). Workers are spawned, never
+    forked, so no DuckDB or polars thread state is copied into them.
+    """
+    workers = int(os.environ.get("LINKAGE_WORKERS", os.cpu_count() or 1))
+    if not parallel or workers < 1:
+        for raw in chunks:
+            yield raw, _map(raw.frame, config)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque[tuple[RawChunk, Future]] = deque()
+        for raw in chunks:
+            pending.append((raw, pool.submit(_map, raw.frame, config)))
+            if len(pending) > workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
 def _drop_batch(ws: Workspace, batch_id: int) -> None:

@@ -26,11 +26,11 @@ from .standardize.dates import parse_dates
 from .standardize.ids import (
     classify_document_type,
     guess_document_type,
-    normalize_document,
-    parse_resident_id,
+    normalize_documents,
+    parse_resident_ids,
 )
 from .standardize.names import NAME_FIELDS, standardize_name
-from .standardize.phones import normalize_email, to_e164
+from .standardize.phones import normalize_email, to_e164_many
 from .standardize.sex import to_sex
 
 DOB_EARLIEST = date(1900, 1, 1)
@@ -83,8 +83,12 @@ def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> Map
         out["dob"] = pl.Series("dob", [None] * raw.height, dtype=pl.Date)
 
     out.update(_documents(raw, fields, base, issues))
-    region = config.phone_region
-    out["phone"] = _apply(col("phone"), lambda v: to_e164(v, region), pl.Utf8, base, fields.get("phone"), issues)
+    phone = col("phone")
+    if phone is not None:
+        out["phone"], reasons = to_e164_many(phone, config.phone_region)
+        issues.append(_issues(base, fields["phone"], phone, reasons))
+    else:
+        out["phone"] = pl.Series([None] * raw.height, dtype=pl.Utf8)
     out["email"] = _apply(col("email"), normalize_email, pl.Utf8, base, fields.get("email"), issues)
     for field in ("address", "district", "employer"):
         series = col(field)
@@ -214,17 +218,18 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
     """Passport, resident ID and permit columns plus a generic doc_no routed by its doc_type."""
     n = raw.height
     empty = pl.Series([None] * n, dtype=pl.Utf8)
-    docs = {k: (_apply(raw.get_column(fields[k]), normalize_document, pl.Utf8, base, fields[k], issues)
-                if k in fields else empty) for k in DOC_KINDS}
+    docs = {k: normalize_documents(raw.get_column(fields[k])) if k in fields else empty for k in DOC_KINDS}
     if "doc_no" in fields:
-        number = _apply(raw.get_column(fields["doc_no"]), normalize_document, pl.Utf8, base, fields["doc_no"], issues)
+        number = normalize_documents(raw.get_column(fields["doc_no"]))
         if "doc_type" in fields:
             kind, _ = apply_distinct(raw.get_column(fields["doc_type"]), classify_document_type, pl.Utf8)
         else:
             kind = empty
-        guessed, _ = apply_distinct(number, guess_document_type, pl.Utf8)
+        unlabelled = number.filter(kind.is_null() & number.is_not_null())
+        guessed, _ = apply_distinct(unlabelled.unique(), guess_document_type, pl.Utf8)
+        guesses = pl.DataFrame({"n": unlabelled.unique(), "g": guessed})
         # A number whose type is neither labelled nor recognisable is kept as a passport-like document.
-        kind = pl.DataFrame({"k": kind, "g": guessed, "n": number}).select(
+        kind = pl.DataFrame({"k": kind, "n": number}).join(guesses, on="n", how="left", maintain_order="left").select(
             pl.when(pl.col("n").is_not_null()).then(pl.coalesce("k", "g", pl.lit("passport")))).to_series()
         for k in DOC_KINDS:
             routed = pl.DataFrame({"n": number, "k": kind}).select(
@@ -232,8 +237,7 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
             docs[k] = pl.DataFrame({"a": docs[k], "b": routed}).select(pl.coalesce("a", "b")).to_series()
 
     # Resident IDs: checksum validated; the DOB and sex they encode are kept for cross-checks.
-    parsed, reasons = apply_distinct(docs["id_number"], _resident_id_struct,
-                                     pl.Struct({"number": pl.Utf8, "dob": pl.Date, "sex": pl.Utf8}))
+    parsed, reasons = parse_resident_ids(docs["id_number"])
     id_column = fields.get("id_number") or fields.get("doc_no") or "id_number"
     issues.append(_issues(base, id_column, docs["id_number"], reasons))
     unpacked = pl.DataFrame({"p": parsed}).unnest("p")
@@ -248,11 +252,6 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
         "id_dob": unpacked.get_column("dob").alias("id_dob"),
         "id_sex": unpacked.get_column("sex").alias("id_sex"),
     }
-
-
-def _resident_id_struct(value: str) -> dict[str, Any]:
-    info = parse_resident_id(value)
-    return {"number": info["number"], "dob": info["dob"], "sex": info["sex"]}
 
 
 def _extra(raw: pl.DataFrame, config: SourceConfig) -> pl.Expr:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
+import operator
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -136,7 +138,7 @@ def _read_csv(path: Path, config: SourceConfig, config_path: Path, progress: Pro
     encoding = "gb18030" if config.encoding == "gb18030" else config.python_encoding
     with path.open("rb") as raw:
         raw.read(skip)
-        text = codecs.getreader(encoding)(raw, errors="strict")
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
         reader = csv.reader(text, delimiter=config.delimiter, quotechar='"', doublequote=True, strict=True)
         try:
             header = _next_csv_row(reader, path, config, config_path)
@@ -145,40 +147,51 @@ def _read_csv(path: Path, config: SourceConfig, config_path: Path, progress: Pro
         header = _clean_header(path, header)
         check_columns(path, header, config, config_path)
         wanted = list(config.columns())
-        index = [header.index(col) for col in wanted]
+        pick = operator.itemgetter(*[header.index(col) for col in wanted])
         width = len(header)
-        rows: list[list[str]] = []
+        rows: list = []
         row_numbers: list[int] = []
         rejects: list[RowReject] = []
         row_no = 0
+        line = reader.line_num
         while True:
-            start_line = reader.line_num + 1
             try:
-                row = _next_csv_row(reader, path, config, config_path)
-            except StopIteration:
+                # The hot loop: one C-level parse and one C-level pick per row.
+                for row in reader:
+                    if len(row) == width:
+                        row_no += 1
+                        rows.append(pick(row))
+                        row_numbers.append(row_no)
+                        if len(rows) >= CHUNK_ROWS:
+                            progress(raw.tell())
+                            yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+                            rows, row_numbers, rejects = [], [], []
+                    elif row and not (len(row) == 1 and row[0] == ""):  # a blank line is not a row
+                        row_no += 1
+                        rejects.append(RowReject(
+                            row_no, f"expected {width} fields, found {len(row)} (line {line + 1})",
+                            record_id=_maybe(row, header, config.record_id)))
+                    line = reader.line_num
                 break
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}: bytes that are not valid {config.encoding} near line {reader.line_num + 1} "
+                    f"({exc.reason}); check encoding in {config_path}") from None
             except csv.Error as exc:
+                _raise_if_unterminated(exc, path, reader.line_num)
                 row_no += 1
-                rejects.append(RowReject(row_no, f"malformed CSV at line {start_line}: {exc}"))
-                continue
-            if not row or (len(row) == 1 and row[0] == "" and width > 1):
-                continue  # a blank line is not a row
-            row_no += 1
-            if len(row) != width:
-                rejects.append(RowReject(
-                    row_no,
-                    f"expected {width} fields, found {len(row)} (line {start_line})",
-                    record_id=_maybe(row, header, config.record_id),
-                ))
-                continue
-            rows.append([row[i] for i in index])
-            row_numbers.append(row_no)
-            if len(rows) >= CHUNK_ROWS:
-                progress(raw.tell())
-                yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
-                rows, row_numbers, rejects = [], [], []
+                rejects.append(RowReject(row_no, f"malformed CSV at line {line + 1}: {exc}"))
+                line = reader.line_num
         progress(raw.tell())
         yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+
+
+def _raise_if_unterminated(exc: csv.Error, path: Path, line: int) -> None:
+    if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+        raise InputError(
+            f"{path}: a quoted field opened before line {line} is never closed; "
+            "every row after it would be lost, so nothing was loaded"
+        ) from None
 
 
 def _next_csv_row(reader, path: Path, config: SourceConfig, config_path: Path) -> list[str]:
@@ -190,11 +203,7 @@ def _next_csv_row(reader, path: Path, config: SourceConfig, config_path: Path) -
             f"({exc.reason}); check encoding in {config_path}"
         ) from None
     except csv.Error as exc:
-        if "unexpected end of data" in str(exc) or "EOF" in str(exc):
-            raise InputError(
-                f"{path}: a quoted field opened before line {reader.line_num} is never closed; "
-                "every row after it would be lost, so nothing was loaded"
-            ) from None
+        _raise_if_unterminated(exc, path, reader.line_num)
         raise
 
 
@@ -206,11 +215,10 @@ def _maybe(row: list[str], header: list[str], column: str) -> str | None:
     return value or None
 
 
-def _frame(columns: list[str], rows: list[list[str]], row_numbers: list[int]) -> pl.DataFrame:
-    data = {col: pl.Series(col, list(values), dtype=pl.Utf8) for col, values in zip(columns, zip(*rows))} if rows else {
-        col: pl.Series(col, [], dtype=pl.Utf8) for col in columns
-    }
-    frame = pl.DataFrame(data)
+def _frame(columns: list[str], rows: list, row_numbers: list[int]) -> pl.DataFrame:
+    if len(columns) == 1:
+        rows = [(value,) for value in rows]  # itemgetter of one index returns the value itself
+    frame = pl.DataFrame(rows, schema={col: pl.Utf8 for col in columns}, orient="row")
     return frame.with_columns(pl.Series(ROW, row_numbers, dtype=pl.Int64))
 
 

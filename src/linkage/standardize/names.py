@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import jellyfish
 from pypinyin import Style, lazy_pinyin
@@ -251,6 +252,7 @@ def _transliterate_char(ch: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 18)
 def _clean_once(text: str) -> str:
     out: list[str] = []
     for ch in unicodedata.normalize("NFKC", text):
@@ -270,6 +272,7 @@ def _clean_once(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", "".join(out)).split())
 
 
+@lru_cache(maxsize=1 << 18)
 def clean_latin(text: str | None) -> str | None:
     """Upper-case, ASCII-transliterated name text with single spaces; None when no letters.
 
@@ -296,6 +299,7 @@ def is_pinyin_syllable(token: str) -> bool:
     return token in PINYIN_SYLLABLES
 
 
+@lru_cache(maxsize=1 << 18)
 def _is_pinyin_word(token: str) -> bool:
     """True when the token splits into pinyin syllables ("XIAOMING" -> XIAO + MING)."""
     reachable = [True] + [False] * len(token)
@@ -333,8 +337,13 @@ def hanzi_to_pinyin(text: str, surname: bool = False) -> list[str]:
             return [COMPOUND_SURNAMES[han]]
         if han[0] in SURNAME_READINGS:
             return [SURNAME_READINGS[han[0]], *hanzi_to_pinyin(han[1:])]
+    return list(_pinyin_of(han))
+
+
+@lru_cache(maxsize=1 << 18)
+def _pinyin_of(han: str) -> tuple[str, ...]:
     readings = lazy_pinyin(han, style=Style.NORMAL, errors="ignore", strict=True)
-    return [_syllable(r) for r in readings if r.isascii() and r.isalpha()]
+    return tuple(_syllable(r) for r in readings if r.isascii() and r.isalpha())
 
 
 def _split_han(han: str) -> tuple[str, str]:
@@ -505,6 +514,7 @@ def _variant_rules(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=1 << 18)
 def phonetic_key(text: str | None, family: bool = False) -> str | None:
     """Transliteration-aware phonetic code of a cleaned name field (see module docstring)."""
     tokens = _field_tokens(text)
