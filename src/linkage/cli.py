@@ -263,6 +263,172 @@ def evaluate(
                  f"{result.workspace_records_missing:,} workspace records not in the truth file.")
 
 
+@app.command()
+def explain(
+    keys: list[str] = typer.Argument(None, help="Two record keys SOURCE:RECORD_ID."),
+    person: Optional[str] = typer.Option(None, "--person", help="List a person's records and the links between them."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Why two records were or were not linked (per-comparison weights), or what holds a person together.
+
+    Example:
+
+        linkage explain immigration:IMM2026030200123 police:GA202603050001
+        linkage explain --person P00000042
+    """
+    from .config import load_model_config
+    from .match.explain import explain_pair, explain_person
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    if (person is not None) == (len(keys or []) == 2):
+        raise InputError("give two record keys (SOURCE:RECORD_ID SOURCE:RECORD_ID) or --person ID")
+    config, _ = load_model_config(state.config_dir)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        result = explain_person(ws, person) if person else explain_pair(ws, config, keys[0], keys[1])
+    if out.json_mode:
+        out.json(asdict(result))
+    elif person:
+        render_person(out, result)
+    else:
+        render_pair(out, result)
+
+
+@app.command()
+def blocking(
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Truth CSV: also report the recall of blocking."),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="Use this model.toml."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Candidate pairs per blocking rule (counted in SQL before any comparison) and, with --truth, recall.
+
+    Example:
+
+        linkage blocking --truth sample_data/truth_entities.csv
+    """
+    from .config import load_model_config
+    from .match.blocking import blocking_report
+    from .match.evaluate import load_truth
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    config, _ = load_model_config(state.config_dir, model_config)
+    frame = load_truth(truth) if truth else None
+    with Workspace.open(state.workspace) as ws:
+        report = blocking_report(ws, config, frame)
+    if out.json_mode:
+        out.json(report)
+        return
+    out.table("Blocking rules", ["rule", "pairs", "largest blocks"] + (["recall"] if frame is not None else []),
+              [(r["rule"], r["pairs"], ", ".join(f"{n:,}" for n in r["largest_blocks"]))
+               + ((f"{r['recall']:.4f}",) if frame is not None else ()) for r in report["rules"]])
+    line = f"Union: {report['candidate_pairs']:,} candidate pairs (cap {config.max_pairs:,})"
+    if frame is not None:
+        line += f"; recall of blocking {report['recall']:.4f} over {report['true_pairs']:,} true pairs"
+    out.line(line + ".")
+
+
+model_app = typer.Typer(cls=_Boundary, no_args_is_help=True, help="The trained model: show or save it.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("show")
+def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Print the latest trained model: m, u and match weight per comparison level, the prior, EM fits.
+
+    Example:
+
+        linkage model show
+    """
+    from .match.store import latest_model
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        model = latest_model(ws)
+    if model is None:
+        raise InputError("no trained model yet; run 'linkage match' first")
+    if out.json_mode:
+        out.json(model.to_json())
+        return
+    weights = model.weights()
+    rows = []
+    for k, name in enumerate(model.comparisons):
+        for level in range(1, len(model.labels[k])):
+            tf = " (term-frequency adjusted)" if model.tf_levels[k] == level else ""
+            rows.append((name, model.labels[k][level] + tf, f"{model.m[k][level]:.4g}", f"{model.u[k][level]:.3g}",
+                         f"{weights[k][level]:+.2f}"))
+    out.table(f"Model (prior {model.prior:.3g} = weight {model.prior_weight:+.2f}; "
+              f"u from {model.random_pairs:,} random pairs)", ["comparison", "level", "m", "u", "weight"], rows)
+    out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged", "left out"],
+              [(f.rule, f.pairs, f"{f.match_share:.4f}", f.iterations, "yes" if f.converged else "NO",
+                ", ".join(f.excluded)) for f in model.fits])
+
+
+@model_app.command("save")
+def model_save(path: Path = typer.Argument(..., help="File to write (JSON).")) -> None:
+    """Save the latest trained model to a file (load it with 'linkage match --load-model FILE').
+
+    Example:
+
+        linkage model save model-2026-03.json
+    """
+    from .match.store import latest_model
+    from .workspace import Workspace
+
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        model = latest_model(ws)
+    if model is None:
+        raise InputError("no trained model yet; run 'linkage match' first")
+    model.save(path)
+    _out().line(f"Saved the model to {path}.")
+
+
+export_app = typer.Typer(cls=_Boundary, no_args_is_help=True, help="Write results to files.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("clusters")
+def export_clusters(out_file: Path = typer.Option(..., "--out", help="CSV file to write.")) -> None:
+    """CSV `source,record_id,person_id` with every ingested record once.
+
+    Example:
+
+        linkage export clusters --out clusters.csv
+    """
+    from .export import write_clusters
+    from .workspace import Workspace
+
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        rows = write_clusters(ws, out_file)
+    _out().line(f"Wrote {rows:,} records to {out_file}.")
+
+
+def render_pair(out: Output, result) -> None:
+    rows = [("prior", "", f"{result.prior_weight:+.2f}", _bar(result.prior_weight))]
+    rows += [(t.comparison, t.level + (f" [{t.note}]" if t.note else ""), f"{t.weight:+.2f}", _bar(t.weight))
+             for t in result.terms]
+    rows.append(("total", f"probability {result.probability:.6f}", f"{result.total_weight:+.2f}", ""))
+    out.table(f"{result.left} vs {result.right}", ["comparison", "level", "weight", ""], rows)
+    verdict = "above" if result.linked_now else "below"
+    out.line(f"The pair scores {verdict} the threshold {result.threshold}; the current clusters "
+             f"{'put them in the same person' if result.same_person else 'keep them apart'}.")
+
+
+def render_person(out: Output, result) -> None:
+    out.table(f"Person {result.person_id}: {len(result.records)} records", ["record", "name", "dob", "nationality", "file", "row"],
+              [(r["key"], r["name"] or "", r["dob"] or "", r["nationality"] or "", r["file"], r["row"]) for r in result.records])
+    out.table("Links", ["left", "right", "weight", "probability", "status"],
+              [(e["left"], e["right"], f"{e['weight']:+.2f}", f"{e['probability']:.4f}",
+                "refused (identity guard)" if e["refused"] else "kept, identifiers contradict" if e["conflict"]
+                else "linked" if e["linked"] else "below threshold") for e in result.edges])
+
+
+def _bar(weight: float) -> str:
+    size = min(int(round(abs(weight))), 30)
+    return ("+" if weight > 0 else "-") * size
+
+
 def _parse_time(value: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
@@ -137,3 +138,37 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
         mask=np.asarray(arrays["mask"], dtype=np.uint32)[order],
         counts=counts,
     )
+
+
+def blocking_report(ws: Workspace, config: ModelConfig, truth: pl.DataFrame | None) -> dict:
+    """Pairs per rule and of their union; with a truth table, the share of true pairs found."""
+    from .prepare import match_records_select
+
+    ws.run("prepare match records", f"CREATE OR REPLACE TEMP TABLE match_records AS {match_records_select()}")
+    sources = [r[0] for r in ws.rows("sources", "SELECT DISTINCT source FROM match_records ORDER BY 1")]
+    if not sources:
+        raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
+    pairs = candidate_pairs(ws, config, sources)
+    report: dict = {"candidate_pairs": int(len(pairs.left)),
+                    "rules": [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks}
+                              for c in pairs.counts]}
+    if truth is None:
+        return report
+    ws.register("truth_input", truth.to_arrow())
+    ws.run("true pairs", f"""
+        CREATE OR REPLACE TEMP TABLE true_pairs AS
+        WITH t AS (SELECT m.rid, m.source, t.person_id FROM truth_input t
+                   JOIN match_records m USING (source, record_id))
+        SELECT a.rid AS l, b.rid AS r FROM t a JOIN t b ON a.person_id = b.person_id AND a.rid < b.rid
+        WHERE {source_filter_sql(config, sources)}""")
+    ws.unregister("truth_input")
+    true_pairs, found = ws.rows("blocking recall", """
+        SELECT count(*), count(c.l) FROM true_pairs t LEFT JOIN candidate_pairs c USING (l, r)""")[0]
+    report["true_pairs"] = int(true_pairs)
+    report["recall"] = found / true_pairs if true_pairs else 1.0
+    for bit, rule in enumerate(report["rules"]):
+        hit = ws.scalar("rule recall", f"""
+            SELECT count(*) FROM true_pairs t JOIN candidate_pairs c USING (l, r)
+            WHERE (c.mask >> {bit}) & 1 = 1""")
+        rule["recall"] = hit / true_pairs if true_pairs else 1.0
+    return report

@@ -232,10 +232,12 @@ DEFAULT_KINDS = {
 }
 
 
-def _column(data: RecordArrays, field: str, key: str) -> Coded:
+def _column(data: RecordArrays, field: str, key: str, lenient: bool = False) -> Coded:
     if field.startswith("extra."):
         if field[6:] in data.extras:
             return data.extras[field[6:]]
+        if lenient:  # explaining two records that lack an extra field the model compares
+            return Coded(np.full(data.n, -1, dtype=np.int32), np.array([], dtype=object))
     elif field in data.strings:
         return data.strings[field]
     valid = ", ".join([c for c in STRING_COLUMNS] + [f"extra.{e}" for e in data.extras])
@@ -252,13 +254,18 @@ def _has_data(data: RecordArrays, name: str) -> bool:
     return bool((data.strings[name].codes >= 0).any())
 
 
-def build_comparisons(config: ModelConfig, data: RecordArrays) -> list[Comparison]:
-    """The default comparison for every field that has data, overridden by model.toml."""
+def build_comparisons(config: ModelConfig, data: RecordArrays, names: list[str] | None = None) -> list[Comparison]:
+    """The default comparison for every field that has data, overridden by model.toml.
+
+    With `names` (a trained model's comparisons), exactly those, in that order, whatever data
+    the given records hold.
+    """
     specs: dict[str, ComparisonConfig | None] = {}
     for name, kind in DEFAULT_KINDS.items():
-        if _has_data(data, name):
+        if (names is not None and name in names) or (names is None and _has_data(data, name)):
             specs[name] = ComparisonConfig(kind=kind, field=None if kind in ("name", "date", "documents") else name)
-    for extra in data.extras:
+    extras = [n[6:] for n in names if n.startswith("extra.")] if names is not None else list(data.extras)
+    for extra in extras:
         specs[f"extra.{extra}"] = ComparisonConfig(kind="code", field=f"extra.{extra}")
     for name, override in config.comparisons.items():
         if override is False:
@@ -270,13 +277,15 @@ def build_comparisons(config: ModelConfig, data: RecordArrays) -> list[Compariso
         field = override.field or (base.field if base else name)
         specs[name] = ComparisonConfig(kind=override.kind, field=field, thresholds=override.thresholds,
                                        term_frequency=override.term_frequency)
-    comparisons = [_make(name, spec, data) for name, spec in specs.items()]
+    if names is not None:
+        specs = {name: specs[name] for name in names if name in specs}
+    comparisons = [_make(name, spec, data, lenient=names is not None) for name, spec in specs.items()]
     if not comparisons:
         raise ConfigError("model.toml: no comparisons left; the sources map no comparable field")
     return comparisons
 
 
-def _make(name: str, spec: ComparisonConfig, data: RecordArrays) -> Comparison:
+def _make(name: str, spec: ComparisonConfig, data: RecordArrays, lenient: bool = False) -> Comparison:
     labels = LABELS[spec.kind]
     thresholds = sorted(spec.thresholds or [], reverse=True)
     if spec.kind == "name":
@@ -290,7 +299,7 @@ def _make(name: str, spec: ComparisonConfig, data: RecordArrays) -> Comparison:
         return DocumentComparison(name, labels)
     if spec.kind == "phone":
         return PhoneComparison(name, labels)
-    column = _column(data, spec.field or name, name)
+    column = _column(data, spec.field or name, name, lenient)
     if spec.kind == "exact":
         return ExactComparison(name, labels, column=column)
     if spec.kind == "code":

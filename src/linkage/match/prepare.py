@@ -26,10 +26,9 @@ SHARED = (("family_name", "given_name"), ("family_phonetic", "given_phonetic"))
 DOC_SLOTS = ("passport", "id_any", "permit_no")
 
 
-def match_records_sql() -> str:
+def match_records_select(where: str = "TRUE") -> str:
     """One row per record with a dense integer id; DOB falls back to the one a resident ID encodes."""
-    return """
-        CREATE OR REPLACE TABLE match_records AS
+    return f"""
         SELECT (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid,
                source, record_id, full_name, family_name, given_name, local_name, name_key,
                family_phonetic, given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality,
@@ -37,7 +36,7 @@ def match_records_sql() -> str:
                coalesce(id_number, list_filter(doc_numbers, x -> x IS DISTINCT FROM passport
                                                             AND x IS DISTINCT FROM permit_no)[1]) AS id_any,
                permit_no, doc_numbers, phone, email, address, district, employer, extra
-        FROM records"""
+        FROM records WHERE {where}"""
 
 
 @dataclass
@@ -62,9 +61,12 @@ class RecordArrays:
     dob_days: np.ndarray                     # int32 days since 1970-01-01, MISSING_DAY if none
     dob_digits: np.ndarray                   # (n, 8) int8 digits of YYYYMMDD, -1 if none
     extras: dict[str, Coded] = field(default_factory=dict)
+    frequencies: dict[str, np.ndarray] = field(default_factory=dict)  # given, instead of counted here
 
     def tf(self, name: str) -> np.ndarray:
         """Per-record relative frequency of the record's own value of a string column."""
+        if name in self.frequencies:
+            return self.frequencies[name]
         coded = self.strings[name]
         present = coded.codes >= 0
         counts = np.bincount(coded.codes[present], minlength=len(coded.values)).astype(np.float64)
@@ -73,6 +75,8 @@ class RecordArrays:
         return out
 
     def dob_tf(self) -> np.ndarray:
+        if "dob" in self.frequencies:
+            return self.frequencies["dob"]
         present = self.dob_days != MISSING_DAY
         values, inverse, counts = np.unique(self.dob_days[present], return_inverse=True, return_counts=True)
         out = np.zeros(self.n, dtype=np.float64)
@@ -82,12 +86,17 @@ class RecordArrays:
 
 def prepare(ws: Workspace) -> RecordArrays:
     """Build `match_records` and load it as arrays (raise InputError when there is nothing to match)."""
-    ws.run("prepare match records", match_records_sql())
-    n = ws.scalar("count match records", "SELECT count(*) FROM match_records")
+    ws.run("prepare match records", f"CREATE OR REPLACE TABLE match_records AS {match_records_select()}")
+    return load_arrays(ws, "match_records")
+
+
+def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
+    """Arrays of a relation shaped like `match_records` (the table, or a subquery of it)."""
+    n = ws.scalar("count match records", f"SELECT count(*) FROM {relation}")
     if not n:
         raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
     extra_names = [r[0] for r in ws.rows(
-        "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM match_records ORDER BY 1")]
+        "extra field names", f"SELECT DISTINCT unnest(map_keys(extra)) FROM {relation} ORDER BY 1")]
     extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
     table = ws.run("load match records", f"""
         SELECT rid, source, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
@@ -95,7 +104,7 @@ def prepare(ws: Workspace) -> RecordArrays:
                (dob - DATE '1970-01-01')::INTEGER AS dob_days,
                strftime(dob, '%Y%m%d') AS dob_text
                {', ' + extra_cols if extra_cols else ''}
-        FROM match_records ORDER BY rid""").fetch_arrow_table()
+        FROM {relation} ORDER BY rid""").to_arrow_table()
     comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
     if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
         raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "

@@ -1,0 +1,150 @@
+"""Explanations: why two records were or were not linked, and what holds a person together.
+
+A pair is compared with the very functions `linkage match` uses, on just those two records
+(term frequencies counted over the whole workspace), and scored with the stored model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import InputError
+from ..sql import quote_literal
+from ..workspace import Workspace
+from .compare import build_comparisons, comparison_levels
+from .model import Model, probability
+from .prepare import load_arrays, match_records_select
+from .store import latest_model
+
+
+@dataclass
+class Term:
+    comparison: str
+    level: str
+    weight: float
+    note: str = ""
+
+
+@dataclass
+class PairExplanation:
+    left: str
+    right: str
+    prior_weight: float
+    terms: list[Term]
+    total_weight: float
+    probability: float
+    threshold: float
+    linked_now: bool
+    same_person: bool
+
+
+@dataclass
+class PersonExplanation:
+    person_id: str
+    records: list[dict]
+    edges: list[dict] = field(default_factory=list)
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    source, sep, record_id = key.partition(":")
+    if not sep or not source or not record_id:
+        raise InputError(f"'{key}' is not a record key; write SOURCE:RECORD_ID, e.g. police:GA20260305001")
+    return source, record_id
+
+
+def _require_model(ws: Workspace) -> tuple[Model, float]:
+    model = latest_model(ws)
+    if model is None:
+        raise InputError("no trained model yet; run 'linkage match' first")
+    threshold = ws.scalar("threshold", "SELECT threshold FROM match_runs WHERE finished_at IS NOT NULL "
+                                       "ORDER BY run_id DESC LIMIT 1")
+    return model, float(threshold)
+
+
+def explain_pair(ws: Workspace, config: ModelConfig, key_a: str, key_b: str) -> PairExplanation:
+    model, threshold = _require_model(ws)
+    keys = [parse_key(key_a), parse_key(key_b)]
+    if keys[0] == keys[1]:
+        raise InputError("name two different records")
+    where = " OR ".join(f"(source = {quote_literal(s)} AND record_id = {quote_literal(r)})" for s, r in keys)
+    found = {(s, r) for s, r in ws.rows("find records", f"SELECT source, record_id FROM records WHERE {where}")}
+    for (s, r), key in zip(keys, (key_a, key_b)):
+        if (s, r) not in found:
+            raise InputError(f"record {key} is not in the workspace")
+    data = load_arrays(ws, f"({match_records_select(where)})")
+    order = ws.rows("pair order", f"SELECT source, record_id FROM ({match_records_select(where)}) ORDER BY rid")
+    data.frequencies = _frequencies(ws, where)
+    comparisons = build_comparisons(config, data, names=model.comparisons)
+    names = [c.name for c in comparisons]
+    if names != model.comparisons:
+        raise InputError("model.toml or the workspace changed since the last match; run 'linkage match' again")
+    left, right = np.array([0], dtype=np.int32), np.array([1], dtype=np.int32)
+    levels = comparison_levels(comparisons, data, left, right)[0]
+    weights = model.weights()
+    terms = []
+    for k, comparison in enumerate(comparisons):
+        level = int(levels[k])
+        w = float(weights[k][level])
+        note = ""
+        tf_level = model.tf_levels[k]
+        if tf_level is not None and level == tf_level:
+            tf = comparison.term_frequencies(data)
+            if tf is not None and tf[0] > 0:
+                adjust = math.log2(model.u[k][level] / tf[0])
+                w += adjust
+                note = f"term frequency {tf[0]:.2e} ({adjust:+.2f})"
+        terms.append(Term(comparison.name, model.labels[k][level], round(w, 3), note))
+    total = model.prior_weight + sum(t.weight for t in terms)
+    persons = dict(((s, r), p) for s, r, p in ws.rows(
+        "persons of pair", f"SELECT source, record_id, person_id FROM persons WHERE {where}"))
+    ordered = [tuple(o) for o in order]
+    same = len(persons) == 2 and len(set(persons.values())) == 1
+    return PairExplanation(f"{ordered[0][0]}:{ordered[0][1]}", f"{ordered[1][0]}:{ordered[1][1]}",
+                           round(model.prior_weight, 3), terms, round(total, 3),
+                           float(probability(np.array([total]))[0]), threshold, total >= _logit(threshold), same)
+
+
+def _logit(p: float) -> float:
+    return math.log2(p / (1 - p))
+
+
+def _frequencies(ws: Workspace, where: str) -> dict[str, np.ndarray]:
+    """Workspace-wide frequencies of the two records' own name key and birth date."""
+    rows = ws.rows("term frequencies", f"""
+        WITH m AS ({match_records_select(where)})
+        SELECT m.rid,
+               (SELECT count(*) FROM records r WHERE r.name_key = m.name_key)
+                 / greatest((SELECT count(name_key) FROM records), 1),
+               (SELECT count(*) FROM records r WHERE coalesce(r.dob, r.id_dob) = m.dob)
+                 / greatest((SELECT count(coalesce(dob, id_dob)) FROM records), 1)
+        FROM m ORDER BY m.rid""")
+    return {"name_key": np.array([r[1] for r in rows], dtype=float),
+            "dob": np.array([r[2] for r in rows], dtype=float)}
+
+
+def explain_person(ws: Workspace, person_id: str) -> PersonExplanation:
+    records = ws.rows("person records", """
+        SELECT r.source, r.record_id, r.full_name, r.dob, r.nationality, b.file_name, r.row_no
+        FROM persons p JOIN records r USING (source, record_id) JOIN batches b ON b.batch_id = r.batch_id
+        WHERE p.person_id = ? ORDER BY r.source, r.record_id""", [person_id])
+    if not records:
+        raise InputError(f"no person {person_id}; person ids look like P00000001 (see 'linkage export clusters')")
+    edges = ws.rows("person edges", """
+        SELECT l.source_l || ':' || l.record_id_l, l.source_r || ':' || l.record_id_r, l.weight, l.probability,
+               l.linked, l.refused, l.conflict
+        FROM links l
+        JOIN persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+        JOIN persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        WHERE a.person_id = ? OR b.person_id = ?
+        ORDER BY l.weight DESC""", [person_id, person_id])
+    return PersonExplanation(
+        person_id,
+        [{"key": f"{s}:{r}", "name": n, "dob": str(d) if d else None, "nationality": c, "file": f, "row": row}
+         for s, r, n, d, c, f, row in records],
+        [{"left": a, "right": b, "weight": round(w, 3), "probability": round(p, 6), "linked": lk,
+          "refused": rf, "conflict": cf} for a, b, w, p, lk, rf, cf in edges],
+    )

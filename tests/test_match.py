@@ -1,0 +1,270 @@
+"""Matching end to end on the bundled sample, plus literal-row, oracle and bad-input tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import CONFIGS, SAMPLE_DATA, Cli
+
+SOURCES = [("immigration", "immigration.csv"), ("health", "health.csv"), ("police", "police.csv"),
+           ("commerce", "commerce.xlsx")]
+
+
+def ingest_sample(cli: Cli, sources=SOURCES) -> None:
+    for source, name in sources:
+        result = cli("ingest", "--source", source, str(SAMPLE_DATA / name))
+        assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def matched(tmp_path_factory) -> Cli:
+    """The sample ingested and matched once, shared by the read-only tests of this module."""
+    root = tmp_path_factory.mktemp("matched")
+    cli = Cli(root / "ws", CONFIGS)
+    assert cli("init").exit_code == 0
+    ingest_sample(cli)
+    result = cli("match", "--json")
+    assert result.exit_code == 0, result.output
+    return cli
+
+
+def query(cli: Cli, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_sample_is_linked_accurately_overall_and_per_group(matched):
+    result = matched("evaluate", "--truth", str(SAMPLE_DATA / "truth_entities.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["records"] == query(matched, "SELECT count(*) FROM records")[0][0]
+    assert report["pairwise"]["f1"] >= 0.98, report["pairwise"]
+    assert report["bcubed"]["f1"] >= 0.98, report["bcubed"]
+    for group, rows in report["by_group"].items():
+        for name, scores in rows.items():
+            if scores["true_pairs"] >= 300:
+                assert scores["recall"] >= report["pairwise"]["recall"] - 0.03, (group, name, scores)
+
+
+def test_export_clusters_lists_every_record_once(matched, tmp_path):
+    out = tmp_path / "clusters.csv"
+    result = matched("export", "clusters", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["source", "record_id", "person_id"]
+    keys = {(r["source"], r["record_id"]) for r in rows}
+    assert len(keys) == len(rows) == query(matched, "SELECT count(*) FROM records")[0][0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_person_ids_are_stable_across_runs_and_new_data(tmp_path):
+    cli = Cli(tmp_path / "ws", CONFIGS)
+    assert cli("init").exit_code == 0
+    ingest_sample(cli, SOURCES[:2])
+    assert cli("match").exit_code == 0
+    first = dict(((s, r), p) for s, r, p in query(cli, "SELECT source, record_id, person_id FROM persons"))
+    assert cli("match").exit_code == 0
+    again = dict(((s, r), p) for s, r, p in query(cli, "SELECT source, record_id, person_id FROM persons"))
+    assert again == first
+    ingest_sample(cli, SOURCES[2:])
+    assert cli("match").exit_code == 0
+    after = dict(((s, r), p) for s, r, p in query(cli, "SELECT source, record_id, person_id FROM persons"))
+    kept = sum(after[k] == v for k, v in first.items())
+    assert kept / len(first) >= 0.99
+
+
+def test_explain_a_linked_pair_and_a_person(matched):
+    a, b = query(matched, """
+        SELECT source_l || ':' || record_id_l, source_r || ':' || record_id_r FROM links
+        WHERE linked AND source_l <> source_r ORDER BY weight DESC LIMIT 1""")[0]
+    result = matched("explain", a, b, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["linked_now"] and report["same_person"]
+    names = [t["comparison"] for t in report["terms"]]
+    assert {"name", "dob", "documents"} <= set(names)
+    stored = query(matched, f"SELECT weight FROM links WHERE source_l || ':' || record_id_l = '{a}' "
+                            f"AND source_r || ':' || record_id_r = '{b}'")[0][0]
+    assert report["total_weight"] == pytest.approx(stored, abs=1e-3)
+    text = matched("explain", a, b)
+    assert "prior" in text.stdout and "total" in text.stdout
+    person = query(matched, f"SELECT person_id FROM persons WHERE source || ':' || record_id = '{a}'")[0][0]
+    shown = matched("explain", "--person", person, "--json")
+    keys = [r["key"] for r in json.loads(shown.stdout)["records"]]
+    assert a in keys and b in keys
+
+
+def test_blocking_report_counts_pairs_and_recall(matched):
+    result = matched("blocking", "--truth", str(SAMPLE_DATA / "truth_entities.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["recall"] >= 0.99
+    assert sum(r["pairs"] for r in report["rules"]) >= report["candidate_pairs"] > 0
+
+
+def test_model_show_and_save_then_score_with_the_saved_model(matched, tmp_path):
+    shown = matched("model", "show", "--json")
+    model = json.loads(shown.stdout)
+    assert 0 < model["prior"] < 1e-2 and "name" in model["comparisons"]
+    assert all(f["converged"] for f in model["fits"])
+    assert "exact" in matched("model", "show").stdout
+    path = tmp_path / "model.json"
+    assert matched("model", "save", str(path)).exit_code == 0
+    copy = Cli(tmp_path / "ws2", CONFIGS)
+    shutil.copytree(matched.workspace, copy.workspace)
+    result = copy("match", "--load-model", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["prior"] == pytest.approx(model["prior"])
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def test_match_on_an_empty_workspace(cli):
+    result = cli("match")
+    assert result.exit_code == 2
+    assert "Error: the workspace holds no records" in result.stderr
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ("threshold = 1.5\n", "key 'threshold'"),
+    ('[comparisons.name]\nkind = "fuzzy"\n', "key 'comparisons.name"),
+    ('[[blocking]]\nname = "x"\non = ["shoe_size"]\n', "unknown blocking field 'shoe_size'"),
+    ("max_pairs = 10\n", "over max_pairs = 10"),
+    ('colour = "red"\n', "unknown key 'colour'"),
+])
+def test_invalid_model_config_is_refused_and_nothing_written(tmp_path, toml, expected):
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    (configs / "model.toml").write_text(toml, encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("init").exit_code == 0
+    ingest_sample(cli, SOURCES[:1])
+    result = cli("match")
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr and "Traceback" not in result.output
+    assert query(cli, "SELECT count(*) FROM match_runs")[0][0] == 0
+    assert query(cli, "SELECT count(*) FROM persons")[0][0] == 0
+
+
+def test_explain_bad_keys(matched):
+    assert "is not a record key" in matched("explain", "nocolon", "police:x").stderr
+    assert "is not in the workspace" in matched("explain", "police:nope", "health:nope").stderr
+    assert matched("explain", "--person", "P99999999").exit_code == 2
+
+
+# ---- literal rows and oracles -------------------------------------------------------------------
+
+def test_comparison_levels_on_literal_rows(tmp_path):
+    from linkage.match.compare import DateComparison, DocumentComparison, LABELS, NameComparison, PhoneComparison
+    from linkage.match.prepare import prepare
+    from linkage.standardize.ids import make_resident_id
+    from linkage.workspace import Workspace
+
+    rows = [
+        # record_id, name, dob, passport, id, phone
+        ("A1", "ZHANG XIAOMING", "1985-03-07", "E12345678", "", "13800138000"),
+        ("A2", "XIAOMING ZHANG", "1985-03-07", "E12345678", "", "+86 138 0013 8000"),   # swapped, same docs
+        ("A3", "ZHANG XIAOMIN", "1985-07-03", "E12345679", "", ""),                     # typo, d/m swap, 1 edit
+        ("A4", "ZHANG WEI", "1985-03-08", "G99999999", "", "13900000000"),              # family only, 1 digit
+        ("A5", "LI NA", "1990-01-01", "", "110105198503070019", ""),
+        ("A6", "LI NA", "1990-01-01", "", make_resident_id("110105", date(1990, 1, 1), 1), ""),  # IDs differ
+        ("A7", "", "", "", "", ""),                                                      # nothing: missing
+    ]
+    path = tmp_path / "people.csv"
+    path.write_text("rid,name,dob,passport,idno,phone\n" + "\n".join(",".join(r) for r in rows) + "\n",
+                    encoding="utf-8")
+    configs = tmp_path / "configs"
+    (configs / "sources").mkdir(parents=True)
+    (configs / "sources" / "people.toml").write_text(
+        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "family_first"\nphone_region = "CN"\n'
+        '[fields]\nfull_name = "name"\ndob = "dob"\npassport = "passport"\nid_number = "idno"\nphone = "phone"\n',
+        encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("init").exit_code == 0
+    assert cli("ingest", "--source", "people", str(path)).exit_code == 0
+    ws = Workspace.open(cli.workspace)
+    data = prepare(ws)
+    ids = dict(ws.rows("ids", "SELECT record_id, rid FROM match_records"))
+
+    def level(comparison, a, b):
+        got = comparison.levels(data, np.array([ids[a]], dtype=np.int32), np.array([ids[b]], dtype=np.int32))
+        return comparison.labels[int(got[0])]
+
+    name = NameComparison("name", LABELS["name"])
+    dob = DateComparison("dob", LABELS["date"])
+    docs = DocumentComparison("documents", LABELS["documents"])
+    phone = PhoneComparison("phone", LABELS["phone"])
+    assert level(name, "A1", "A2") == "exact"
+    assert level(name, "A1", "A3") == "close"
+    assert level(name, "A1", "A4") == "one part agrees"
+    assert level(name, "A1", "A5") == "different"
+    assert level(name, "A1", "A7") == "missing"
+    assert level(dob, "A1", "A2") == "exact"
+    assert level(dob, "A1", "A3") == "day/month swapped"
+    assert level(dob, "A1", "A4") == "one digit off"
+    assert level(dob, "A1", "A5") == "different"
+    assert level(dob, "A1", "A7") == "missing"
+    assert level(docs, "A1", "A2") == "shared"
+    assert level(docs, "A1", "A3") == "one edit apart"
+    assert level(docs, "A1", "A4") == "different"
+    assert level(docs, "A5", "A6") == "resident IDs differ"
+    assert level(docs, "A1", "A5") == "missing"           # passport vs resident ID: not comparable
+    assert level(phone, "A1", "A2") == "exact"
+    assert level(phone, "A1", "A4") == "different"
+    assert level(phone, "A1", "A3") == "missing"
+    ws.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 60), st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=80))
+def test_components_equal_networkx(n, edges):
+    from linkage.match.cluster import components
+
+    edges = [(a % n, b % n) for a, b in edges if a % n != b % n]
+    left = np.array([a for a, _ in edges], dtype=np.int32)
+    right = np.array([b for _, b in edges], dtype=np.int32)
+    labels = components(n, left, right)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(edges)
+    expected = {frozenset(c) for c in nx.connected_components(graph)}
+    got: dict[int, set[int]] = {}
+    for node, label in enumerate(labels):
+        got.setdefault(int(label), set()).add(node)
+    assert {frozenset(c) for c in got.values()} == expected
+
+
+def test_em_recovers_known_parameters():
+    from linkage.match.model import em, pattern_counts
+
+    rng = np.random.default_rng(3)
+    m = [np.array([1.0, 0.05, 0.15, 0.8]), np.array([1.0, 0.1, 0.9])]
+    u = [np.array([1.0, 0.9, 0.08, 0.02]), np.array([1.0, 0.7, 0.3])]
+    n, share = 200_000, 0.3
+    match = rng.random(n) < share
+    levels = np.zeros((n, 2), dtype=np.int8)
+    for k in range(2):
+        p_m, p_u = m[k][1:], u[k][1:]
+        levels[match, k] = rng.choice(len(p_m), size=match.sum(), p=p_m) + 1
+        levels[~match, k] = rng.choice(len(p_u), size=(~match).sum(), p=p_u) + 1
+    patterns, counts = pattern_counts(levels, [4, 3])
+    got_m, got_share, _, converged = em(patterns, counts, u, [True, True], 500, 1e-8)
+    assert converged
+    assert got_share == pytest.approx(share, abs=0.02)
+    for k in range(2):
+        assert np.allclose(got_m[k][1:], m[k][1:], atol=0.03)
