@@ -328,11 +328,21 @@ def test_jsonl_bad_lines_are_rejected_with_reason(cli, config_dir, tmp_path):
 
 
 def test_every_command_has_help_with_an_example(cli):
-    from linkage.cli import app
     from typer.main import get_command
 
-    group = get_command(app)
-    for name in group.commands:
-        result = cli(name, "--help")
+    from linkage.cli import app
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            path = [*prefix, name]
+            if hasattr(command, "commands"):
+                yield from walk(command, path)
+            else:
+                yield path
+
+    paths = list(walk(get_command(app), []))
+    assert ["ingest"] in paths and ["model", "show"] in paths
+    for path in paths:
+        result = cli(*path, "--help")
         assert result.exit_code == 0
-        assert "Example" in result.stdout, f"'linkage {name} --help' has no example"
+        assert "Example" in result.stdout, f"'linkage {' '.join(path)} --help' has no example"
