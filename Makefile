@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKSPACE ?= workspace
 
-.PHONY: demo test install install-dev clean sample bench
+.PHONY: demo test install install-dev clean sample bench-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,4 +36,13 @@ sample: install
 	$(BIN)/linkage sample --people 2000 --seed 7 --out sample_data
 
 clean:
-	rm -rf $(VENV) $(WORKSPACE)
+	rm -rf $(VENV) .venv-bench $(WORKSPACE)
+
+# Peers for the side-by-side benchmarks live in their own environment, never in .venv.
+.venv-bench/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --upgrade pip
+	.venv-bench/bin/python -m pip install -q -e . -r benchmarks/requirements.txt
+	touch $@
+
+bench-env: .venv-bench/.installed

@@ -403,3 +403,80 @@ def load_model_config(config_dir: Path, path: Path | None = None) -> tuple[Model
             raise ConfigError(f"{path}: config file not found")
         return ModelConfig(), None
     return load_model(path, ModelConfig), path
+
+
+# ---- configs/chain.toml --------------------------------------------------------------------
+
+FLAG_CODES = ("MISSING_STAGE", "OUT_OF_ORDER", "GAP_EXCEEDED", "EARLY_RELEASE", "DISTRICT_MISMATCH",
+              "IDENTITY_CONFLICT")
+SEVERITIES = ("low", "medium", "high", "critical")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90m', '2h', '14d' -> seconds."""
+    match = DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"'{text}' is not a duration like 90m, 2h or 14d (units m, h, d)")
+    return float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+Duration = Annotated[str, AfterValidator(lambda v: (parse_duration(v), v)[1])]
+
+
+class StageConfig(_Strict):
+    """One stage of the chain; gaps are measured from `after` (default: the previous stage)."""
+
+    name: str
+    after: str | None = None
+    max_gap: Duration | None = None
+    min_gap: Duration | None = None
+    required: bool = True
+    destination: str | None = None   # extra field with the person's destination district (handover rule)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("a stage name is lower case letters, digits and underscores")
+        return value
+
+
+class ChainConfig(_Strict):
+    """configs/chain.toml: the stages in order, their deadlines, severities and review threshold."""
+
+    stages: list[StageConfig] = Field(min_length=1)
+    severity: dict[Literal["MISSING_STAGE", "OUT_OF_ORDER", "GAP_EXCEEDED", "EARLY_RELEASE", "DISTRICT_MISMATCH",
+                           "IDENTITY_CONFLICT"], Literal["low", "medium", "high", "critical"]] = {}
+    review_below: float = Field(default=0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _graph(self) -> ChainConfig:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError("stage names must be unique")
+        for i, stage in enumerate(self.stages):
+            if stage.after is not None:
+                if stage.after not in names:
+                    raise ValueError(f"stages[{i}].after names unknown stage '{stage.after}'; "
+                                     f"stages: {', '.join(names)}")
+                if names.index(stage.after) >= i:
+                    raise ValueError(f"stages[{i}].after = '{stage.after}' is not an earlier stage "
+                                     "(deadlines run forward; a cycle or a later stage is not allowed)")
+        return self
+
+    def after_of(self, index: int) -> str | None:
+        stage = self.stages[index]
+        if stage.after is not None:
+            return stage.after
+        return self.stages[index - 1].name if index > 0 else None
+
+    def severity_of(self, code: str) -> str:
+        defaults = {"MISSING_STAGE": "high", "OUT_OF_ORDER": "medium", "GAP_EXCEEDED": "medium",
+                    "EARLY_RELEASE": "high", "DISTRICT_MISMATCH": "medium", "IDENTITY_CONFLICT": "high"}
+        return self.severity.get(code, defaults[code])
+
+
+def load_chain_config(config_dir: Path, path: Path | None = None) -> tuple[ChainConfig, Path]:
+    path = Path(path) if path else Path(config_dir) / "chain.toml"
+    return load_model(path, ChainConfig), path

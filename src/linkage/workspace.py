@@ -150,6 +150,58 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO counters VALUES ('person_id', 0)",
         ],
     ),
+    (
+        3,
+        "chain runs, timelines and flags",
+        [
+            "CREATE SEQUENCE chain_run_ids START 1",
+            """
+            CREATE TABLE chain_runs (
+                run_id INTEGER NOT NULL,
+                as_of TIMESTAMP NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                match_run_id INTEGER,
+                persons BIGINT,
+                flags BIGINT,
+                new_flags BIGINT,
+                open_flags BIGINT,
+                resolved_flags BIGINT,
+                chain_sha256 VARCHAR
+            )""",
+            """
+            CREATE TABLE timelines (
+                run_id INTEGER NOT NULL,
+                person_id VARCHAR NOT NULL,
+                stage VARCHAR NOT NULL,
+                stage_order INTEGER NOT NULL,
+                status VARCHAR NOT NULL,
+                time TIMESTAMP,
+                due TIMESTAMP,
+                district VARCHAR,
+                place VARCHAR,
+                source VARCHAR,
+                record_id VARCHAR
+            )""",
+            """
+            CREATE TABLE flags (
+                run_id INTEGER NOT NULL,
+                flag_key VARCHAR NOT NULL,
+                person_id VARCHAR NOT NULL,
+                code VARCHAR NOT NULL,
+                stage VARCHAR,
+                status VARCHAR NOT NULL,
+                severity VARCHAR NOT NULL,
+                district VARCHAR,
+                confidence DOUBLE,
+                review BOOLEAN NOT NULL,
+                reason VARCHAR NOT NULL,
+                evidence VARCHAR,
+                first_seen_run INTEGER NOT NULL,
+                due TIMESTAMP
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

