@@ -232,6 +232,7 @@ def match(
 @app.command()
 def evaluate(
     truth: Path = typer.Option(..., "--truth", help="CSV with columns source,record_id,person_id."),
+    truth_flags: Optional[Path] = typer.Option(None, "--truth-flags", help="CSV person_id,flag,stage: also score the flags."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Pairwise and B-cubed precision / recall / F1 of the current clusters, overall and by group.
@@ -240,6 +241,7 @@ def evaluate(
 
         linkage evaluate --truth sample_data/truth_entities.csv
     """
+    from .chain import score_flags
     from .match.evaluate import evaluate as run_evaluate
     from .match.evaluate import load_truth
     from .workspace import Workspace
@@ -247,6 +249,16 @@ def evaluate(
     out = _out(json_flag)
     frame = load_truth(truth)
     with Workspace.open(state.workspace) as ws:
+        if truth_flags is not None:
+            flag_scores = score_flags(ws, truth_flags, frame)
+            if out.json_mode:
+                out.json({"flags": flag_scores})
+            else:
+                out.table("Flags vs truth (current flags of the latest chain run)",
+                          ["code", "flags", "true", "correct", "precision", "recall", "F1"],
+                          [(c, v["predicted"], v["true"], v["correct"], f"{v['precision']:.4f}", f"{v['recall']:.4f}",
+                            f"{v['f1']:.4f}") for c, v in flag_scores.items()])
+            return
         result = run_evaluate(ws, frame)
     if out.json_mode:
         out.json(asdict(result))
@@ -427,6 +439,68 @@ def render_person(out: Output, result) -> None:
 def _bar(weight: float) -> str:
     size = min(int(round(abs(weight))), 30)
     return ("+" if weight > 0 else "-") * size
+
+
+@app.command()
+def chain(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate as of this time (default: now)."),
+    chain_config: Optional[Path] = typer.Option(None, "--chain-config", help="Use this chain.toml."),
+    clusters: Optional[Path] = typer.Option(None, "--clusters", help="Use these clusters (source,record_id,person_id) instead of the match's persons."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Rebuild every traveler's timeline, evaluate configs/chain.toml, store flags and the diff.
+
+    Example:
+
+        linkage chain --as-of 2026-03-31T00:00
+    """
+    from .chain import run_chain
+    from .config import load_chain_config
+    from .match.evaluate import load_truth
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    when = _parse_time(as_of, "--as-of") if as_of else None
+    config, path = load_chain_config(state.config_dir, chain_config)
+    given = load_truth(clusters) if clusters else None
+    with Workspace.open(state.workspace) as ws:
+        summary = run_chain(ws, config, path, state.config_dir, as_of=when, clusters=given)
+    if out.json_mode:
+        out.json(asdict(summary))
+        return
+    out.line(f"Chain run {summary.run_id} as of {summary.as_of:%Y-%m-%d %H:%M}: {summary.persons:,} travelers, "
+             f"{summary.flags:,} flags ({summary.new:,} new, {summary.open:,} open; {summary.review:,} for review), "
+             f"{summary.resolved:,} resolved since the last run.")
+    out.table("Flags by district and code", ["district", "code", "new", "open", "resolved"],
+              [(r["district"], r["code"], r["new"], r["open"], r["resolved"]) for r in summary.by_district])
+
+
+@app.command()
+def timeline(
+    person_id: str = typer.Argument(..., help="Person id, e.g. P00000042."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """A person's stages, times, sources and flags (from the latest chain run).
+
+    Example:
+
+        linkage timeline P00000042
+    """
+    from .chain import timeline_of
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        result = timeline_of(ws, person_id)
+    if out.json_mode:
+        out.json(result)
+        return
+    out.table(f"Person {person_id} as of {result['as_of']}", ["stage", "status", "time", "due", "district", "record"],
+              [(s["stage"], s["status"], s["time"] or "", s["due"] or "", s["district"] or "", s["record"] or "")
+               for s in result["stages"]])
+    for f in result["flags"]:
+        out.line(f"[{f['status']}] {f['code']} {f['stage'] or ''} ({f['severity']}{', review' if f['review'] else ''}): "
+                 f"{f['reason']}")
 
 
 def _parse_time(value: str, option: str) -> datetime:

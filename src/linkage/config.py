@@ -480,3 +480,106 @@ class ChainConfig(_Strict):
 def load_chain_config(config_dir: Path, path: Path | None = None) -> tuple[ChainConfig, Path]:
     path = Path(path) if path else Path(config_dir) / "chain.toml"
     return load_model(path, ChainConfig), path
+
+
+# ---- configs/export.toml -------------------------------------------------------------------
+
+EXPORT_FLAG_COLUMNS = ("person_id", "code", "code_text", "stage", "status", "severity", "district", "confidence",
+                       "review", "reason", "due", "first_seen")
+EXPORT_PERSON_COLUMNS = ("name", "dob", "sex", "nationality", "phone", "passport", "id_number", "permit_no")
+EXPORT_COLUMNS = EXPORT_FLAG_COLUMNS + EXPORT_PERSON_COLUMNS + ("evidence",)
+EXPORT_MASKS = ("none", "last4", "hidden")
+
+
+class ExportProfile(_Strict):
+    """One export profile: header language, the columns in order, and masks.
+
+    A person field (name, dob, ... permit_no) is hidden unless `mask` says otherwise: personal
+    data leaves the workspace only where a profile explicitly asks for it.
+    """
+
+    language: Literal["zh", "en"] = "zh"
+    columns: list[str] = Field(min_length=1)
+    mask: dict[str, Literal["none", "last4", "hidden"]] = {}
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[str]) -> list[str]:
+        for column in value:
+            if column not in EXPORT_COLUMNS:
+                raise ValueError(f"unknown column '{column}'; valid columns: {', '.join(EXPORT_COLUMNS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a column is listed twice")
+        return value
+
+    @field_validator("mask")
+    @classmethod
+    def _mask_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for column in value:
+            if column not in EXPORT_COLUMNS:
+                raise ValueError(f"unknown column '{column}'; valid columns: {', '.join(EXPORT_COLUMNS)}")
+        return value
+
+    def mask_of(self, column: str) -> str:
+        default = "hidden" if column in EXPORT_PERSON_COLUMNS else "none"
+        return self.mask.get(column, default)
+
+
+def _default_export_profiles() -> dict[str, ExportProfile]:
+    return {
+        "district_officer": ExportProfile(
+            language="zh",
+            columns=["person_id", "status", "severity", "code_text", "code", "stage", "reason", "due", "name", "sex",
+                     "dob", "nationality", "phone", "passport", "id_number", "permit_no", "review", "confidence",
+                     "first_seen", "evidence"],
+            mask={"name": "none", "sex": "none", "dob": "none", "nationality": "none", "phone": "none",
+                  "passport": "last4", "id_number": "last4", "permit_no": "last4"},
+        ),
+        "analyst": ExportProfile(
+            language="en",
+            columns=["person_id", "code", "stage", "status", "severity", "district", "confidence", "review", "reason",
+                     "due", "first_seen", "sex", "nationality", "phone", "passport", "id_number", "evidence"],
+            mask={"sex": "none", "nationality": "none", "phone": "last4", "passport": "last4", "id_number": "last4"},
+        ),
+    }
+
+
+class ExportConfig(_Strict):
+    """configs/export.toml: the discrepancy export profiles and which one is the default."""
+
+    default_profile: str = "district_officer"
+    profiles: dict[str, ExportProfile] = Field(default_factory=_default_export_profiles)
+
+    @field_validator("profiles")
+    @classmethod
+    def _names(cls, value: dict[str, ExportProfile]) -> dict[str, ExportProfile]:
+        if not value:
+            raise ValueError("define at least one profile ([profiles.NAME])")
+        for name in value:
+            if not SLUG.match(name):
+                raise ValueError(f"profile name '{name}' must be lower case letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> ExportConfig:
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default_profile '{self.default_profile}' is not a profile; "
+                             f"profiles: {', '.join(self.profiles)}")
+        return self
+
+    def profile(self, name: str | None) -> tuple[str, ExportProfile]:
+        """The named profile (the default when None); an unknown name is a ConfigError listing the profiles."""
+        name = name or self.default_profile
+        if name not in self.profiles:
+            raise ConfigError(f"unknown export profile '{name}'; profiles: {', '.join(sorted(self.profiles))}")
+        return name, self.profiles[name]
+
+
+def load_export_config(config_dir: Path, path: Path | None = None) -> tuple[ExportConfig, Path | None]:
+    """configs/export.toml if present (or the given file), else the built-in profiles."""
+    path = Path(path) if path else Path(config_dir) / "export.toml"
+    if not path.is_file():
+        if path.name != "export.toml" or path.parent != Path(config_dir):
+            raise ConfigError(f"{path}: config file not found")
+        return ExportConfig(), None
+    return load_model(path, ExportConfig), path

@@ -1,0 +1,391 @@
+"""The chain: every person's timeline, the rules of configs/chain.toml evaluated as of a time,
+flags with evidence and a plain-language reason, and the diff against the previous run.
+
+Everything is SQL over the workspace (one statement per concern, built here from the config);
+Python only assembles the statements. A stage's time is its earliest event among the person's
+records; a deadline is relative to a named earlier stage and is not checked when that stage
+has no event; a required stage with no event is MISSING once a later stage has happened or its
+deadline has passed, and PENDING before that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from .config import ChainConfig, available_sources, load_source_config, parse_duration
+from .errors import ConfigError, InputError
+from .sql import quote_literal
+from .workspace import Workspace
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+@dataclass
+class ChainSummary:
+    run_id: int
+    as_of: datetime
+    persons: int
+    flags: int
+    new: int
+    open: int
+    resolved: int
+    review: int
+    by_district: list[dict] = field(default_factory=list)
+
+
+def check_stages_recorded(config: ChainConfig, config_path: Path, config_dir: Path) -> None:
+    """Every stage must be recorded by some source's [[events]]."""
+    recorded: set[str] = set()
+    for name in available_sources(config_dir):
+        source, _ = load_source_config(config_dir, name)
+        recorded.update(event.stage for event in source.events)
+    for i, stage in enumerate(config.stages):
+        if stage.name not in recorded:
+            raise ConfigError(f"{config_path}: key 'stages[{i}].name': no source records stage '{stage.name}' "
+                              f"(stages in configs/sources/*.toml [[events]]: {', '.join(sorted(recorded)) or 'none'})")
+
+
+def _stages_sql(config: ChainConfig) -> str:
+    rows = []
+    for i, stage in enumerate(config.stages):
+        after = config.after_of(i)
+        max_gap = parse_duration(stage.max_gap) if stage.max_gap else None
+        min_gap = parse_duration(stage.min_gap) if stage.min_gap else None
+        rows.append("(" + ", ".join([
+            str(i), quote_literal(stage.name), quote_literal(after) if after else "NULL::VARCHAR",
+            str(max_gap) if max_gap is not None else "NULL::DOUBLE",
+            str(min_gap) if min_gap is not None else "NULL::DOUBLE",
+            "true" if stage.required else "false",
+            quote_literal(stage.destination) if stage.destination else "NULL::VARCHAR",
+            quote_literal(stage.max_gap or stage.min_gap or ""),
+        ]) + ")")
+    return ("CREATE OR REPLACE TEMP TABLE chain_stages AS SELECT * FROM (VALUES " + ", ".join(rows) +
+            ") t(ord, stage, after_stage, max_gap_s, min_gap_s, required, destination, gap_text)")
+
+
+PERSON_EVENTS = """
+    CREATE OR REPLACE TEMP TABLE person_events AS
+    SELECT p.person_id, e.stage, e.time, e.place, e.district, e.source || ':' || e.record_id AS record
+    FROM events e JOIN chain_persons p USING (source, record_id)
+    WHERE e.time <= ? AND e.stage IN (SELECT stage FROM chain_stages)"""
+
+STAGE_TIMES = """
+    CREATE OR REPLACE TEMP TABLE stage_times AS
+    SELECT person_id, stage, min(time) AS time, arg_min(place, time) AS place,
+           arg_min(district, time) AS district, arg_min(record, time) AS record
+    FROM person_events GROUP BY person_id, stage"""
+
+
+def _destination_sql(config: ChainConfig) -> str:
+    fields = sorted({s.destination for s in config.stages if s.destination})
+    if not fields:
+        return ("CREATE OR REPLACE TEMP TABLE destinations AS "
+                "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS field, NULL::VARCHAR AS district WHERE false")
+    parts = [f"""SELECT p.person_id, {quote_literal(f)} AS field, mode(r.extra[{quote_literal(f)}]) AS district
+                 FROM chain_persons p JOIN records r USING (source, record_id)
+                 WHERE r.extra[{quote_literal(f)}] IS NOT NULL GROUP BY p.person_id""" for f in fields]
+    return "CREATE OR REPLACE TEMP TABLE destinations AS " + " UNION ALL ".join(parts)
+
+
+CONFIDENCE = """
+    CREATE OR REPLACE TEMP TABLE person_confidence AS
+    WITH inside AS (
+        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr,
+               l.probability
+        FROM links l
+        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        WHERE l.linked AND a.person_id = b.person_id),
+    ends AS (SELECT person_id, rl AS record, probability FROM inside
+             UNION ALL SELECT person_id, rr, probability FROM inside),
+    best AS (SELECT person_id, record, max(probability) AS p FROM ends GROUP BY ALL)
+    SELECT person_id, min(p) AS confidence FROM best GROUP BY person_id"""
+
+TIMELINE = """
+    CREATE OR REPLACE TEMP TABLE timeline AS
+    WITH travelers AS (SELECT DISTINCT person_id FROM person_events),
+    grid AS (
+        SELECT t.person_id, s.*, st.time, st.place, st.district, st.record,
+               a.time AS anchor_time, a.record AS anchor_record, d.district AS destination_district
+        FROM travelers t CROSS JOIN chain_stages s
+        LEFT JOIN stage_times st ON st.person_id = t.person_id AND st.stage = s.stage
+        LEFT JOIN stage_times a ON a.person_id = t.person_id AND a.stage = s.after_stage
+        LEFT JOIN destinations d ON d.person_id = t.person_id AND d.field = s.destination),
+    marked AS (
+        SELECT *,
+               anchor_time + to_microseconds(CAST(max_gap_s * 1e6 AS BIGINT)) AS due,
+               max(CASE WHEN time IS NOT NULL THEN ord END) OVER (PARTITION BY person_id) AS last_present,
+               max(time) OVER w_before AS earlier_max_time,
+               arg_max(stage, time) OVER w_before AS earlier_stage,
+               last_value(district IGNORE NULLS) OVER w_before AS previous_district
+        FROM grid
+        WINDOW w_before AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+    SELECT *,
+           CASE WHEN time IS NOT NULL THEN 'done'
+                WHEN required AND (last_present > ord OR due <= ?) THEN 'missing'
+                ELSE 'pending' END AS status,
+           coalesce(CASE WHEN time IS NOT NULL THEN district END, destination_district, previous_district)
+               AS responsible
+    FROM marked"""
+
+
+def _flags_sql() -> str:
+    """All flags of this evaluation: (person, code, stage, district, reason, evidence, due)."""
+    fmt = "'%Y-%m-%d %H:%M'"
+    label = "replace(stage, '_', ' ')"
+    return f"""
+    CREATE OR REPLACE TEMP TABLE current_flags AS
+    WITH f AS (
+        SELECT person_id, 'MISSING_STAGE' AS code, stage, responsible AS district, due,
+               CASE WHEN anchor_time IS NOT NULL
+                    THEN format('{{}} {{}}{{}}; no {{}} recorded{{}}', upper(left(replace(after_stage, '_', ' '), 1))
+                                || substr(replace(after_stage, '_', ' '), 2), strftime(anchor_time, {fmt}),
+                                coalesce(' (' || anchor_record || ')', ''), {label},
+                                CASE WHEN due IS NOT NULL THEN '; due by ' || strftime(due, {fmt}) ELSE '' END)
+                    ELSE format('No {{}} recorded, although a later stage has happened', {label}) END
+               || CASE WHEN last_present > ord AND anchor_time IS NOT NULL THEN '; a later stage has happened' ELSE '' END
+               AS reason,
+               [anchor_record] AS evidence
+        FROM timeline WHERE status = 'missing'
+        UNION ALL
+        SELECT person_id, 'OUT_OF_ORDER', stage, responsible, NULL,
+               format('{{}} recorded {{}} ({{}}), before {{}} at {{}}', upper(left({label}, 1)) || substr({label}, 2),
+                      strftime(time, {fmt}), record, replace(earlier_stage, '_', ' '), strftime(earlier_max_time, {fmt})),
+               [record]
+        FROM timeline WHERE time IS NOT NULL AND earlier_max_time > time
+        UNION ALL
+        SELECT person_id, 'GAP_EXCEEDED', stage, responsible, due,
+               format('{{}} at {{}} ({{}}) came {{}} h after {{}} at {{}}; allowed {{}}',
+                      upper(left({label}, 1)) || substr({label}, 2), strftime(time, {fmt}), record,
+                      round(epoch(time - anchor_time) / 3600, 1), replace(after_stage, '_', ' '),
+                      strftime(anchor_time, {fmt}), gap_text),
+               [anchor_record, record]
+        FROM timeline WHERE time IS NOT NULL AND anchor_time IS NOT NULL AND max_gap_s IS NOT NULL
+                        AND epoch(time - anchor_time) > max_gap_s
+        UNION ALL
+        SELECT person_id, 'EARLY_RELEASE', stage, responsible, NULL,
+               format('{{}} at {{}} ({{}}), {{}} days after {{}} at {{}}; the minimum is {{}}',
+                      upper(left({label}, 1)) || substr({label}, 2), strftime(time, {fmt}), record,
+                      round(epoch(time - anchor_time) / 86400, 1), replace(after_stage, '_', ' '),
+                      strftime(anchor_time, {fmt}), gap_text),
+               [anchor_record, record]
+        FROM timeline WHERE time IS NOT NULL AND anchor_time IS NOT NULL AND min_gap_s IS NOT NULL
+                        AND epoch(time - anchor_time) < min_gap_s
+        UNION ALL
+        SELECT person_id, 'DISTRICT_MISMATCH', stage, destination_district, NULL,
+               format('{{}} in {{}} at {{}} ({{}}), but the destination district is {{}}',
+                      upper(left({label}, 1)) || substr({label}, 2), district, strftime(time, {fmt}), record,
+                      destination_district),
+               [record]
+        FROM timeline WHERE time IS NOT NULL AND destination_district IS NOT NULL AND district IS NOT NULL
+                        AND district <> destination_district
+        UNION ALL
+        SELECT c.person_id, 'IDENTITY_CONFLICT', NULL,
+               (SELECT any_value(responsible ORDER BY ord DESC) FROM timeline t
+                WHERE t.person_id = c.person_id AND t.responsible IS NOT NULL), NULL,
+               'Records of this traveler carry contradicting identifiers (' || c.records
+               || '); check which document or birth date is right', c.evidence
+        FROM identity_conflicts c
+    )
+    SELECT f.person_id || '|' || f.code || '|' || coalesce(f.stage, '') AS flag_key, f.*,
+           coalesce(pc.confidence, 1.0) AS confidence
+    FROM f LEFT JOIN person_confidence pc USING (person_id)"""
+
+
+IDENTITY_CONFLICTS = """
+    CREATE OR REPLACE TEMP TABLE identity_conflicts AS
+    WITH kept AS (
+        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr
+        FROM links l
+        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        WHERE l.conflict AND a.person_id = b.person_id),
+    ids AS (
+        SELECT p.person_id, count(DISTINCT r.id_number) AS n,
+               list(DISTINCT p.source || ':' || p.record_id) FILTER (WHERE r.id_number IS NOT NULL) AS recs
+        FROM chain_persons p JOIN records r USING (source, record_id)
+        WHERE r.id_number IS NOT NULL GROUP BY p.person_id HAVING count(DISTINCT r.id_number) > 1),
+    all_ AS (
+        SELECT person_id, [rl, rr] AS evidence FROM kept
+        UNION ALL SELECT person_id, recs FROM ids)
+    SELECT person_id, list_distinct(flatten(list(evidence))) AS evidence,
+           array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records
+    FROM all_ WHERE person_id IN (SELECT person_id FROM person_events) GROUP BY person_id"""
+
+
+def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir: Path,
+              as_of: datetime | None = None, clusters: pl.DataFrame | None = None) -> ChainSummary:
+    """Evaluate the chain for every person and store the run's timelines, flags and diff.
+
+    `clusters` (source, record_id, person_id) replaces the match's persons, e.g. to evaluate the
+    rules on a curated or true linkage; links then carry no confidence (1.0) and no conflicts.
+    """
+    check_stages_recorded(config, config_path, config_dir)
+    as_of = as_of or datetime.now().replace(microsecond=0)
+    match_run = ws.rows("latest match run", "SELECT run_id FROM match_runs WHERE finished_at IS NOT NULL "
+                                            "ORDER BY run_id DESC LIMIT 1")
+    if not match_run and clusters is None:
+        raise InputError("no persons yet; run 'linkage match' first")
+    if clusters is None:
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
+    else:
+        ws.register("clusters_input", clusters.to_arrow())
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS "
+                                "SELECT source, record_id, person_id FROM clusters_input")
+        ws.unregister("clusters_input")
+    previous = ws.scalar("previous chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
+    chain_sha = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
+    with ws.transaction():
+        run_id = ws.scalar("next chain run id", "SELECT nextval('chain_run_ids')")
+        ws.run("open chain run", "INSERT INTO chain_runs (run_id, as_of, started_at, match_run_id, chain_sha256) "
+                                 "VALUES (?, ?, ?, ?, ?)",
+               [run_id, as_of, datetime.now(), match_run[0][0] if match_run and clusters is None else None, chain_sha])
+        ws.run("chain stages", _stages_sql(config))
+        ws.run("person events", PERSON_EVENTS, [as_of])
+        ws.run("stage times", STAGE_TIMES)
+        ws.run("destinations", _destination_sql(config))
+        ws.run("person confidence", CONFIDENCE)
+        ws.run("timeline", TIMELINE, [as_of])
+        ws.run("identity conflicts", IDENTITY_CONFLICTS)
+        ws.run("flags", _flags_sql())
+        _store(ws, config, run_id, previous)
+        summary = _summarize(ws, run_id, as_of)
+        ws.run("close chain run", """
+            UPDATE chain_runs SET finished_at = ?, persons = ?, flags = ?, new_flags = ?, open_flags = ?,
+                   resolved_flags = ? WHERE run_id = ?""",
+               [datetime.now(), summary.persons, summary.flags, summary.new, summary.open, summary.resolved, run_id])
+    return summary
+
+
+def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None) -> None:
+    severity = " ".join(f"WHEN {quote_literal(code)} THEN {quote_literal(config.severity_of(code))}"
+                        for code in ("MISSING_STAGE", "OUT_OF_ORDER", "GAP_EXCEEDED", "EARLY_RELEASE",
+                                     "DISTRICT_MISMATCH", "IDENTITY_CONFLICT"))
+    ws.run("store timelines", """
+        INSERT INTO timelines SELECT ?, person_id, stage, ord, status, time, due, district, place,
+               split_part(record, ':', 1), substr(record, length(split_part(record, ':', 1)) + 2)
+        FROM timeline""", [run_id])
+    ws.run("store flags", f"""
+        INSERT INTO flags
+        SELECT ?, c.flag_key, c.person_id, c.code, c.stage,
+               CASE WHEN p.flag_key IS NULL THEN 'new' ELSE 'open' END,
+               CASE c.code {severity} END, c.district, c.confidence, c.confidence < ?,
+               c.reason || CASE WHEN c.confidence < ? THEN
+                   format(' (rests on a link of confidence {{:.2f}}: check the records belong together)', c.confidence)
+                   ELSE '' END,
+               to_json(list_filter(c.evidence, x -> x IS NOT NULL))::VARCHAR,
+               coalesce(p.first_seen_run, ?), c.due
+        FROM current_flags c
+        LEFT JOIN (SELECT flag_key, first_seen_run FROM flags WHERE run_id = ? AND status <> 'resolved') p
+          USING (flag_key)""", [run_id, config.review_below, config.review_below, run_id, previous or -1])
+    if previous is not None:
+        ws.run("resolved flags", """
+            INSERT INTO flags
+            SELECT ?, p.flag_key, p.person_id, p.code, p.stage, 'resolved', p.severity, p.district, p.confidence,
+                   p.review, p.reason, p.evidence, p.first_seen_run, p.due
+            FROM flags p ANTI JOIN current_flags c USING (flag_key)
+            WHERE p.run_id = ? AND p.status <> 'resolved'""", [run_id, previous])
+
+
+def _summarize(ws: Workspace, run_id: int, as_of: datetime) -> ChainSummary:
+    persons = ws.scalar("count travelers", "SELECT count(DISTINCT person_id) FROM timeline")
+    counts = dict(ws.rows("flag counts", "SELECT status, count(*) FROM flags WHERE run_id = ? GROUP BY 1", [run_id]))
+    review = ws.scalar("review count", "SELECT count(*) FROM flags WHERE run_id = ? AND review AND status <> 'resolved'",
+                       [run_id])
+    rows = ws.rows("flags by district", """
+        SELECT coalesce(district, '(unassigned)'), code,
+               count(*) FILTER (WHERE status = 'new'), count(*) FILTER (WHERE status = 'open'),
+               count(*) FILTER (WHERE status = 'resolved')
+        FROM flags WHERE run_id = ? GROUP BY ALL ORDER BY 1, 2""", [run_id])
+    new, open_, resolved = counts.get("new", 0), counts.get("open", 0), counts.get("resolved", 0)
+    return ChainSummary(run_id, as_of, int(persons), new + open_, new, open_, resolved, int(review),
+                        [{"district": d, "code": c, "new": n, "open": o, "resolved": r} for d, c, n, o, r in rows])
+
+
+def timeline_of(ws: Workspace, person_id: str) -> dict:
+    """The latest chain run's timeline and flags of one person."""
+    run = ws.scalar("latest chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
+    if run is None:
+        raise InputError("no chain run yet; run 'linkage chain' first")
+    stages = ws.rows("timeline of person", """
+        SELECT stage, status, time, due, district, place, source, record_id FROM timelines
+        WHERE run_id = ? AND person_id = ? ORDER BY stage_order""", [run, person_id])
+    if not stages:
+        known = ws.scalar("person known", "SELECT count(*) FROM persons WHERE person_id = ?", [person_id])
+        raise InputError(f"person {person_id} has no chain events" if known else f"no person {person_id}")
+    flags = ws.rows("flags of person", """
+        SELECT code, stage, status, severity, district, confidence, review, reason, evidence FROM flags
+        WHERE run_id = ? AND person_id = ? ORDER BY status, code""", [run, person_id])
+    as_of = ws.scalar("as of", "SELECT as_of FROM chain_runs WHERE run_id = ?", [run])
+    return {
+        "person_id": person_id, "as_of": str(as_of), "run_id": run,
+        "stages": [{"stage": s, "status": st, "time": str(t) if t else None, "due": str(d) if d else None,
+                    "district": di, "place": p, "record": f"{so}:{r}" if so else None}
+                   for s, st, t, d, di, p, so, r in stages],
+        "flags": [{"code": c, "stage": s, "status": st, "severity": sv, "district": d, "confidence": cf,
+                   "review": rv, "reason": rs, "evidence": json.loads(ev) if ev else []}
+                  for c, s, st, sv, d, cf, rv, rs, ev in flags],
+    }
+
+
+def evaluate_flags(ws: Workspace, truth_flags: pl.DataFrame, truth_entities: pl.DataFrame) -> dict:
+    """Precision / recall / F1 per flag code of the latest run's current flags against truth flags.
+
+    Our persons are mapped to the truth person most of their records belong to; a flag is the
+    triple (truth person, code, stage).
+    """
+    run = ws.scalar("latest chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
+    if run is None:
+        raise InputError("no chain run yet; run 'linkage chain' first")
+    ws.register("truth_flags_input", truth_flags.to_arrow())
+    ws.register("truth_entities_input", truth_entities.to_arrow())
+    rows = ws.rows("flag scores", """
+        WITH votes AS (
+            SELECT c.person_id, t.person_id AS truth, count(*) AS n
+            FROM chain_persons c JOIN truth_entities_input t USING (source, record_id) GROUP BY ALL),
+        owner AS (SELECT person_id, arg_max(truth, n) AS truth FROM votes GROUP BY person_id),
+        ours AS (SELECT DISTINCT o.truth AS person_id, f.code, coalesce(f.stage, '') AS stage
+                 FROM flags f JOIN owner o USING (person_id) WHERE f.run_id = ? AND f.status <> 'resolved'),
+        truth AS (SELECT DISTINCT person_id, flag AS code, coalesce(stage, '') AS stage FROM truth_flags_input),
+        codes AS (SELECT code FROM ours UNION SELECT code FROM truth)
+        SELECT c.code,
+               (SELECT count(*) FROM ours o WHERE o.code = c.code),
+               (SELECT count(*) FROM truth t WHERE t.code = c.code),
+               (SELECT count(*) FROM ours o JOIN truth t USING (person_id, code, stage) WHERE o.code = c.code)
+        FROM codes c ORDER BY c.code""", [run])
+    ws.unregister("truth_flags_input")
+    ws.unregister("truth_entities_input")
+    out = {}
+    for code, predicted, actual, hit in rows:
+        p = hit / predicted if predicted else 1.0
+        r = hit / actual if actual else 1.0
+        out[code] = {"predicted": predicted, "true": actual, "correct": hit, "precision": round(p, 4),
+                     "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
+    return out
+
+
+def score_flags(ws: Workspace, truth_flags_path: Path, truth_entities: pl.DataFrame) -> dict:
+    """Load a truth_flags.csv (person_id,flag,stage) and score the latest run against it."""
+    path = Path(truth_flags_path)
+    if not path.is_file():
+        raise InputError(f"{path}: truth flags file not found")
+    frame = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in ("person_id", "flag", "stage") if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected person_id,flag,stage")
+    run = ws.scalar("latest chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
+    match_based = ws.scalar("chain on match persons", "SELECT match_run_id IS NOT NULL FROM chain_runs WHERE run_id = ?",
+                            [run]) if run is not None else True
+    if match_based:
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
+    else:
+        ws.register("te", truth_entities.to_arrow())
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM te")
+        ws.unregister("te")
+    return evaluate_flags(ws, frame, truth_entities)
