@@ -52,7 +52,7 @@ def test_zhang_xiaoming_spellings_agree(full, order):
     result = std(full, order=order)
     assert result["family"] == "ZHANG"
     assert result["given"] == "XIAOMING"
-    assert result["key"] == "XIAOMING ZHANG"
+    assert result["key"] == "MING XIAO ZHANG"
 
 
 def test_output_has_exactly_the_name_fields():
@@ -201,7 +201,7 @@ def test_name_key_is_order_script_and_spacing_independent(a, b):
 
 
 def test_name_key_definition():
-    assert name_key("ZHANG", "XIAO MING") == "XIAOMING ZHANG"
+    assert name_key("ZHANG", "XIAO MING") == name_key("ZHANG", "XIAOMING") == "MING XIAO ZHANG"
     assert name_key("SMITH", "JOHN PAUL") == "JOHN PAUL SMITH"
     assert name_key(None, None) is None
 
@@ -322,3 +322,11 @@ def test_pinyin_spacing_does_not_change_the_given_name(syllables):
     assert spaced["key"] == hyphened["key"]
     if all(s not in ("OUYANG",) for s in syllables):
         assert spaced["given"] == joined["given"] == "".join(syllables)
+
+
+def test_key_ignores_pinyin_spacing_and_which_word_was_read_as_family():
+    forms = [("LI YAN JUAN", "given_first"), ("YANJUAN LI", "given_first"), ("LIYAN JUAN", "given_first"),
+             ("李燕娟", "auto"), ("MINFAN", "auto")]
+    keys = [std(text, order=order)["key"] for text, order in forms]
+    assert keys[:4] == ["JUAN LI YAN"] * 4
+    assert keys[4] == std("范敏", order="auto")["key"] == "FAN MIN"

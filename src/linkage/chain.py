@@ -219,6 +219,103 @@ IDENTITY_CONFLICTS = """
     FROM all_ WHERE person_id IN (SELECT person_id FROM person_events) GROUP BY person_id"""
 
 
+# Chain-aware linkage. A traveler split into two persons shows up as two travelers each missing
+# stages. Before such flags are raised, a person with missing stages is joined with another person
+# whose events fill them, when (a) neither has a stage the other has, (b) the joined timeline keeps
+# the stage order, and (c) their records are compatible: a scored link between them, or, found
+# through the time window of the missing stage, the same birth date (up to a day/month swap) and a
+# similar name or a document one edit apart. The joins are stored (chain_merges) and applied to
+# persons: "link it", so exports and the next chain run agree.
+GAP_CANDIDATES = """
+    CREATE OR REPLACE TEMP TABLE gap_candidates AS
+    WITH done AS (SELECT person_id, list(stage ORDER BY stage) AS stages FROM timeline WHERE status = 'done' GROUP BY 1),
+    missing AS (SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
+                FROM timeline WHERE status = 'missing'),
+    linked AS (
+        SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score, 'link' AS how
+        FROM links l
+        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        WHERE a.person_id <> b.person_id GROUP BY ALL),
+    windowed AS (
+        SELECT m.person_id AS a, st.person_id AS b, 0.0 AS score, 'window' AS how
+        FROM missing m JOIN stage_times st ON st.stage = m.stage AND st.person_id <> m.person_id
+             AND st.time >= m.anchor_time - INTERVAL 1 DAY AND st.time <= m.until + INTERVAL 1 DAY
+        WHERE m.anchor_time IS NOT NULL),
+    compatible AS (
+        SELECT w.a, w.b, max(jaro_winkler_similarity(ra.name_key, rb.name_key)) AS score, 'window' AS how
+        FROM windowed w
+        JOIN chain_persons pa ON pa.person_id = w.a JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
+        JOIN chain_persons pb ON pb.person_id = w.b JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
+        WHERE (ra.sex IS NULL OR rb.sex IS NULL OR ra.sex = rb.sex)
+          AND (coalesce(ra.dob, ra.id_dob) IS NULL OR coalesce(rb.dob, rb.id_dob) IS NULL
+               OR coalesce(ra.dob, ra.id_dob) = coalesce(rb.dob, rb.id_dob)
+               OR (year(coalesce(ra.dob, ra.id_dob)) = year(coalesce(rb.dob, rb.id_dob))
+                   AND month(coalesce(ra.dob, ra.id_dob)) = day(coalesce(rb.dob, rb.id_dob))
+                   AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob))))
+          AND (jaro_winkler_similarity(ra.name_key, rb.name_key) >= 0.8
+               OR ra.family_phonetic = rb.family_phonetic AND ra.given_phonetic = rb.given_phonetic
+               OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
+          -- without both birth dates, only an exact name or a shared document will do
+          AND (coalesce(ra.dob, ra.id_dob) IS NOT NULL AND coalesce(rb.dob, rb.id_dob) IS NOT NULL
+               OR ra.name_key = rb.name_key OR ra.local_name = rb.local_name
+               OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
+        GROUP BY ALL),
+    pairs AS (
+        SELECT least(a, b) AS a, greatest(a, b) AS b, max(score) AS score, min(how) AS how
+        FROM (SELECT * FROM linked UNION ALL SELECT * FROM compatible) GROUP BY ALL)
+    SELECT p.* FROM pairs p
+    JOIN done da ON da.person_id = p.a JOIN done db ON db.person_id = p.b
+    WHERE len(list_intersect(da.stages, db.stages)) = 0
+      AND (p.a IN (SELECT person_id FROM missing) OR p.b IN (SELECT person_id FROM missing))
+      AND NOT EXISTS (  -- the joined timeline keeps the stage order
+          SELECT 1 FROM stage_times x JOIN stage_times y ON x.person_id IN (p.a, p.b) AND y.person_id IN (p.a, p.b)
+          JOIN chain_stages sx ON sx.stage = x.stage JOIN chain_stages sy ON sy.stage = y.stage
+          WHERE x.person_id <> y.person_id AND sx.ord < sy.ord AND x.time > y.time)"""
+
+
+def _fill_gaps(ws: Workspace, run_id: int, as_of: datetime) -> int:
+    """Join split travelers (see GAP_CANDIDATES); returns how many joins were made."""
+    ws.run("gap candidates", GAP_CANDIDATES)
+    candidates = ws.rows("gap candidate list", "SELECT a, b, score, how FROM gap_candidates ORDER BY score DESC, a, b")
+    if not candidates:
+        return 0
+    stages = dict(ws.rows("done stages", "SELECT person_id, list(stage) FROM timeline WHERE status = 'done' "
+                                         "AND person_id IN (SELECT a FROM gap_candidates UNION SELECT b FROM gap_candidates) "
+                                         "GROUP BY 1"))
+    root: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while root.get(x, x) != x:
+            x = root[x]
+        return x
+
+    held = {p: set(s) for p, s in stages.items()}
+    merges = []
+    for a, b, score, how in candidates:
+        ra, rb = find(a), find(b)
+        if ra == rb or held.get(ra, set()) & held.get(rb, set()):
+            continue
+        keep, gone = sorted((ra, rb))
+        root[gone] = keep
+        held[keep] = held.get(keep, set()) | held.pop(gone, set())
+        merges.append((keep, gone, how, score))
+    if merges:
+        ws.register("merges_input", pl.DataFrame(
+            {"person_id": [m[0] for m in merges], "merged": [m[1] for m in merges],
+             "how": [m[2] for m in merges], "score": [float(m[3]) for m in merges]}).to_arrow())
+        ws.run("store merges", "INSERT INTO chain_merges SELECT ?, person_id, merged, how, score FROM merges_input", [run_id])
+        final = {gone: find(gone) for _, gone, _, _ in merges}
+        ws.register("final_input", pl.DataFrame({"merged": list(final), "person_id": list(final.values())}).to_arrow())
+        for table in ("chain_persons", "persons"):
+            ws.run(f"apply merges to {table}", f"""
+                UPDATE {table} SET person_id = f.person_id FROM final_input f WHERE {table}.person_id = f.merged""")
+        ws.unregister("merges_input")
+        ws.unregister("final_input")
+        ws.run("person events after merges", PERSON_EVENTS, [as_of])
+    return len(merges)
+
+
 def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir: Path,
               as_of: datetime | None = None, clusters: pl.DataFrame | None = None) -> ChainSummary:
     """Evaluate the chain for every person and store the run's timelines, flags and diff.
@@ -252,6 +349,13 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         ws.run("destinations", _destination_sql(config))
         ws.run("person confidence", CONFIDENCE)
         ws.run("timeline", TIMELINE, [as_of])
+        if clusters is None:
+            merges = _fill_gaps(ws, run_id, as_of)
+            if merges:
+                ws.run("stage times", STAGE_TIMES)
+                ws.run("destinations", _destination_sql(config))
+                ws.run("person confidence", CONFIDENCE)
+                ws.run("timeline", TIMELINE, [as_of])
         ws.run("identity conflicts", IDENTITY_CONFLICTS)
         ws.run("flags", _flags_sql())
         _store(ws, config, run_id, previous)

@@ -416,6 +416,63 @@ def export_clusters(out_file: Path = typer.Option(..., "--out", help="CSV file t
     _out().line(f"Wrote {rows:,} records to {out_file}.")
 
 
+@export_app.command("discrepancies")
+def export_discrepancies(
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the district CSVs and manifest.json (created if missing)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of configs/export.toml (default: its default_profile)."),
+    district: Optional[str] = typer.Option(None, "--district", help="Write only this district's file ('unassigned': flags without one)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output (the manifest)."),
+) -> None:
+    """One CSV per responsible district of the current new and open flags, plus manifest.json.
+
+    Columns, header language and masking come from the profile; files are UTF-8 with BOM,
+    safe to open in Excel / LibreOffice (no cell starts a formula) and renamed into place
+    together, the manifest (row counts, sha256) last.
+
+    Example:
+
+        linkage export discrepancies --out exports/2026-03-31 --profile district_officer
+        linkage export discrepancies --out exports/ --district 朝阳区
+    """
+    from .config import load_export_config
+    from .export import write_discrepancies
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    config, _ = load_export_config(state.config_dir)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        result = write_discrepancies(ws, out_dir, config, profile=profile, district=district)
+    if out.json_mode:
+        out.json(result.manifest())
+        return
+    if district is not None and result.rows == 0:
+        out.line(f"No current flags for district {result.district}: wrote {result.files[0].file} with the header only "
+                 f"(districts with flags: {', '.join(result.districts_with_flags) or 'none'}).")
+        return
+    out.line(f"Wrote {result.rows:,} flags of chain run {result.run_id} (as of {result.as_of:%Y-%m-%d %H:%M}) "
+             f"to {len(result.files)} district files in {out_dir} with profile {result.profile}; "
+             f"manifest {result.manifest_path}.")
+
+
+@export_app.command("flags")
+def export_flags(
+    out_file: Path = typer.Option(..., "--out", help="CSV file to write."),
+    include_resolved: bool = typer.Option(False, "--include-resolved", help="Also the flags resolved in this run."),
+) -> None:
+    """CSV `person_id,code,stage,status,severity,district,confidence,reason`: every current flag, raw values.
+
+    Example:
+
+        linkage export flags --out flags.csv --include-resolved
+    """
+    from .export import write_flags
+    from .workspace import Workspace
+
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        result = write_flags(ws, out_file, include_resolved=include_resolved)
+    _out().line(f"Wrote {result.rows:,} flags of chain run {result.run_id} to {out_file}.")
+
+
 def render_pair(out: Output, result) -> None:
     rows = [("prior", "", f"{result.prior_weight:+.2f}", _bar(result.prior_weight))]
     rows += [(t.comparison, t.level + (f" [{t.note}]" if t.note else ""), f"{t.weight:+.2f}", _bar(t.weight))

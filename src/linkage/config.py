@@ -484,6 +484,8 @@ def load_chain_config(config_dir: Path, path: Path | None = None) -> tuple[Chain
 
 # ---- configs/export.toml -------------------------------------------------------------------
 
+from pydantic import ValidationInfo  # noqa: E402  (this section was appended; the imports above stay as they are)
+
 EXPORT_FLAG_COLUMNS = ("person_id", "code", "code_text", "stage", "status", "severity", "district", "confidence",
                        "review", "reason", "due", "first_seen")
 EXPORT_PERSON_COLUMNS = ("name", "dob", "sex", "nationality", "phone", "passport", "id_number", "permit_no")
@@ -501,6 +503,16 @@ class ExportProfile(_Strict):
     language: Literal["zh", "en"] = "zh"
     columns: list[str] = Field(min_length=1)
     mask: dict[str, Literal["none", "last4", "hidden"]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # inside a [profiles.NAME] table the generic message cannot list the valid keys; say them here
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key '{unknown[0]}'; valid keys: {', '.join(cls.model_fields)}")
+        return data
 
     @field_validator("columns")
     @classmethod
@@ -547,8 +559,8 @@ def _default_export_profiles() -> dict[str, ExportProfile]:
 class ExportConfig(_Strict):
     """configs/export.toml: the discrepancy export profiles and which one is the default."""
 
-    default_profile: str = "district_officer"
     profiles: dict[str, ExportProfile] = Field(default_factory=_default_export_profiles)
+    default_profile: str = Field(default="district_officer", validate_default=True)   # must name a profile
 
     @field_validator("profiles")
     @classmethod
@@ -560,12 +572,13 @@ class ExportConfig(_Strict):
                 raise ValueError(f"profile name '{name}' must be lower case letters, digits and underscores")
         return value
 
-    @model_validator(mode="after")
-    def _default_exists(self) -> ExportConfig:
-        if self.default_profile not in self.profiles:
-            raise ValueError(f"default_profile '{self.default_profile}' is not a profile; "
-                             f"profiles: {', '.join(self.profiles)}")
-        return self
+    @field_validator("default_profile")
+    @classmethod
+    def _default_exists(cls, value: str, info: ValidationInfo) -> str:
+        profiles = info.data.get("profiles")
+        if profiles is not None and value not in profiles:
+            raise ValueError(f"'{value}' is not a profile; profiles: {', '.join(sorted(profiles))}")
+        return value
 
     def profile(self, name: str | None) -> tuple[str, ExportProfile]:
         """The named profile (the default when None); an unknown name is a ConfigError listing the profiles."""

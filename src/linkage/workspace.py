@@ -200,6 +200,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 first_seen_run INTEGER NOT NULL,
                 due TIMESTAMP
             )""",
+            """
+            CREATE TABLE chain_merges (
+                run_id INTEGER NOT NULL,
+                person_id VARCHAR NOT NULL,
+                merged_person_id VARCHAR NOT NULL,
+                evidence VARCHAR NOT NULL,
+                score DOUBLE
+            )""",
         ],
     ),
 ]

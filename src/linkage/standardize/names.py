@@ -500,9 +500,26 @@ def _field_tokens(text: str | None) -> list[str]:
 
 
 def name_key(family: str | None, given: str | None) -> str | None:
-    """The tokens of both names (cleaned, pinyin joined) sorted and joined by one space."""
-    tokens = sorted(_field_tokens(family) + _field_tokens(given))
-    return " ".join(tokens) or None
+    """The words of both names, pinyin words split into syllables, sorted and joined by one space.
+
+    Splitting makes the key independent of how pinyin was spaced and which part was read as the
+    family name: "LI YAN JUAN", "YANJUAN LI", "LIYAN JUAN" and 李燕娟 all give "JUAN LI YAN".
+    """
+    tokens = [syllable for token in _field_tokens(family) + _field_tokens(given) for syllable in _syllables(token)]
+    return " ".join(sorted(tokens)) or None
+
+
+@lru_cache(maxsize=1 << 18)
+def _syllables(token: str) -> tuple[str, ...]:
+    """A pinyin word as its syllables (fewest syllables, longer first on ties); other words whole."""
+    if not _is_pinyin_word(token):
+        return (token,)
+    best: list[tuple[str, ...] | None] = [()] + [None] * len(token)
+    for end in range(1, len(token) + 1):
+        options = [best[start] + (token[start:end],) for start in range(max(0, end - 6), end)
+                   if best[start] is not None and token[start:end] in PINYIN_SYLLABLES]
+        best[end] = min(options, key=len) if options else None
+    return best[-1] or (token,)
 
 
 def _variant_rules(token: str) -> str:
