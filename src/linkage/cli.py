@@ -418,9 +418,11 @@ def export_clusters(out_file: Path = typer.Option(..., "--out", help="CSV file t
 
 @export_app.command("discrepancies")
 def export_discrepancies(
-    out_dir: Path = typer.Option(..., "--out", help="Folder for the district CSVs and manifest.json (created if missing)."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of configs/export.toml (default: its default_profile)."),
-    district: Optional[str] = typer.Option(None, "--district", help="Write only this district's file ('unassigned': flags without one)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the district CSVs and manifest.json (created)."),
+    profile: Optional[str] = typer.Option(None, "--profile",
+                                          help="Profile of configs/export.toml (default: its default_profile)."),
+    district: Optional[str] = typer.Option(None, "--district",
+                                           help="Only this district's file ('unassigned': flags without one)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output (the manifest)."),
 ) -> None:
     """One CSV per responsible district of the current new and open flags, plus manifest.json.

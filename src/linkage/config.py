@@ -490,7 +490,6 @@ EXPORT_FLAG_COLUMNS = ("person_id", "code", "code_text", "stage", "status", "sev
                        "review", "reason", "due", "first_seen")
 EXPORT_PERSON_COLUMNS = ("name", "dob", "sex", "nationality", "phone", "passport", "id_number", "permit_no")
 EXPORT_COLUMNS = EXPORT_FLAG_COLUMNS + EXPORT_PERSON_COLUMNS + ("evidence",)
-EXPORT_MASKS = ("none", "last4", "hidden")
 
 
 class ExportProfile(_Strict):
