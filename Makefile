@@ -28,6 +28,14 @@ demo: install
 	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source police sample_data/police.csv
 	$(BIN)/linkage --workspace $(WORKSPACE) ingest --source commerce sample_data/commerce.xlsx
 	$(BIN)/linkage --workspace $(WORKSPACE) status
+	$(BIN)/linkage --workspace $(WORKSPACE) match
+	$(BIN)/linkage --workspace $(WORKSPACE) evaluate --truth sample_data/truth_entities.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) chain --as-of 2026-03-31T00:00
+	$(BIN)/linkage --workspace $(WORKSPACE) evaluate --truth sample_data/truth_entities.csv --truth-flags sample_data/truth_flags.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) export clusters --out $(WORKSPACE)/clusters.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) export flags --out $(WORKSPACE)/flags.csv
+	$(BIN)/linkage --workspace $(WORKSPACE) export discrepancies --out $(WORKSPACE)/discrepancies
+	@echo "Discrepancy files for the district officers: $(WORKSPACE)/discrepancies (manifest.json lists them)"
 
 test: install-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider
