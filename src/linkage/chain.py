@@ -37,6 +37,7 @@ class ChainSummary:
     resolved: int
     review: int
     by_district: list[dict] = field(default_factory=list)
+    merged: int = 0
 
 
 def check_stages_recorded(config: ChainConfig, config_path: Path, config_dir: Path) -> None:
@@ -226,60 +227,82 @@ IDENTITY_CONFLICTS = """
 # through the time window of the missing stage, the same birth date (up to a day/month swap) and a
 # similar name or a document one edit apart. The joins are stored (chain_merges) and applied to
 # persons: "link it", so exports and the next chain run agree.
-GAP_CANDIDATES = """
-    CREATE OR REPLACE TEMP TABLE gap_candidates AS
-    WITH done AS (SELECT person_id, list(stage ORDER BY stage) AS stages FROM timeline WHERE status = 'done' GROUP BY 1),
-    missing AS (SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
-                FROM timeline WHERE status = 'missing'),
-    linked AS (
-        SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score, 'link' AS how
-        FROM links l
-        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
-        WHERE a.person_id <> b.person_id GROUP BY ALL),
-    windowed AS (
-        SELECT m.person_id AS a, st.person_id AS b, 0.0 AS score, 'window' AS how
-        FROM missing m JOIN stage_times st ON st.stage = m.stage AND st.person_id <> m.person_id
-             AND st.time >= m.anchor_time - INTERVAL 1 DAY AND st.time <= m.until + INTERVAL 1 DAY
-        WHERE m.anchor_time IS NOT NULL),
-    compatible AS (
-        SELECT w.a, w.b, max(jaro_winkler_similarity(ra.name_key, rb.name_key)) AS score, 'window' AS how
-        FROM windowed w
-        JOIN chain_persons pa ON pa.person_id = w.a JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
-        JOIN chain_persons pb ON pb.person_id = w.b JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
-        WHERE (ra.sex IS NULL OR rb.sex IS NULL OR ra.sex = rb.sex)
-          AND (coalesce(ra.dob, ra.id_dob) IS NULL OR coalesce(rb.dob, rb.id_dob) IS NULL
-               OR coalesce(ra.dob, ra.id_dob) = coalesce(rb.dob, rb.id_dob)
-               OR (year(coalesce(ra.dob, ra.id_dob)) = year(coalesce(rb.dob, rb.id_dob))
-                   AND month(coalesce(ra.dob, ra.id_dob)) = day(coalesce(rb.dob, rb.id_dob))
-                   AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob))))
-          AND (jaro_winkler_similarity(ra.name_key, rb.name_key) >= 0.8
-               OR ra.family_phonetic = rb.family_phonetic AND ra.given_phonetic = rb.given_phonetic
-               OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
-          -- without both birth dates, only an exact name or a shared document will do
-          AND (coalesce(ra.dob, ra.id_dob) IS NOT NULL AND coalesce(rb.dob, rb.id_dob) IS NOT NULL
-               OR ra.name_key = rb.name_key OR ra.local_name = rb.local_name
-               OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
-        GROUP BY ALL),
-    pairs AS (
+GAP_STEPS = [
+    ("gap: missing stages", """
+        CREATE OR REPLACE TEMP TABLE gap_missing AS
+        SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
+        FROM timeline WHERE status = 'missing'"""),
+    ("gap: identity keys", """
+        CREATE OR REPLACE TEMP TABLE gap_keys AS  -- birth date, name key, hanzi name or a document
+        SELECT DISTINCT p.person_id, k
+        FROM chain_persons p JOIN records r USING (source, record_id),
+             unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name]
+                    || list_transform(r.doc_numbers, x -> 'x' || x)) AS t(k)
+        WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM person_events)"""),
+    ("gap: pairs", """
+        CREATE OR REPLACE TEMP TABLE gap_pairs AS
+        WITH linked AS (
+            SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score
+            FROM links l
+            JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+            JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+            WHERE a.person_id <> b.person_id
+              AND (a.person_id IN (SELECT person_id FROM gap_missing) OR b.person_id IN (SELECT person_id FROM gap_missing))
+            GROUP BY ALL),
+        windowed AS (
+            SELECT DISTINCT m.person_id AS a, st.person_id AS b
+            FROM gap_missing m
+            JOIN gap_keys ka ON ka.person_id = m.person_id
+            JOIN gap_keys kb ON kb.k = ka.k AND kb.person_id <> m.person_id
+            JOIN stage_times st ON st.person_id = kb.person_id AND st.stage = m.stage
+                 AND st.time >= m.anchor_time - INTERVAL 1 DAY AND st.time <= m.until + INTERVAL 1 DAY
+            WHERE m.anchor_time IS NOT NULL),
+        compatible AS (
+            SELECT w.a, w.b, max(jaro_winkler_similarity(ra.name_key, rb.name_key)) AS score
+            FROM windowed w
+            JOIN chain_persons pa ON pa.person_id = w.a
+            JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
+            JOIN chain_persons pb ON pb.person_id = w.b
+            JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
+            WHERE (ra.sex IS NULL OR rb.sex IS NULL OR ra.sex = rb.sex)
+              AND (coalesce(ra.dob, ra.id_dob) IS NULL OR coalesce(rb.dob, rb.id_dob) IS NULL
+                   OR coalesce(ra.dob, ra.id_dob) = coalesce(rb.dob, rb.id_dob)
+                   OR (year(coalesce(ra.dob, ra.id_dob)) = year(coalesce(rb.dob, rb.id_dob))
+                       AND month(coalesce(ra.dob, ra.id_dob)) = day(coalesce(rb.dob, rb.id_dob))
+                       AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob))))
+              AND (jaro_winkler_similarity(ra.name_key, rb.name_key) >= 0.8
+                   OR ra.family_phonetic = rb.family_phonetic AND ra.given_phonetic = rb.given_phonetic
+                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
+              -- without both birth dates, only an exact name or a shared document will do
+              AND (coalesce(ra.dob, ra.id_dob) IS NOT NULL AND coalesce(rb.dob, rb.id_dob) IS NOT NULL
+                   OR ra.name_key = rb.name_key OR ra.local_name = rb.local_name
+                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
+            GROUP BY ALL)
         SELECT least(a, b) AS a, greatest(a, b) AS b, max(score) AS score, min(how) AS how
-        FROM (SELECT * FROM linked UNION ALL SELECT * FROM compatible) GROUP BY ALL)
-    SELECT p.* FROM pairs p
-    JOIN done da ON da.person_id = p.a JOIN done db ON db.person_id = p.b
-    WHERE len(list_intersect(da.stages, db.stages)) = 0
-      AND (p.a IN (SELECT person_id FROM missing) OR p.b IN (SELECT person_id FROM missing))
-      AND NOT EXISTS (  -- the joined timeline keeps the stage order
-          SELECT 1 FROM stage_times x JOIN stage_times y ON x.person_id IN (p.a, p.b) AND y.person_id IN (p.a, p.b)
-          JOIN chain_stages sx ON sx.stage = x.stage JOIN chain_stages sy ON sy.stage = y.stage
-          WHERE x.person_id <> y.person_id AND sx.ord < sy.ord AND x.time > y.time)"""
+        FROM (SELECT a, b, score, 'link' AS how FROM linked
+              UNION ALL SELECT a, b, score, 'window' AS how FROM compatible)
+        GROUP BY ALL"""),
+    ("gap: candidates", """
+        CREATE OR REPLACE TEMP TABLE gap_candidates AS
+        WITH overlap AS (  -- a stage both have
+            SELECT DISTINCT p.a, p.b FROM gap_pairs p
+            JOIN stage_times x ON x.person_id = p.a JOIN stage_times y ON y.person_id = p.b AND y.stage = x.stage),
+        disorder AS (  -- the joined timeline would break the stage order
+            SELECT DISTINCT p.a, p.b FROM gap_pairs p
+            JOIN stage_times x ON x.person_id = p.a JOIN chain_stages sx ON sx.stage = x.stage
+            JOIN stage_times y ON y.person_id = p.b JOIN chain_stages sy ON sy.stage = y.stage
+            WHERE (sx.ord < sy.ord AND x.time > y.time) OR (sx.ord > sy.ord AND x.time < y.time))
+        SELECT * FROM gap_pairs p ANTI JOIN overlap USING (a, b) ANTI JOIN disorder USING (a, b)"""),
+]
 
 
-def _fill_gaps(ws: Workspace, run_id: int, as_of: datetime) -> int:
-    """Join split travelers (see GAP_CANDIDATES); returns how many joins were made."""
-    ws.run("gap candidates", GAP_CANDIDATES)
+def _find_merges(ws: Workspace, as_of: datetime) -> dict[str, tuple[str, str, float]]:
+    """Join split travelers (see GAP_STEPS) in the temp `chain_persons`; {merged id: (kept id, how, score)}."""
+    for step, sql in GAP_STEPS:
+        ws.run(step, sql)
     candidates = ws.rows("gap candidate list", "SELECT a, b, score, how FROM gap_candidates ORDER BY score DESC, a, b")
     if not candidates:
-        return 0
+        return {}
     stages = dict(ws.rows("done stages", "SELECT person_id, list(stage) FROM timeline WHERE status = 'done' "
                                          "AND person_id IN (SELECT a FROM gap_candidates UNION SELECT b FROM gap_candidates) "
                                          "GROUP BY 1"))
@@ -291,7 +314,7 @@ def _fill_gaps(ws: Workspace, run_id: int, as_of: datetime) -> int:
         return x
 
     held = {p: set(s) for p, s in stages.items()}
-    merges = []
+    joined: dict[str, tuple[str, float]] = {}
     for a, b, score, how in candidates:
         ra, rb = find(a), find(b)
         if ra == rb or held.get(ra, set()) & held.get(rb, set()):
@@ -299,21 +322,21 @@ def _fill_gaps(ws: Workspace, run_id: int, as_of: datetime) -> int:
         keep, gone = sorted((ra, rb))
         root[gone] = keep
         held[keep] = held.get(keep, set()) | held.pop(gone, set())
-        merges.append((keep, gone, how, score))
+        joined[gone] = (how, float(score))
+    merges = {gone: (find(gone), how, score) for gone, (how, score) in joined.items()}
     if merges:
-        ws.register("merges_input", pl.DataFrame(
-            {"person_id": [m[0] for m in merges], "merged": [m[1] for m in merges],
-             "how": [m[2] for m in merges], "score": [float(m[3]) for m in merges]}).to_arrow())
-        ws.run("store merges", "INSERT INTO chain_merges SELECT ?, person_id, merged, how, score FROM merges_input", [run_id])
-        final = {gone: find(gone) for _, gone, _, _ in merges}
-        ws.register("final_input", pl.DataFrame({"merged": list(final), "person_id": list(final.values())}).to_arrow())
-        for table in ("chain_persons", "persons"):
-            ws.run(f"apply merges to {table}", f"""
-                UPDATE {table} SET person_id = f.person_id FROM final_input f WHERE {table}.person_id = f.merged""")
-        ws.unregister("merges_input")
-        ws.unregister("final_input")
+        _apply_merges(ws, merges, "chain_persons")
         ws.run("person events after merges", PERSON_EVENTS, [as_of])
-    return len(merges)
+    return merges
+
+
+def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], table: str) -> None:
+    ws.register("merges_input", pl.DataFrame({"merged": list(merges), "person_id": [m[0] for m in merges.values()],
+                                              "how": [m[1] for m in merges.values()],
+                                              "score": [m[2] for m in merges.values()]}).to_arrow())
+    ws.run(f"apply merges to {table}", f"""
+        UPDATE {table} SET person_id = m.person_id FROM merges_input m WHERE {table}.person_id = m.merged""")
+    ws.unregister("merges_input")
 
 
 def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir: Path,
@@ -338,33 +361,45 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         ws.unregister("clusters_input")
     previous = ws.scalar("previous chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
     chain_sha = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
+    # The evaluation lives in temp tables outside the transaction (DuckDB plans joins of tables
+    # created inside an open transaction without statistics); only the stores are transactional.
+    ws.run("chain stages", _stages_sql(config))
+    ws.run("person events", PERSON_EVENTS, [as_of])
+    evaluate_timelines(ws, config, as_of)
+    merges = _find_merges(ws, as_of) if clusters is None else {}
+    if merges:
+        evaluate_timelines(ws, config, as_of)
+    ws.run("identity conflicts", IDENTITY_CONFLICTS)
+    ws.run("flags", _flags_sql())
     with ws.transaction():
         run_id = ws.scalar("next chain run id", "SELECT nextval('chain_run_ids')")
         ws.run("open chain run", "INSERT INTO chain_runs (run_id, as_of, started_at, match_run_id, chain_sha256) "
                                  "VALUES (?, ?, ?, ?, ?)",
                [run_id, as_of, datetime.now(), match_run[0][0] if match_run and clusters is None else None, chain_sha])
-        ws.run("chain stages", _stages_sql(config))
-        ws.run("person events", PERSON_EVENTS, [as_of])
-        ws.run("stage times", STAGE_TIMES)
-        ws.run("destinations", _destination_sql(config))
-        ws.run("person confidence", CONFIDENCE)
-        ws.run("timeline", TIMELINE, [as_of])
-        if clusters is None:
-            merges = _fill_gaps(ws, run_id, as_of)
-            if merges:
-                ws.run("stage times", STAGE_TIMES)
-                ws.run("destinations", _destination_sql(config))
-                ws.run("person confidence", CONFIDENCE)
-                ws.run("timeline", TIMELINE, [as_of])
-        ws.run("identity conflicts", IDENTITY_CONFLICTS)
-        ws.run("flags", _flags_sql())
+        if merges:
+            _apply_merges(ws, merges, "persons")
+            ws.register("merges_input", pl.DataFrame(
+                {"merged": list(merges), "person_id": [m[0] for m in merges.values()],
+                 "how": [m[1] for m in merges.values()], "score": [m[2] for m in merges.values()]}).to_arrow())
+            ws.run("store merges", "INSERT INTO chain_merges SELECT ?, person_id, merged, how, score FROM merges_input",
+                   [run_id])
+            ws.unregister("merges_input")
         _store(ws, config, run_id, previous)
         summary = _summarize(ws, run_id, as_of)
+        summary.merged = len(merges)
         ws.run("close chain run", """
             UPDATE chain_runs SET finished_at = ?, persons = ?, flags = ?, new_flags = ?, open_flags = ?,
                    resolved_flags = ? WHERE run_id = ?""",
                [datetime.now(), summary.persons, summary.flags, summary.new, summary.open, summary.resolved, run_id])
     return summary
+
+
+def evaluate_timelines(ws: Workspace, config: ChainConfig, as_of: datetime) -> None:
+    """Stage times, destinations, link confidence and the timeline of every traveler (temp tables)."""
+    ws.run("stage times", STAGE_TIMES)
+    ws.run("destinations", _destination_sql(config))
+    ws.run("person confidence", CONFIDENCE)
+    ws.run("timeline", TIMELINE, [as_of])
 
 
 def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None) -> None:

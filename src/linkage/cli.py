@@ -529,7 +529,8 @@ def chain(
         return
     out.line(f"Chain run {summary.run_id} as of {summary.as_of:%Y-%m-%d %H:%M}: {summary.persons:,} travelers, "
              f"{summary.flags:,} flags ({summary.new:,} new, {summary.open:,} open; {summary.review:,} for review), "
-             f"{summary.resolved:,} resolved since the last run.")
+             f"{summary.resolved:,} resolved since the last run; {summary.merged:,} split travelers joined "
+             "by their complementary events.")
     out.table("Flags by district and code", ["district", "code", "new", "open", "resolved"],
               [(r["district"], r["code"], r["new"], r["open"], r["resolved"]) for r in summary.by_district])
 
