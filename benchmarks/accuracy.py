@@ -58,6 +58,26 @@ on = ["extra.postcode", "family_phonetic"]
 [[blocking]]
 name = "suburb_given"
 on = ["extra.suburb", "given_phonetic"]
+
+[[blocking]]
+name = "phonetic_names"
+on = ["family_phonetic", "given_phonetic"]
+
+[[blocking]]
+name = "street_postcode"
+on = ["extra.street_number", "extra.postcode"]
+
+[[blocking]]
+name = "year_initials"
+on = ["birth_year", "family_name:1", "given_name:1"]
+
+[[blocking]]
+name = "address_initial"
+on = ["address:5", "family_name:1"]
+
+[[blocking]]
+name = "postcode_year"
+on = ["extra.postcode", "birth_year"]
 {ssn_rule}
 [comparisons.address]
 kind = "text"

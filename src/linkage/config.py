@@ -316,7 +316,8 @@ def load_source_config(config_dir: Path, name: str | None, config_file: Path | N
 
 BLOCKING_FIELDS = (
     "dob", "birth_year", "name_key", "name_token", "family_name", "given_name", "local_name",
-    "family_phonetic", "given_phonetic", "doc_number", "phone", "email", "sex", "nationality",
+    "family_phonetic", "given_phonetic", "doc_number", "phone", "email", "sex", "nationality", "address",
+    "district", "employer",
 )
 COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "text")
 

@@ -28,6 +28,7 @@ FIELD_COMPARISON = {
     "dob": "dob", "birth_year": "dob", "name_key": "name", "name_token": "name", "family_name": "name",
     "given_name": "name", "local_name": "name", "family_phonetic": "name", "given_phonetic": "name",
     "doc_number": "documents", "phone": "phone", "email": "email", "sex": "sex", "nationality": "nationality",
+    "address": "address", "district": "district", "employer": "employer",
 }
 
 
@@ -62,10 +63,14 @@ def rule_keys_sql(rule: BlockingRule) -> str:
     return f"SELECT * FROM (SELECT DISTINCT rid, source, {keys} FROM match_records) WHERE {not_null}"
 
 
-def rule_count_sql(rule: BlockingRule) -> str:
+def keys_table(bit: int) -> str:
+    return f"block_keys_{bit}"
+
+
+def rule_count_sql(rule: BlockingRule, bit: int) -> str:
     group = ", ".join(f"k{i}" for i in range(len(rule.on)))
     return f"""
-        WITH blocks AS (SELECT count(*)::HUGEINT AS n FROM ({rule_keys_sql(rule)}) GROUP BY {group})
+        WITH blocks AS (SELECT count(*)::HUGEINT AS n FROM {keys_table(bit)} GROUP BY {group})
         SELECT coalesce(sum(n * (n - 1) / 2), 0)::BIGINT,
                coalesce(list(n ORDER BY n DESC)[1:3], [])
         FROM blocks"""
@@ -92,17 +97,19 @@ def source_filter_sql(config: ModelConfig, sources: list[str]) -> str:
 
 def rule_pairs_sql(rule: BlockingRule, bit: int, source_filter: str) -> str:
     on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(rule.on)))
-    keys = rule_keys_sql(rule)
     return f"""
         SELECT a.rid AS l, b.rid AS r, {1 << bit}::UINTEGER AS mask
-        FROM ({keys}) a JOIN ({keys}) b ON {on} AND a.rid < b.rid
+        FROM {keys_table(bit)} a JOIN {keys_table(bit)} b ON {on} AND a.rid < b.rid
         WHERE {source_filter}"""
 
 
 def count_rules(ws: Workspace, config: ModelConfig) -> list[RuleCount]:
+    """Materialize each rule's keys once, then count its pairs from the block sizes."""
     counts = []
-    for rule in config.blocking:
-        pairs, largest = ws.rows(f"count pairs of blocking rule '{rule.name}'", rule_count_sql(rule))[0]
+    for bit, rule in enumerate(config.blocking):
+        ws.run(f"keys of blocking rule '{rule.name}'",
+               f"CREATE OR REPLACE TEMP TABLE {keys_table(bit)} AS {rule_keys_sql(rule)}")
+        pairs, largest = ws.rows(f"count pairs of blocking rule '{rule.name}'", rule_count_sql(rule, bit))[0]
         counts.append(RuleCount(rule.name, int(pairs), [int(x) for x in largest]))
     return counts
 
@@ -130,14 +137,15 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
     ws.run("candidate pairs", f"""
         CREATE OR REPLACE TEMP TABLE candidate_pairs AS
         SELECT l, r, bit_or(mask) AS mask FROM ({union}) GROUP BY l, r""")
+    for bit in range(len(config.blocking)):
+        ws.run("drop blocking keys", f"DROP TABLE IF EXISTS {keys_table(bit)}")
     arrays = ws.run("load candidate pairs", "SELECT l, r, mask FROM candidate_pairs").fetchnumpy()
-    order = np.lexsort((arrays["r"], arrays["l"]))
-    return Candidates(
-        left=np.asarray(arrays["l"], dtype=np.int32)[order],
-        right=np.asarray(arrays["r"], dtype=np.int32)[order],
-        mask=np.asarray(arrays["mask"], dtype=np.uint32)[order],
-        counts=counts,
-    )
+    left = np.asarray(arrays["l"], dtype=np.int32)
+    right = np.asarray(arrays["r"], dtype=np.int32)
+    # A fixed order (by pair) keeps every later step deterministic whatever order DuckDB returned.
+    order = np.argsort(left.astype(np.int64) * (int(right.max(initial=0)) + 1) + right)
+    return Candidates(left=left[order], right=right[order], mask=np.asarray(arrays["mask"], dtype=np.uint32)[order],
+                      counts=counts)
 
 
 def blocking_report(ws: Workspace, config: ModelConfig, truth: pl.DataFrame | None) -> dict:

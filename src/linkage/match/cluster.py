@@ -3,10 +3,9 @@
 A component that would hold two records with contradicting strong identifiers (two different
 valid resident IDs, or birth dates that are not the same date up to a typo, a day/month swap or
 a year) is rebuilt edge by edge, strongest first. A merge that would join contradicting records
-is refused, unless the link itself joins the two contradicting records and their own identity
-evidence (name, birth date, documents, sex, nationality: not shared phones or addresses, which
-family members have in common) still clears the threshold: then it is one person whose records
-disagree, kept together and reported for review. Components without a conflict (the vast
+is refused, unless the link itself joins the two contradicting records and still stands on its
+own (see `_direct_ok`): then it is one person whose records disagree, kept together and
+reported for review. Components without a conflict (the vast
 majority) are taken as they are, so the Python loop runs only over the few that need it.
 """
 
@@ -65,6 +64,22 @@ def _contradict(data: RecordArrays, a: list[int], b: list[int]) -> bool:
     return bool((_DOB.levels(data, left, right) == 1).any())
 
 
+def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> bool:
+    """May a link that itself joins contradicting records stand (kept, marked for review)?
+
+    Birth dates far apart on a link that still clears the threshold: the model has already
+    weighed that disagreement, so the link stands. Two valid resident IDs that differ: only
+    when the pair's own identity evidence clears the threshold, since relatives share phones
+    and addresses. A link whose own records do not contradict (the contradiction comes from
+    others it would chain in) never stands.
+    """
+    if not _contradict(data, [u], [v]):
+        return False
+    ids = data.docs["id_any"].codes
+    id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
+    return identity_clears or not id_conflict
+
+
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             identity_weight: np.ndarray, threshold_weight: float) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
@@ -91,7 +106,7 @@ def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.
             continue
         group_a, group_b = members.get(a, [a]), members.get(b, [b])
         if _contradict(data, group_a, group_b):
-            if identity_weight[index] >= threshold_weight and _contradict(data, [u], [v]):
+            if _direct_ok(data, u, v, identity_weight[index] >= threshold_weight):
                 kept.append(index)
             else:
                 refused.append(index)

@@ -101,8 +101,7 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
     table = ws.run("load match records", f"""
         SELECT rid, source, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
                id_number IS NOT NULL AS id_valid,
-               (dob - DATE '1970-01-01')::INTEGER AS dob_days,
-               strftime(dob, '%Y%m%d') AS dob_text
+               (dob - DATE '1970-01-01')::INTEGER AS dob_days
                {', ' + extra_cols if extra_cols else ''}
         FROM {relation} ORDER BY rid""").to_arrow_table()
     comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
@@ -122,7 +121,7 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
         docs=_encode_shared(table, DOC_SLOTS, n),
         id_valid=table.column("id_valid").to_numpy(zero_copy_only=False).astype(bool),
         dob_days=dob_days,
-        dob_digits=_digits(table.column("dob_text"), n),
+        dob_digits=_digits(dob_days),
         extras={name: _encode(table.column("extra." + name)) for name in extra_names},
     )
 
@@ -141,11 +140,15 @@ def _encode_shared(table: pa.Table, columns: tuple[str, ...], n: int) -> dict[st
     return {c: Coded(joined.codes[i * n:(i + 1) * n], joined.values) for i, c in enumerate(columns)}
 
 
-def _digits(column: pa.ChunkedArray, n: int) -> np.ndarray:
-    """(n, 8) digits of YYYYMMDD; -1 where the date is missing."""
-    text = column.combine_chunks()
-    filled = pc.fill_null(text, "00000000")
-    flat = np.frombuffer("".join(filled.to_pylist()).encode("ascii"), dtype=np.uint8)
-    digits = (flat.reshape(n, 8) - ord("0")).astype(np.int8)
-    digits[~text.is_valid().to_numpy(zero_copy_only=False)] = -1
+def _digits(days: np.ndarray) -> np.ndarray:
+    """(n, 8) digits of YYYYMMDD from days since 1970-01-01; -1 where the date is missing."""
+    present = days != MISSING_DAY
+    dates = np.where(present, days, 0).astype("datetime64[D]")
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    number = years * 10000 + months * 100 + day
+    digits = (number[:, None] // (10 ** np.arange(7, -1, -1))[None, :]) % 10
+    digits = digits.astype(np.int8)
+    digits[~present] = -1
     return digits
