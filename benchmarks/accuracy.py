@@ -109,7 +109,8 @@ def febrl(scratch: Path, with_ssn: bool, runs: int, peers: list[str]) -> None:
     print_table(f"FEBRL4 {'with' if with_ssn else 'without'} soc_sec_id (5,000 true links)", results)
 
 
-def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]) -> None:
+def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]) -> Path:
+    """Returns the folder (data/, ws/ matched, records.parquet) for follow-up benchmarks."""
     folder = scratch / f"gen{people}"
     measured(linkage_cmd(folder / "ws", REPO / "configs", "sample", "--people", str(people), "--seed", str(seed),
                          "--out", str(folder / "data")))
@@ -119,6 +120,7 @@ def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]
     results = [run_linkage_match(folder / "ws", REPO / "configs", truth, runs, folder)]
     results += [run_peer(tool, folder / "records.parquet", truth, runs, folder, []) for tool in peers]
     print_table(f"Generator, {people:,} people, seed {seed}", results)
+    return folder
 
 
 def main() -> None:

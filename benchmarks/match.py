@@ -22,12 +22,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peers", nargs="*", default=["splink"],
                         help="recordlinkage too, if you have the hours it takes at this scale")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the data and the matched workspace here (e.g. for benchmarks/chain.py)")
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="linkage-match-"))
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="linkage-match-"))
     try:
-        generator(scratch, args.people, args.seed, args.runs, args.peers)
+        folder = generator(scratch, args.people, args.seed, args.runs, args.peers)
+        if args.keep:
+            print(f"kept: {folder}")
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

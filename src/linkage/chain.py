@@ -206,7 +206,7 @@ IDENTITY_CONFLICTS = """
         FROM links l
         JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
         JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
-        WHERE l.conflict AND a.person_id = b.person_id),
+        WHERE (l.conflict OR l.refused) AND a.person_id = b.person_id),  -- refused, then joined by the chain
     ids AS (
         SELECT p.person_id, count(DISTINCT r.id_number) AS n,
                list(DISTINCT p.source || ':' || p.record_id) FILTER (WHERE r.id_number IS NOT NULL) AS recs
