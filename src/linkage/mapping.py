@@ -20,7 +20,7 @@ import polars as pl
 
 from .config import SourceConfig
 from .readers import MAX_FIELD_CHARS, ROW
-from .standardize import InvalidValue
+from .standardize import standardize_distinct
 from .standardize.countries import to_alpha3
 from .standardize.dates import parse_dates
 from .standardize.ids import (
@@ -142,30 +142,9 @@ def _apply(series: pl.Series | None, fn: Callable[[Any], Any], dtype: pl.DataTyp
     """Standardize distinct values with a pure function; failures become value issues."""
     if series is None:
         return pl.Series([None] * base.height, dtype=dtype)
-    values, reasons = apply_distinct(series, fn, dtype)
+    values, reasons = standardize_distinct(series, fn, dtype)
     issues.append(_issues(base, column or "", series, reasons))
     return values
-
-
-def apply_distinct(series: pl.Series, fn: Callable[[Any], Any], dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
-    """(standardized values, reasons) for a series, calling `fn` once per distinct value."""
-    distinct = series.drop_nulls().unique()
-    outputs: list[Any] = []
-    reasons: list[str | None] = []
-    for value in distinct.to_list():
-        try:
-            outputs.append(fn(value))
-            reasons.append(None)
-        except InvalidValue as exc:
-            outputs.append(None)
-            reasons.append(str(exc))
-    lookup = pl.DataFrame({
-        "k": distinct,
-        "v": pl.Series(outputs, dtype=dtype),
-        "r": pl.Series(reasons, dtype=pl.Utf8),
-    })
-    joined = pl.DataFrame({"k": series}).join(lookup, on="k", how="left", maintain_order="left", nulls_equal=False)
-    return joined.get_column("v"), joined.get_column("r")
 
 
 def _issues(base: pl.DataFrame, column: str, values: pl.Series, reasons: pl.Series) -> pl.DataFrame:
@@ -222,11 +201,11 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
     if "doc_no" in fields:
         number = normalize_documents(raw.get_column(fields["doc_no"]))
         if "doc_type" in fields:
-            kind, _ = apply_distinct(raw.get_column(fields["doc_type"]), classify_document_type, pl.Utf8)
+            kind, _ = standardize_distinct(raw.get_column(fields["doc_type"]), classify_document_type, pl.Utf8)
         else:
             kind = empty
         unlabelled = number.filter(kind.is_null() & number.is_not_null())
-        guessed, _ = apply_distinct(unlabelled.unique(), guess_document_type, pl.Utf8)
+        guessed, _ = standardize_distinct(unlabelled.unique(), guess_document_type, pl.Utf8)
         guesses = pl.DataFrame({"n": unlabelled.unique(), "g": guessed})
         # A number whose type is neither labelled nor recognisable is kept as a passport-like document.
         kind = pl.DataFrame({"k": kind, "n": number}).join(guesses, on="n", how="left", maintain_order="left").select(
@@ -266,7 +245,7 @@ def _extra(raw: pl.DataFrame, config: SourceConfig) -> pl.Expr:
 
 
 def _nfkc(series: pl.Series) -> pl.Series:
-    values, _ = apply_distinct(series, lambda v: " ".join(unicodedata.normalize("NFKC", v).split()) or None, pl.Utf8)
+    values, _ = standardize_distinct(series, lambda v: " ".join(unicodedata.normalize("NFKC", v).split()) or None, pl.Utf8)
     return values
 
 

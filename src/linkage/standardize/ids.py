@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from linkage.standardize import InvalidValue
+from linkage.standardize import InvalidValue, fallback_table
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -200,20 +200,6 @@ def guess_document_type(number: str) -> str | None:
 # ---- vectorized --------------------------------------------------------------------------------
 
 
-def _scalar_fallback(values: pl.Series, fn, dtype: pl.DataType) -> tuple[pl.DataFrame, None]:
-    distinct = values.drop_nulls().unique()
-    outputs, reasons = [], []
-    for value in distinct.to_list():
-        try:
-            outputs.append(fn(value))
-            reasons.append(None)
-        except InvalidValue as exc:
-            outputs.append(None)
-            reasons.append(str(exc))
-    return pl.DataFrame({"raw": distinct, "slow": pl.Series(outputs, dtype=dtype),
-                         "reason": pl.Series(reasons, dtype=pl.Utf8)})
-
-
 def normalize_documents(values: pl.Series) -> pl.Series:
     """`normalize_document` over a Series (ASCII values vectorized, others per distinct value)."""
     text = values.cast(pl.Utf8)
@@ -223,7 +209,7 @@ def normalize_documents(values: pl.Series) -> pl.Series:
         .alias("fast"))
     frame = frame.with_columns(pl.when(pl.col("fast") != "").then(pl.col("fast")).alias("fast"))
     rest = frame.filter(pl.col("fast").is_null() & pl.col("raw").str.contains(r"[^\x00-\x7f]"))
-    slow = _scalar_fallback(rest.get_column("raw"), normalize_document, pl.Utf8)
+    slow = fallback_table(rest.get_column("raw"), normalize_document, pl.Utf8)
     joined = frame.join(slow, on="raw", how="left", maintain_order="left")
     return joined.select(pl.coalesce("fast", "slow")).to_series().alias(values.name or "document")
 
@@ -251,7 +237,7 @@ def parse_resident_ids(values: pl.Series) -> tuple[pl.Series, pl.Series]:
                         .then(pl.lit("M")).otherwise(pl.lit("F")).alias("sex")))
         .alias("fast"))
     rest = frame.filter(pl.col("fast").is_null() & pl.col("raw").is_not_null()).get_column("raw")
-    slow = _scalar_fallback(rest, parse_resident_id, RESIDENT_ID_STRUCT)
+    slow = fallback_table(rest, parse_resident_id, RESIDENT_ID_STRUCT)
     joined = frame.join(slow, on="raw", how="left", maintain_order="left")
     result = joined.select(pl.coalesce("fast", "slow").alias("parsed"),
                            pl.when(pl.col("fast").is_null()).then(pl.col("reason")).alias("reason"))

@@ -10,7 +10,7 @@ from functools import lru_cache
 import phonenumbers
 import polars as pl
 
-from linkage.standardize import InvalidValue
+from linkage.standardize import InvalidValue, fallback_table
 
 __all__ = ["normalize_email", "to_e164", "to_e164_many"]
 
@@ -210,17 +210,8 @@ def to_e164_many(values: pl.Series, region: str | None) -> tuple[pl.Series, pl.S
         & (pl.col("national").str.len_chars().is_between(1, 17))
     frame = frame.with_columns(pl.when(usable & valid).then(pl.format("+{}{}", pl.col("cc"), pl.col("national")))
                                .alias("fast"))
-    rest = frame.filter(pl.col("fast").is_null() & pl.col("raw").is_not_null()).get_column("raw").unique()
-    outputs, reasons = [], []
-    for value in rest.to_list():
-        try:
-            outputs.append(to_e164(value, region))
-            reasons.append(None)
-        except InvalidValue as exc:
-            outputs.append(None)
-            reasons.append(str(exc))
-    slow = pl.DataFrame({"raw": rest, "slow": pl.Series(outputs, dtype=pl.Utf8),
-                         "reason": pl.Series(reasons, dtype=pl.Utf8)})
+    rest = frame.filter(pl.col("fast").is_null() & pl.col("raw").is_not_null()).get_column("raw")
+    slow = fallback_table(rest, lambda value: to_e164(value, region), pl.Utf8)
     joined = frame.join(slow, on="raw", how="left", maintain_order="left")
     result = joined.select(pl.coalesce("fast", "slow").alias(values.name or "phone"),
                            pl.when(pl.col("fast").is_null()).then(pl.col("reason")).alias("reason"))
