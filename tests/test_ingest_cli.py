@@ -346,3 +346,26 @@ def test_every_command_has_help_with_an_example(cli):
         result = cli(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.stdout, f"'linkage {' '.join(path)} --help' has no example"
+
+
+def test_gb18030_is_read_like_duckdb_with_the_pinned_encodings_extension(tmp_path, police_csv, config_dir):
+    """Oracle: DuckDB's own CSV reader, with the encodings extension loaded by path from its PyPI
+    package (nothing downloaded), reads a GB18030 export exactly as ingest does.
+
+    Ingest decodes with Python's codec rather than the extension: on the bundled sample's
+    police.csv the extension (1.5.5) reports "byte sequence mismatch" on a valid row that the
+    codec decodes correctly.
+    """
+    from linkage.config import load_source_config
+    from linkage.readers import read_export
+    from linkage.workspace import Workspace
+
+    config, path = load_source_config(config_dir, "police")
+    ours = pl.concat([chunk.frame for chunk in read_export(police_csv, config, path)])
+    with Workspace.create(tmp_path / "oracle") as ws:
+        ws.load_extension("encodings")
+        theirs = ws.run("read", "SELECT * FROM read_csv(?, encoding = 'gb18030', all_varchar = true, header = true)",
+                        [str(police_csv)]).pl()
+    columns = [c for c in ours.columns if c != "_row"]
+    assert ours.height == theirs.height == 3
+    assert ours.select(columns).fill_null("").equals(theirs.select(columns).fill_null(""))
