@@ -369,3 +369,11 @@ def test_gb18030_is_read_like_duckdb_with_the_pinned_encodings_extension(tmp_pat
     columns = [c for c in ours.columns if c != "_row"]
     assert ours.height == theirs.height == 3
     assert ours.select(columns).fill_null("").equals(theirs.select(columns).fill_null(""))
+
+
+def test_spill_files_of_dead_processes_are_removed_on_open(cli, police_csv):
+    stale = cli.workspace / "tmp" / "999999999"
+    stale.mkdir(parents=True)
+    (stale / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1024)
+    assert cli("ingest", "--source", "police", str(police_csv)).exit_code == 0
+    assert not stale.exists()

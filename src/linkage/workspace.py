@@ -232,6 +232,26 @@ def extension_path(name: str) -> Path:
     return Path(found[0])
 
 
+def _remove_orphan_spill(tmp: Path) -> None:
+    if not tmp.is_dir():
+        return
+    for child in tmp.iterdir():
+        if child.is_dir() and child.name.isdigit() and not _alive(int(child.name)):
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.is_file() and child.name.startswith("duckdb_temp"):
+            child.unlink(missing_ok=True)  # spill files of a version that shared one folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Workspace:
     """An open workspace: one DuckDB connection plus the helpers every module uses."""
 
@@ -301,8 +321,11 @@ class Workspace:
         return ws
 
     def _apply_settings(self) -> None:
+        # Each process spills into its own folder; folders of processes that died (a killed run
+        # leaves its spill files behind) are removed, so they cannot fill the disk over time.
         tmp = self.root / TMP_DIR
-        self.con.execute(f"SET temp_directory = {quote_literal(str(tmp))}")
+        _remove_orphan_spill(tmp)
+        self.con.execute(f"SET temp_directory = {quote_literal(str(tmp / str(os.getpid())))}")
         self.con.execute("SET preserve_insertion_order = false")
         memory = os.environ.get("LINKAGE_MEMORY_LIMIT")
         if memory:
