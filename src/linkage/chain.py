@@ -124,15 +124,17 @@ TIMELINE = """
                max(CASE WHEN time IS NOT NULL THEN ord END) OVER (PARTITION BY person_id) AS last_present,
                max(time) OVER w_before AS earlier_max_time,
                arg_max(stage, time) OVER w_before AS earlier_stage,
-               last_value(district IGNORE NULLS) OVER w_before AS previous_district
+               last_value(district IGNORE NULLS) OVER w_before AS previous_district,
+               first_value(district IGNORE NULLS) OVER w_after AS next_district
         FROM grid
-        WINDOW w_before AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+        WINDOW w_before AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+               w_after AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING))
     SELECT *,
            CASE WHEN time IS NOT NULL THEN 'done'
                 WHEN required AND (last_present > ord OR due <= ?) THEN 'missing'
                 ELSE 'pending' END AS status,
-           coalesce(CASE WHEN time IS NOT NULL THEN district END, destination_district, previous_district)
-               AS responsible
+           coalesce(CASE WHEN time IS NOT NULL THEN district END, destination_district, previous_district,
+                    next_district) AS responsible
     FROM marked"""
 
 
