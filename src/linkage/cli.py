@@ -352,14 +352,12 @@ def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output
 
         linkage model show
     """
-    from .match.store import latest_model
+    from .match.store import require_latest_model
     from .workspace import Workspace
 
     out = _out(json_flag)
     with Workspace.open(state.workspace, read_only=True) as ws:
-        model = latest_model(ws)
-    if model is None:
-        raise InputError("no trained model yet; run 'linkage match' first")
+        model = require_latest_model(ws)
     if out.json_mode:
         out.json(model.to_json())
         return
@@ -385,13 +383,11 @@ def model_save(path: Path = typer.Argument(..., help="File to write (JSON).")) -
 
         linkage model save model-2026-03.json
     """
-    from .match.store import latest_model
+    from .match.store import require_latest_model
     from .workspace import Workspace
 
     with Workspace.open(state.workspace, read_only=True) as ws:
-        model = latest_model(ws)
-    if model is None:
-        raise InputError("no trained model yet; run 'linkage match' first")
+        model = require_latest_model(ws)
     model.save(path)
     _out().line(f"Saved the model to {path}.")
 

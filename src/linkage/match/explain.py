@@ -18,7 +18,7 @@ from ..workspace import Workspace
 from .compare import build_comparisons, comparison_levels
 from .model import Model, probability
 from .prepare import load_arrays, match_records_select
-from .store import latest_model
+from .store import require_latest_model
 
 
 @dataclass
@@ -57,9 +57,7 @@ def parse_key(key: str) -> tuple[str, str]:
 
 
 def _require_model(ws: Workspace) -> tuple[Model, float]:
-    model = latest_model(ws)
-    if model is None:
-        raise InputError("no trained model yet; run 'linkage match' first")
+    model = require_latest_model(ws)
     threshold = ws.scalar("threshold", "SELECT threshold FROM match_runs WHERE finished_at IS NOT NULL "
                                        "ORDER BY run_id DESC LIMIT 1")
     return model, float(threshold)

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
+from ..errors import InputError
 from ..workspace import Workspace
 from .model import Model
 
@@ -105,3 +106,10 @@ def latest_model(ws: Workspace) -> Model | None:
     row = ws.rows("latest model", "SELECT model FROM match_runs WHERE finished_at IS NOT NULL "
                                   "ORDER BY run_id DESC LIMIT 1")
     return Model.from_json(json.loads(row[0][0])) if row else None
+
+
+def require_latest_model(ws: Workspace) -> Model:
+    model = latest_model(ws)
+    if model is None:
+        raise InputError("no trained model yet; run 'linkage match' first")
+    return model
