@@ -234,22 +234,26 @@ GAP_STEPS = [
         CREATE OR REPLACE TEMP TABLE gap_missing AS
         SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
         FROM timeline WHERE status = 'missing'"""),
+    # Both parts of a split traveler miss stages (the earlier part its later stages once they are
+    # due, the later part its earlier ones), so only persons with a missing stage are paired.
+    ("gap: persons", """
+        CREATE OR REPLACE TEMP TABLE gap_persons AS
+        SELECT c.* FROM chain_persons c SEMI JOIN (SELECT DISTINCT person_id FROM gap_missing) m USING (person_id)"""),
     ("gap: identity keys", """
         CREATE OR REPLACE TEMP TABLE gap_keys AS  -- birth date, name key, hanzi name or a document
         SELECT DISTINCT p.person_id, k
-        FROM chain_persons p JOIN records r USING (source, record_id),
+        FROM gap_persons p JOIN records r USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name]
                     || list_transform(r.doc_numbers, x -> 'x' || x)) AS t(k)
-        WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM person_events)"""),
+        WHERE k IS NOT NULL"""),
     ("gap: pairs", """
         CREATE OR REPLACE TEMP TABLE gap_pairs AS
         WITH linked AS (
             SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score
             FROM links l
-            JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-            JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+            JOIN gap_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+            JOIN gap_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
             WHERE a.person_id <> b.person_id
-              AND (a.person_id IN (SELECT person_id FROM gap_missing) OR b.person_id IN (SELECT person_id FROM gap_missing))
             GROUP BY ALL),
         windowed AS (
             SELECT DISTINCT m.person_id AS a, st.person_id AS b
@@ -262,9 +266,9 @@ GAP_STEPS = [
         compatible AS (
             SELECT w.a, w.b, max(jaro_winkler_similarity(ra.name_key, rb.name_key)) AS score
             FROM windowed w
-            JOIN chain_persons pa ON pa.person_id = w.a
+            JOIN gap_persons pa ON pa.person_id = w.a
             JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
-            JOIN chain_persons pb ON pb.person_id = w.b
+            JOIN gap_persons pb ON pb.person_id = w.b
             JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
             WHERE (ra.sex IS NULL OR rb.sex IS NULL OR ra.sex = rb.sex)
               AND (coalesce(ra.dob, ra.id_dob) IS NULL OR coalesce(rb.dob, rb.id_dob) IS NULL
