@@ -2,7 +2,7 @@
 generator's N-people set, median of --runs runs, plus flag precision / recall per code.
 
     .venv/bin/python benchmarks/chain.py --people 1000000 --runs 3
-    .venv/bin/python benchmarks/chain.py --folder /tmp/bench1m/gen1000000   # reuse match.py --keep output
+    .venv/bin/python benchmarks/chain.py --folder bench-out/gen1000000   # reuse match.py --keep output
 """
 
 from __future__ import annotations

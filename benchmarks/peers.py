@@ -4,10 +4,10 @@ Each peer runs in its own process on the same standardized-records Parquet file,
 (`unique_id,cluster_id`, every input record exactly once, singletons included) and prints one JSON line
 with its timings and the peak RSS of that process, so the memory figures of the tools never mix.
 
-    python benchmarks/peers.py febrl4 --out-dir /tmp/febrl4                # records.parquet + truth.csv
-    python benchmarks/peers.py splink --input /tmp/febrl4/records.parquet --out /tmp/splink.parquet
+    python benchmarks/peers.py febrl4 --out-dir bench-out/febrl4                # records.parquet + truth.csv
+    python benchmarks/peers.py splink --input bench-out/febrl4/records.parquet --out bench-out/splink.parquet
     python benchmarks/peers.py recordlinkage --input records.parquet --out rl.parquet --dataset travelers
-    python benchmarks/peers.py score --clusters /tmp/splink.parquet --truth /tmp/febrl4/truth.csv
+    python benchmarks/peers.py score --clusters bench-out/splink.parquet --truth bench-out/febrl4/truth.csv
 
 Two datasets are understood (`--dataset`, detected from the columns when omitted):
 
