@@ -412,6 +412,8 @@ def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None
     severity = " ".join(f"WHEN {quote_literal(code)} THEN {quote_literal(config.severity_of(code))}"
                         for code in ("MISSING_STAGE", "OUT_OF_ORDER", "GAP_EXCEEDED", "EARLY_RELEASE",
                                      "DISTRICT_MISMATCH", "IDENTITY_CONFLICT"))
+    # Timelines are rebuilt every run, so only the current one is kept (flags keep their history).
+    ws.run("drop earlier timelines", "DELETE FROM timelines")
     ws.run("store timelines", """
         INSERT INTO timelines SELECT ?, person_id, stage, ord, status, time, due, district, place,
                split_part(record, ':', 1), substr(record, length(split_part(record, ':', 1)) + 2)
