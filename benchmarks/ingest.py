@@ -11,33 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-LINKAGE = [sys.executable, "-m", "linkage"]
-SOURCES = [("immigration", "immigration.csv"), ("health", "health.csv"),
-           ("police", "police.csv"), ("commerce", "commerce.xlsx")]
+from common import LINKAGE, REPO, SOURCES, measured
 
-
-def run_measured(args: list[str]) -> tuple[float, int, str]:
-    """Like run, but measures the child's own peak RSS via wait4."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        sys.exit(f"command failed ({code}): {' '.join(args)}\n{err}")
-    return seconds, usage.ru_maxrss * 1024, out
 
 
 def main() -> None:
@@ -54,7 +34,7 @@ def main() -> None:
     sample_times = []
     for i in range(args.sample_runs if args.data is None else 0):
         target = data if i == 0 else scratch / f"data{i}"
-        seconds, rss, _ = run_measured([*LINKAGE, "sample", "--people", str(args.people), "--seed", str(args.seed),
+        seconds, rss, _ = measured([*LINKAGE, "sample", "--people", str(args.people), "--seed", str(args.seed),
                                         "--out", str(target)])
         sample_times.append((seconds, rss))
         if target != data:
@@ -65,10 +45,10 @@ def main() -> None:
         workspace = scratch / "ws"
         shutil.rmtree(workspace, ignore_errors=True)
         base = [*LINKAGE, "--workspace", str(workspace), "--config-dir", str(REPO / "configs"), "--json"]
-        run_measured([*base, "init"])
+        measured([*base, "init"])
         total_seconds, peak, rows = 0.0, 0, 0
         for source, file_name in SOURCES:
-            seconds, rss, out = run_measured([*base, "ingest", "--source", source, str(data / file_name)])
+            seconds, rss, out = measured([*base, "ingest", "--source", source, str(data / file_name)])
             batch = json.loads(out.splitlines()[-1])
             assert batch["rows_read"] == batch["rows_loaded"] + batch["rows_rejected"]
             total_seconds += seconds

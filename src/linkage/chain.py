@@ -142,6 +142,7 @@ def _flags_sql() -> str:
     """All flags of this evaluation: (person, code, stage, district, reason, evidence, due)."""
     fmt = "'%Y-%m-%d %H:%M'"
     label = "replace(stage, '_', ' ')"
+    title = f"upper(left({label}, 1)) || substr({label}, 2)"  # the stage name as a sentence starts it
     return f"""
     CREATE OR REPLACE TEMP TABLE current_flags AS
     WITH f AS (
@@ -158,14 +159,14 @@ def _flags_sql() -> str:
         FROM timeline WHERE status = 'missing'
         UNION ALL
         SELECT person_id, 'OUT_OF_ORDER', stage, responsible, NULL,
-               format('{{}} recorded {{}} ({{}}), before {{}} at {{}}', upper(left({label}, 1)) || substr({label}, 2),
+               format('{{}} recorded {{}} ({{}}), before {{}} at {{}}', {title},
                       strftime(time, {fmt}), record, replace(earlier_stage, '_', ' '), strftime(earlier_max_time, {fmt})),
                [record]
         FROM timeline WHERE time IS NOT NULL AND earlier_max_time > time
         UNION ALL
         SELECT person_id, 'GAP_EXCEEDED', stage, responsible, due,
                format('{{}} at {{}} ({{}}) came {{}} h after {{}} at {{}}; allowed {{}}',
-                      upper(left({label}, 1)) || substr({label}, 2), strftime(time, {fmt}), record,
+                      {title}, strftime(time, {fmt}), record,
                       round(epoch(time - anchor_time) / 3600, 1), replace(after_stage, '_', ' '),
                       strftime(anchor_time, {fmt}), gap_text),
                [anchor_record, record]
@@ -174,7 +175,7 @@ def _flags_sql() -> str:
         UNION ALL
         SELECT person_id, 'EARLY_RELEASE', stage, responsible, NULL,
                format('{{}} at {{}} ({{}}), {{}} days after {{}} at {{}}; the minimum is {{}}',
-                      upper(left({label}, 1)) || substr({label}, 2), strftime(time, {fmt}), record,
+                      {title}, strftime(time, {fmt}), record,
                       round(epoch(time - anchor_time) / 86400, 1), replace(after_stage, '_', ' '),
                       strftime(anchor_time, {fmt}), gap_text),
                [anchor_record, record]
@@ -183,7 +184,7 @@ def _flags_sql() -> str:
         UNION ALL
         SELECT person_id, 'DISTRICT_MISMATCH', stage, destination_district, NULL,
                format('{{}} in {{}} at {{}} ({{}}), but the destination district is {{}}',
-                      upper(left({label}, 1)) || substr({label}, 2), district, strftime(time, {fmt}), record,
+                      {title}, district, strftime(time, {fmt}), record,
                       destination_district),
                [record]
         FROM timeline WHERE time IS NOT NULL AND destination_district IS NOT NULL AND district IS NOT NULL
@@ -345,6 +346,16 @@ def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], tabl
     ws.unregister("merges_input")
 
 
+def _load_chain_persons(ws: Workspace, clusters: pl.DataFrame | None) -> None:
+    """The temp `chain_persons`: the match's persons, or given clusters (source, record_id, person_id)."""
+    if clusters is None:
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
+        return
+    ws.register("clusters_input", clusters.select("source", "record_id", "person_id").to_arrow())
+    ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT * FROM clusters_input")
+    ws.unregister("clusters_input")
+
+
 def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir: Path,
               as_of: datetime | None = None, clusters: pl.DataFrame | None = None) -> ChainSummary:
     """Evaluate the chain for every person and store the run's timelines, flags and diff.
@@ -358,13 +369,7 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
                                             "ORDER BY run_id DESC LIMIT 1")
     if not match_run and clusters is None:
         raise InputError("no persons yet; run 'linkage match' first")
-    if clusters is None:
-        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
-    else:
-        ws.register("clusters_input", clusters.to_arrow())
-        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS "
-                                "SELECT source, record_id, person_id FROM clusters_input")
-        ws.unregister("clusters_input")
+    _load_chain_persons(ws, clusters)
     previous = ws.scalar("previous chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
     chain_sha = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
     # The evaluation lives in temp tables outside the transaction (DuckDB plans joins of tables
@@ -529,10 +534,5 @@ def score_flags(ws: Workspace, truth_flags_path: Path, truth_entities: pl.DataFr
     run = ws.scalar("latest chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
     match_based = ws.scalar("chain on match persons", "SELECT match_run_id IS NOT NULL FROM chain_runs WHERE run_id = ?",
                             [run]) if run is not None else True
-    if match_based:
-        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
-    else:
-        ws.register("te", truth_entities.to_arrow())
-        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM te")
-        ws.unregister("te")
+    _load_chain_persons(ws, None if match_based else truth_entities)
     return evaluate_flags(ws, frame, truth_entities)
