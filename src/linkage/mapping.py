@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -166,12 +167,21 @@ def _names(raw: pl.DataFrame, config: SourceConfig) -> dict[str, pl.Series]:
     })
     distinct = frame.unique()
     order = config.name_order
-    results = [standardize_name(*row, order) for row in distinct.iter_rows()]
+    results = list(zip(*(_standardized_name(*row, order) for row in distinct.iter_rows()), strict=True))
     lookup = distinct.with_columns([
-        pl.Series(NAME_COLUMNS[k], [r[k] for r in results], dtype=pl.Utf8) for k in NAME_FIELDS
+        pl.Series(NAME_COLUMNS[k], results[i] if results else [], dtype=pl.Utf8) for i, k in enumerate(NAME_FIELDS)
     ])
     joined = frame.join(lookup, on=parts, how="left", maintain_order="left", nulls_equal=True)
     return {name: joined.get_column(name) for name in NAME_COLUMNS.values()}
+
+
+@lru_cache(maxsize=1 << 18)
+def _standardized_name(full: str | None, family: str | None, given: str | None, local: str | None,
+                       order: str) -> tuple[str | None, ...]:
+    """standardize_name's fields in NAME_FIELDS order; cached because the same name comes back in
+    later chunks of a file (a traveler's several rows, common names)."""
+    result = standardize_name(full, family, given, local, order)
+    return tuple(result[k] for k in NAME_FIELDS)
 
 
 def _display_name(raw: pl.DataFrame, fields: dict[str, str]) -> pl.Series:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import operator
 import sys
@@ -139,51 +140,163 @@ def _read_csv(path: Path, config: SourceConfig, config_path: Path, progress: Pro
     with path.open("rb") as raw:
         raw.read(skip)
         text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
-        reader = csv.reader(text, delimiter=config.delimiter, quotechar='"', doublequote=True, strict=True)
+        dialect = {"delimiter": config.delimiter, "quotechar": '"', "doublequote": True, "strict": True}
+        reader = csv.reader(text, **dialect)
         try:
             header = _next_csv_row(reader, path, config, config_path)
         except StopIteration:
             raise InputError(f"{path}: the file is empty (expected a header row)") from None
         header = _clean_header(path, header)
         check_columns(path, header, config, config_path)
-        wanted = list(config.columns())
-        pick = operator.itemgetter(*[header.index(col) for col in wanted])
-        width = len(header)
+        blocks = _CsvBlocks(path, config, config_path, header, dialect)
+        line, row_no, chunks = reader.line_num, 0, 0
+        while block := _read_lines(text, path, config, config_path, line):
+            chunk, row_no, line = blocks.parse(block, text, row_no, line)
+            progress(raw.tell())
+            chunks += 1
+            yield chunk
+        if not chunks:
+            yield RawChunk(_frame(blocks.wanted, [], []))
+
+
+def _read_lines(text: io.TextIOWrapper, path: Path, config: SourceConfig, config_path: Path, line: int) -> list[str]:
+    """The next CHUNK_ROWS physical lines (line endings kept)."""
+    lines: list[str] = []
+    try:
+        for text_line in text:
+            lines.append(text_line)
+            if len(lines) >= CHUNK_ROWS:
+                break
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: bytes that are not valid {config.encoding} near line {line + len(lines) + 1} "
+            f"({exc.reason}); check encoding in {config_path}") from None
+    return lines
+
+
+class _CsvBlocks:
+    """Parse a block of physical lines into a chunk, exactly as Python's csv module would.
+
+    Lines without a double quote or NUL are split by the delimiter in polars (the common case,
+    and the fast one); a line holding a quote or NUL is parsed on its own with the csv module
+    when it is a whole record. From the first line that is not (it may open a multi-line
+    record, or be malformed), the rest of the block goes through the csv module, reading on
+    into the file as far as the last record needs.
+    """
+
+    def __init__(self, path: Path, config: SourceConfig, config_path: Path, header: list[str], dialect: dict):
+        self.path, self.config, self.config_path, self.header, self.dialect = path, config, config_path, header, dialect
+        self.width = len(header)
+        self.wanted = list(config.columns())
+        self.indexes = [header.index(col) for col in self.wanted]
+        self.pick = operator.itemgetter(*self.indexes)
+        self.id_index = header.index(config.record_id) if config.record_id in header else None
+
+    def parse(self, block: list[str], text: io.TextIOWrapper, row_no: int, line: int) -> tuple[RawChunk, int, int]:
+        """Return the chunk, the last row number used and the number of physical lines consumed."""
+        special: dict[int, list[str]] = {}
+        cut = len(block)
+        for i, text_line in enumerate(block):
+            if '"' in text_line or "\x00" in text_line:
+                row = self._whole_record(text_line)
+                if row is None:
+                    cut = i
+                    break
+                special[i] = row
+        frame, rejects, row_no = self._split(block[:cut], special, row_no, line)
+        if cut < len(block):
+            slow, slow_rejects, row_no, used = self._csv_module(block[cut:], text, row_no, line + cut)
+            frame = pl.concat([frame, slow]) if slow.height else frame
+            rejects += slow_rejects
+            return RawChunk(frame, rejects), row_no, line + cut + used
+        return RawChunk(frame, rejects), row_no, line + len(block)
+
+    def _whole_record(self, text_line: str) -> list[str] | None:
+        """The line parsed on its own when it is one whole, well-formed record; else None."""
+        try:
+            rows = list(csv.reader([text_line], **self.dialect))
+        except csv.Error:
+            return None
+        return rows[0] if len(rows) == 1 else None
+
+    def _split(self, lines: list[str], special: dict[int, list[str]], row_no: int,
+               line: int) -> tuple[pl.DataFrame, list[RowReject], int]:
+        """Lines that are whole records: split, number, reject ragged ones, keep the configured columns."""
+        delimiter = self.config.delimiter
+        frame = pl.DataFrame({"text": lines}, schema={"text": pl.Utf8}).with_row_index("i")
+        frame = frame.with_columns(
+            pl.col("text").str.strip_chars_end("\r\n").str.split(delimiter, inclusive=False).alias("fields"))
+        frame = frame.with_columns(
+            pl.col("fields").list.len().alias("n"),
+            (pl.col("text").str.strip_chars_end("\r\n") == "").alias("blank"),
+        )
+        if special:
+            # Lines holding quotes were parsed by the csv module; their fields replace the split.
+            parsed = pl.DataFrame({"i": list(special), "parsed": list(special.values())},
+                                  schema={"i": pl.UInt32, "parsed": pl.List(pl.Utf8)})
+            frame = frame.join(parsed, on="i", how="left", maintain_order="left").with_columns(
+                pl.coalesce("parsed", "fields").alias("fields"))
+            frame = frame.with_columns(
+                pl.col("fields").list.len().alias("n"),
+                pl.when(pl.col("parsed").is_not_null())
+                .then((pl.col("parsed").list.len() == 0)
+                      | ((pl.col("parsed").list.len() == 1) & (pl.col("parsed").list.first() == "")))
+                .otherwise(pl.col("blank")).alias("blank"),
+            )
+        frame = frame.filter(~pl.col("blank")).with_columns(
+            (pl.int_range(1, pl.len() + 1, dtype=pl.Int64) + row_no).alias(ROW))
+        row_no += frame.height
+        ragged = frame.filter(pl.col("n") != self.width)
+        rejects = [
+            RowReject(number, f"expected {self.width} fields, found {n} (line {line + i + 1})",
+                      record_id=self._record_id(fields))
+            for i, number, n, fields in ragged.select("i", ROW, "n", "fields").iter_rows()
+        ]
+        good = frame.filter(pl.col("n") == self.width)
+        out = good.select(
+            *[pl.col("fields").list.get(index).alias(col) for col, index in zip(self.wanted, self.indexes, strict=True)],
+            pl.col(ROW),
+        )
+        return out, rejects, row_no
+
+    def _record_id(self, fields: list[str]) -> str | None:
+        if self.id_index is None or self.id_index >= len(fields):
+            return None
+        return fields[self.id_index].strip() or None
+
+    def _csv_module(self, lines: list[str], text: io.TextIOWrapper, row_no: int,
+                    line: int) -> tuple[pl.DataFrame, list[RowReject], int, int]:
+        """Parse the lines with the csv module, reading on into the file to finish the last record."""
+        reader = csv.reader(itertools.chain(lines, text), **self.dialect)
         rows: list = []
         row_numbers: list[int] = []
         rejects: list[RowReject] = []
-        row_no = 0
-        line = reader.line_num
-        while True:
+        before = 0
+        while reader.line_num < len(lines):
+            before = reader.line_num
             try:
-                # The hot loop: one C-level parse and one C-level pick per row.
-                for row in reader:
-                    if len(row) == width:
-                        row_no += 1
-                        rows.append(pick(row))
-                        row_numbers.append(row_no)
-                        if len(rows) >= CHUNK_ROWS:
-                            progress(raw.tell())
-                            yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
-                            rows, row_numbers, rejects = [], [], []
-                    elif row and not (len(row) == 1 and row[0] == ""):  # a blank line is not a row
-                        row_no += 1
-                        rejects.append(RowReject(
-                            row_no, f"expected {width} fields, found {len(row)} (line {line + 1})",
-                            record_id=_maybe(row, header, config.record_id)))
-                    line = reader.line_num
+                row = next(reader)
+            except StopIteration:
                 break
             except UnicodeDecodeError as exc:
                 raise InputError(
-                    f"{path}: bytes that are not valid {config.encoding} near line {reader.line_num + 1} "
-                    f"({exc.reason}); check encoding in {config_path}") from None
+                    f"{self.path}: bytes that are not valid {self.config.encoding} near line "
+                    f"{line + reader.line_num + 1} ({exc.reason}); check encoding in {self.config_path}") from None
             except csv.Error as exc:
-                _raise_if_unterminated(exc, path, reader.line_num)
+                _raise_if_unterminated(exc, self.path, line + reader.line_num)
                 row_no += 1
-                rejects.append(RowReject(row_no, f"malformed CSV at line {line + 1}: {exc}"))
-                line = reader.line_num
-        progress(raw.tell())
-        yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+                rejects.append(RowReject(row_no, f"malformed CSV at line {line + before + 1}: {exc}"))
+                continue
+            if len(row) == self.width:
+                row_no += 1
+                rows.append(self.pick(row))
+                row_numbers.append(row_no)
+            elif row and not (len(row) == 1 and row[0] == ""):  # a blank line is not a row
+                row_no += 1
+                rejects.append(RowReject(
+                    row_no, f"expected {self.width} fields, found {len(row)} (line {line + before + 1})",
+                    record_id=self._record_id(row)))
+        return _frame(self.wanted, rows, row_numbers), rejects, row_no, reader.line_num
 
 
 def _raise_if_unterminated(exc: csv.Error, path: Path, line: int) -> None:
@@ -205,14 +318,6 @@ def _next_csv_row(reader, path: Path, config: SourceConfig, config_path: Path) -
     except csv.Error as exc:
         _raise_if_unterminated(exc, path, reader.line_num)
         raise
-
-
-def _maybe(row: list[str], header: list[str], column: str) -> str | None:
-    try:
-        value = row[header.index(column)].strip()
-    except (ValueError, IndexError):
-        return None
-    return value or None
 
 
 def _frame(columns: list[str], rows: list, row_numbers: list[int]) -> pl.DataFrame:

@@ -230,11 +230,22 @@ def _letter_script(ch: str) -> str | None:
     return "other"
 
 
+@lru_cache(maxsize=1 << 18)
+def _scripts(text: str) -> frozenset[str]:
+    """The scripts of the letters in one text."""
+    if text.isascii():
+        return _LATIN_ONLY if any(ch.isalpha() for ch in text) else frozenset()
+    return frozenset(s for ch in text if (s := _letter_script(ch)))
+
+
+_LATIN_ONLY = frozenset({"latin"})
+
+
 def _script_of(texts: list[str]) -> str | None:
-    scripts = {s for text in texts for ch in text if (s := _letter_script(ch))}
+    scripts = frozenset().union(*(_scripts(text) for text in texts))
     if not scripts:
         return None
-    return scripts.pop() if len(scripts) == 1 else "mixed"
+    return next(iter(scripts)) if len(scripts) == 1 else "mixed"
 
 
 def _transliterate_char(ch: str) -> str | None:
@@ -494,9 +505,10 @@ def split_full_name(text: str, order: str, local_family: str | None = None) -> t
 # ---- keys --------------------------------------------------------------------------------
 
 
-def _field_tokens(text: str | None) -> list[str]:
+@lru_cache(maxsize=1 << 18)
+def _field_tokens(text: str | None) -> tuple[str, ...]:
     cleaned = clean_latin(text)
-    return join_pinyin(cleaned.split()) if cleaned else []
+    return tuple(join_pinyin(cleaned.split())) if cleaned else ()
 
 
 def name_key(family: str | None, given: str | None) -> str | None:
@@ -568,7 +580,7 @@ def _from_columns(family: str | None, given: str | None) -> tuple[str | None, st
 
 
 def _has_latin(text: str) -> bool:
-    return any(_letter_script(ch) == "latin" for ch in text)
+    return "latin" in _scripts(text)
 
 
 def _latin_with_han(text: str) -> str:
