@@ -268,3 +268,46 @@ def test_em_recovers_known_parameters():
     assert got_share == pytest.approx(share, abs=0.02)
     for k in range(2):
         assert np.allclose(got_m[k][1:], m[k][1:], atol=0.03)
+
+
+def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
+    """Same name, birth date and sex with two valid resident IDs: namesakes unless a phone or
+    passport of their own agrees too (then one person whose records disagree, kept for review)."""
+    from linkage.match.cluster import cluster
+    from linkage.match.prepare import prepare
+    from linkage.standardize.ids import make_resident_id
+    from linkage.workspace import Workspace
+
+    def rid(region: str, born: date) -> str:
+        return make_resident_id(region, born, 2)
+
+    born_a, born_b = date(1981, 3, 9), date(1997, 3, 25)
+    rows = [
+        ("N1", "QIN XIUQI", "1981-03-09", rid("110108", born_a), "15968104499"),
+        ("N2", "QIN XIUQI", "1981-03-09", rid("110113", born_a), "16670592512"),   # namesake, own phone
+        ("N3", "QIN XIUQI", "1981-03-09", rid("110114", born_a), ""),              # namesake, no phone
+        ("C1", "GAO PING", "1997-03-25", rid("320102", born_b), "13996417751"),
+        ("C2", "GAO PING", "1997-03-25", rid("530102", born_b), "13996417751"),    # same person, two IDs
+    ]
+    path = tmp_path / "people.csv"
+    path.write_text("rid,name,dob,idno,phone\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
+    configs = tmp_path / "configs"
+    (configs / "sources").mkdir(parents=True)
+    (configs / "sources" / "people.toml").write_text(
+        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "family_first"\nphone_region = "CN"\n'
+        '[fields]\nfull_name = "name"\ndob = "dob"\nid_number = "idno"\nphone = "phone"\n', encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("init").exit_code == 0
+    assert cli("ingest", "--source", "people", str(path)).exit_code == 0
+    with Workspace.open(cli.workspace) as ws:
+        data = prepare(ws)
+        ids = dict(ws.rows("ids", "SELECT record_id, rid FROM match_records"))
+    links = [("N1", "N2"), ("N1", "N3"), ("C1", "C2")]
+    left = np.array([ids[a] for a, _ in links], dtype=np.int64)
+    right = np.array([ids[b] for _, b in links], dtype=np.int64)
+    strong = np.full(len(links), 20.0)   # every link clears the threshold on its own evidence
+    result = cluster(data, left, right, strong, strong, threshold_weight=3.0)
+    label = {key: result.labels[ids[key]] for key in ids}
+    assert len({label["N1"], label["N2"], label["N3"]}) == 3
+    assert label["C1"] == label["C2"]
+    assert sorted(result.refused.tolist()) == [0, 1] and result.kept.tolist() == [2]

@@ -69,15 +69,25 @@ def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> boo
 
     Birth dates far apart on a link that still clears the threshold: the model has already
     weighed that disagreement, so the link stands. Two valid resident IDs that differ: only
-    when the pair's own identity evidence clears the threshold, since relatives share phones
-    and addresses. A link whose own records do not contradict (the contradiction comes from
-    others it would chain in) never stands.
+    when the pair's own identity evidence clears the threshold (relatives share phones and
+    addresses) and a contact or document of the pair's own agrees as well (the same phone or
+    passport): namesakes born on the same day are common in a large population, one person
+    holding two valid ID numbers is not. A link whose own records do not contradict (the
+    contradiction comes from others it would chain in) never stands.
     """
     if not _contradict(data, [u], [v]):
         return False
     ids = data.docs["id_any"].codes
     id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
-    return identity_clears or not id_conflict
+    return not id_conflict or (identity_clears and _corroborated(data, u, v))
+
+
+def _corroborated(data: RecordArrays, u: int, v: int) -> bool:
+    """Do the two records share a phone number or a passport number?"""
+    for coded in (data.strings.get("phone"), data.docs.get("passport")):
+        if coded is not None and coded.codes[u] >= 0 and coded.codes[u] == coded.codes[v]:
+            return True
+    return False
 
 
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
