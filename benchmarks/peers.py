@@ -229,6 +229,7 @@ def _splink_travelers_model(present: set[str]):
     """
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
+    from splink.blocking_rule_library import CustomRule
 
     text = [c for c in TRAVELER_COLUMNS if c not in ("dob", "doc_numbers")]
     select = ["unique_id", "source"]
@@ -258,6 +259,8 @@ def _splink_travelers_model(present: set[str]):
         block_on("name_key", "year(dob)"),
         block_on("dob", "family_phonetic"),
         block_on("dob", "given_phonetic"),
+        CustomRule("l.dob = r.dob AND l.family_phonetic = r.given_phonetic"),   # swapped name order
+        CustomRule("l.dob = r.dob AND l.given_phonetic = r.family_phonetic"),
         block_on("phone"),
         block_on("email"),
     ]

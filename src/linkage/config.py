@@ -316,7 +316,7 @@ def load_source_config(config_dir: Path, name: str | None, config_file: Path | N
 
 BLOCKING_FIELDS = (
     "dob", "birth_year", "name_key", "name_token", "family_name", "given_name", "local_name",
-    "family_phonetic", "given_phonetic", "doc_number", "phone", "email", "sex", "nationality", "address",
+    "family_phonetic", "given_phonetic", "name_phonetic", "doc_number", "phone", "email", "sex", "nationality", "address",
     "district", "employer",
 )
 COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "text")
@@ -358,8 +358,7 @@ DEFAULT_BLOCKING = [
     BlockingRule(name="document", on=["doc_number"]),
     BlockingRule(name="dob_name_prefix", on=["dob", "name_key:2"]),
     BlockingRule(name="name_birth_year", on=["name_key", "birth_year"]),
-    BlockingRule(name="dob_family_phonetic", on=["dob", "family_phonetic"]),
-    BlockingRule(name="dob_given_phonetic", on=["dob", "given_phonetic"]),
+    BlockingRule(name="dob_phonetic", on=["dob", "name_phonetic"]),   # either name's code: order-free
     BlockingRule(name="phone", on=["phone"]),
     BlockingRule(name="email", on=["email"]),
 ]

@@ -22,12 +22,14 @@ FIELD_SQL = {
     "birth_year": "year(dob)",
     "doc_number": "unnest(doc_numbers)",
     "name_token": "unnest(string_split(name_key, ' '))",
+    # Either name's phonetic code, so that a swapped family/given order still shares a key.
+    "name_phonetic": "unnest(list_distinct([family_phonetic, given_phonetic]))",
 }
 # Which comparison a blocking field makes uninformative for pairs of that rule (see model training).
 FIELD_COMPARISON = {
     "dob": "dob", "birth_year": "dob", "name_key": "name", "name_token": "name", "family_name": "name",
     "given_name": "name", "local_name": "name", "family_phonetic": "name", "given_phonetic": "name",
-    "doc_number": "documents", "phone": "phone", "email": "email", "sex": "sex", "nationality": "nationality",
+    "name_phonetic": "name", "doc_number": "documents", "phone": "phone", "email": "email", "sex": "sex", "nationality": "nationality",
     "address": "address", "district": "district", "employer": "employer",
 }
 
