@@ -377,3 +377,25 @@ def test_spill_files_of_dead_processes_are_removed_on_open(cli, police_csv):
     (stale / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1024)
     assert cli("ingest", "--source", "police", str(police_csv)).exit_code == 0
     assert not stale.exists()
+
+
+def test_worker_processes_load_exactly_what_one_process_loads(tmp_path, monkeypatch):
+    """Large files are mapped in spawned workers; the stored rows must not depend on it."""
+    from conftest import CONFIGS, SAMPLE_DATA, Cli
+    from linkage import ingest, readers
+
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 500)   # several chunks in flight
+    contents = {}
+    for workers, threshold in (("0", ingest.PARALLEL_FROM_BYTES), ("2", 0)):
+        monkeypatch.setenv("LINKAGE_WORKERS", workers)
+        monkeypatch.setattr(ingest, "PARALLEL_FROM_BYTES", threshold)
+        cli = Cli(tmp_path / f"ws{workers}", CONFIGS)
+        assert cli("init").exit_code == 0
+        result = cli("ingest", "--source", "health", str(SAMPLE_DATA / "health.csv"))
+        assert result.exit_code == 0, result.output
+        contents[workers] = [
+            table(cli, f"SELECT * EXCLUDE (batch_id) FROM {name} ORDER BY ALL")
+            for name in ("records", "events", "rejects")
+        ]
+    assert contents["0"] == contents["2"]
+    assert len(contents["0"][0]) > 2000

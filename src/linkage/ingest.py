@@ -9,6 +9,7 @@ that a newer export of the same source carries again, and the batch's counts
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import os
 from collections import deque
@@ -114,6 +115,21 @@ def _map(frame: pl.DataFrame, config: SourceConfig) -> MappedChunk:
     return map_chunk(frame, config, typed_dates=config.format != "csv")
 
 
+def _map_in_worker(frame: pl.DataFrame, config: SourceConfig) -> list[bytes]:
+    """_map for a worker process: the frames go back as Arrow IPC bytes (half the cost of pickling frames)."""
+    mapped = _map(frame, config)
+    out = []
+    for part in (mapped.records, mapped.events, mapped.issues, mapped.rejects):
+        buffer = io.BytesIO()
+        part.write_ipc(buffer, compression="uncompressed")
+        out.append(buffer.getvalue())
+    return out
+
+
+def _from_worker(parts: list[bytes]) -> MappedChunk:
+    return MappedChunk(*(pl.read_ipc(io.BytesIO(part)) for part in parts))
+
+
 def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, parallel: bool) -> Iterator[tuple[RawChunk, MappedChunk]]:
     """Map chunks in worker processes while the next ones are read, keeping the file's order.
 
@@ -129,13 +145,13 @@ def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, parallel: b
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque[tuple[RawChunk, Future]] = deque()
         for raw in chunks:
-            pending.append((raw, pool.submit(_map, raw.frame, config)))
+            pending.append((raw, pool.submit(_map_in_worker, raw.frame, config)))
             if len(pending) > workers:
                 done, future = pending.popleft()
-                yield done, future.result()
+                yield done, _from_worker(future.result())
         while pending:
             done, future = pending.popleft()
-            yield done, future.result()
+            yield done, _from_worker(future.result())
 
 
 def _drop_batch(ws: Workspace, batch_id: int) -> None:
