@@ -45,6 +45,9 @@ PEOPLE = {
     "early": ({**FULL, "quarantine_end": "2026-03-10 15:00", "handover": "2026-03-10 18:00"},
               {("EARLY_RELEASE", "quarantine_end")}),
     "order": ({**FULL, "health_check": "2026-03-01 10:30"}, {("OUT_OF_ORDER", "health_check")}),
+    "order_tie": ({**FULL, "registration": "2026-03-01 12:00", "health_check": "2026-03-01 12:00",
+                   "transfer": "2026-03-01 11:00", "quarantine_start": "2026-03-01 12:30"},
+                  {("OUT_OF_ORDER", "transfer")}),
     "elsewhere": (FULL, {("DISTRICT_MISMATCH", "handover")}),
 }
 
@@ -93,6 +96,29 @@ def test_every_flag_code_on_literal_timelines(ops):
     late = json.loads(ops("timeline", "no_check", "--json").stdout)
     reason = late["flags"][0]["reason"]
     assert "Arrival 2026-03-01 10:00" in reason and "no health check recorded" in reason and "due by 2026-03-01 14:00" in reason
+    tie = json.loads(ops("timeline", "order_tie", "--json").stdout)["flags"][0]["reason"]
+    assert "before registration at 2026-03-01 12:00" in tie  # two earlier stages at that time: the first in order
+
+
+def test_a_split_traveler_is_joined_and_evaluated_again(ops):
+    # The match left traveler "ok" as two persons: every stage but the handover, and the handover
+    # alone. A stored (unlinked) pair between them and complementary stages join them before flags.
+    con = duckdb.connect(str(ops.workspace / "linkage.duckdb"))
+    records = [r for (r,) in con.execute("SELECT record_id FROM records ORDER BY record_id").fetchall()]
+    con.execute("INSERT INTO match_runs (run_id, started_at, finished_at) VALUES (1, now(), now())")
+    for record in records:
+        person = "ok-2" if record == "ok-handover" else record.rsplit("-", 1)[0]
+        con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1)", [record, person])
+    con.execute("INSERT INTO links VALUES (1, 'ops', 'ok-arrival', 'ops', 'ok-handover', 1.0, 0.6, false, false, false)")
+    con.close()
+    summary = json.loads(ops("chain", "--as-of", AS_OF, "--json").stdout)
+    assert summary["merged"] == 1
+    got = flags_of(ops)
+    assert "ok" not in got and "ok-2" not in got
+    assert got["no_check"] == {("MISSING_STAGE", "health_check")}
+    joined = json.loads(ops("timeline", "ok", "--json").stdout)
+    assert [s["status"] for s in joined["stages"]] == ["done"] * len(STAGES)
+    assert joined["stages"][-1]["record"] == "ops:ok-handover"
 
 
 def test_pending_becomes_missing_when_the_deadline_passes_and_the_diff_tracks_it(ops):

@@ -70,81 +70,84 @@ def _stages_sql(config: ChainConfig) -> str:
             ") t(ord, stage, after_stage, max_gap_s, min_gap_s, required, destination, gap_text)")
 
 
-PERSON_EVENTS = """
-    CREATE OR REPLACE TEMP TABLE person_events AS
-    SELECT p.person_id, e.stage, e.time, e.place, e.district, e.source || ':' || e.record_id AS record
-    FROM events e JOIN chain_persons p USING (source, record_id)
-    WHERE e.time <= ? AND e.stage IN (SELECT stage FROM chain_stages)"""
+def _traveler_stages_sql(config: ChainConfig, persons: str = "chain_persons") -> str:
+    """One row per traveler (a person of `persons` with an event up to the as-of time); column s<ord>
+    holds the earliest event of that stage (time, place, district, source, record_id), NULL if none."""
+    event = "{'time': e.time, 'place': e.place, 'district': e.district, 'source': e.source, 'record_id': e.record_id}"
+    stages = ", ".join(f"arg_min({event}, e.time) FILTER (WHERE e.stage = {quote_literal(s.name)}) AS s{i}"
+                       for i, s in enumerate(config.stages))
+    return f"""
+    SELECT p.person_id, {stages}
+    FROM events e JOIN {persons} p USING (source, record_id)
+    WHERE e.time <= ? AND e.stage IN (SELECT stage FROM chain_stages)
+    GROUP BY p.person_id"""
 
-STAGE_TIMES = """
-    CREATE OR REPLACE TEMP TABLE stage_times AS
-    SELECT person_id, stage, min(time) AS time, arg_min(place, time) AS place,
-           arg_min(district, time) AS district, arg_min(record, time) AS record
-    FROM person_events GROUP BY person_id, stage"""
 
-
-def _destination_sql(config: ChainConfig) -> str:
+def _destination_sql(config: ChainConfig, persons: str = "chain_persons") -> str:
+    """Per person and destination field (extra column), the district most of its records give."""
     fields = sorted({s.destination for s in config.stages if s.destination})
     if not fields:
-        return ("CREATE OR REPLACE TEMP TABLE destinations AS "
-                "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS field, NULL::VARCHAR AS district WHERE false")
-    parts = [f"""SELECT p.person_id, {quote_literal(f)} AS field, mode(r.extra[{quote_literal(f)}]) AS district
-                 FROM chain_persons p JOIN records r USING (source, record_id)
-                 WHERE r.extra[{quote_literal(f)}] IS NOT NULL GROUP BY p.person_id""" for f in fields]
-    return "CREATE OR REPLACE TEMP TABLE destinations AS " + " UNION ALL ".join(parts)
+        return "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS field, NULL::VARCHAR AS district WHERE false"
+    return " UNION ALL ".join(
+        f"""SELECT p.person_id, {quote_literal(f)} AS field, mode(r.extra[{quote_literal(f)}]) AS district
+            FROM {persons} p JOIN records r USING (source, record_id)
+            WHERE r.extra[{quote_literal(f)}] IS NOT NULL GROUP BY p.person_id""" for f in fields)
 
 
-CONFIDENCE = """
-    CREATE OR REPLACE TEMP TABLE person_confidence AS
-    WITH inside AS (
-        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr,
-               l.probability
-        FROM links l
-        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
-        WHERE l.linked AND a.person_id = b.person_id),
-    ends AS (SELECT person_id, rl AS record, probability FROM inside
-             UNION ALL SELECT person_id, rr, probability FROM inside),
-    best AS (SELECT person_id, record, max(probability) AS p FROM ends GROUP BY ALL)
-    SELECT person_id, min(p) AS confidence FROM best GROUP BY person_id"""
+def _timeline_sql(config: ChainConfig, travelers: str = "traveler_stages") -> str:
+    """Every traveler x stage from `travelers` (rows of traveler_stages), one SELECT per stage: the
+    stage's event, its anchor (the `after` stage's event), the latest earlier time and its stage (the
+    first in stage order on a tie), the last stage that happened, and the responsible district (the
+    stage's own, else the destination, else the nearest earlier stage's, else the nearest later one's).
+    A traveler's stages are the columns of one row, so all of these are plain expressions."""
+    names = [s.name for s in config.stages]
+    happened = ", ".join(f"CASE WHEN w.s{j} IS NOT NULL THEN {j} END" for j in range(len(names)))
 
-TIMELINE = """
-    CREATE OR REPLACE TEMP TABLE timeline AS
-    WITH travelers AS (SELECT DISTINCT person_id FROM person_events),
-    grid AS (
-        SELECT t.person_id, s.*, st.time, st.place, st.district, st.record,
-               a.time AS anchor_time, a.record AS anchor_record, d.district AS destination_district
-        FROM travelers t CROSS JOIN chain_stages s
-        LEFT JOIN stage_times st ON st.person_id = t.person_id AND st.stage = s.stage
-        LEFT JOIN stage_times a ON a.person_id = t.person_id AND a.stage = s.after_stage
-        LEFT JOIN destinations d ON d.person_id = t.person_id AND d.field = s.destination),
-    marked AS (
-        SELECT *,
-               anchor_time + to_microseconds(CAST(max_gap_s * 1e6 AS BIGINT)) AS due,
-               max(CASE WHEN time IS NOT NULL THEN ord END) OVER (PARTITION BY person_id) AS last_present,
-               max(time) OVER w_before AS earlier_max_time,
-               arg_max(stage, time) OVER w_before AS earlier_stage,
-               last_value(district IGNORE NULLS) OVER w_before AS previous_district,
-               first_value(district IGNORE NULLS) OVER w_after AS next_district
-        FROM grid
-        WINDOW w_before AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-               w_after AS (PARTITION BY person_id ORDER BY ord ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING))
+    def call(function: str, args: list[str], sql_type: str) -> str:
+        return f"{function}({', '.join(args)})" if args else f"NULL::{sql_type}"
+
+    parts = []
+    for i, stage in enumerate(config.stages):
+        event = f"w.s{i}"
+        earlier, later = [f"w.s{j}" for j in range(i)], [f"w.s{j}" for j in range(i + 1, len(names))]
+        after = config.after_of(i)
+        anchor = f"w.s{names.index(after)}" if after else None
+        earlier_stage = " ".join(f"WHEN {e}.time = earlier_max_time THEN {quote_literal(names[j])}"
+                                 for j, e in enumerate(earlier))
+        destination = "d.district" if stage.destination else "NULL::VARCHAR"
+        districts = [f"{event}.district", destination, *(f"{e}.district" for e in reversed(earlier)),
+                     *(f"{e}.district" for e in later)]
+        join = (f"\n        LEFT JOIN destinations d ON d.person_id = w.person_id "
+                f"AND d.field = {quote_literal(stage.destination)}") if stage.destination else ""
+        parts.append(f"""
+        SELECT w.person_id, s.*, {event}.time AS time, {event}.place AS place, {event}.district AS district,
+               {event}.source || ':' || {event}.record_id AS record, {event}.source AS source,
+               {event}.record_id AS record_id,
+               {f"{anchor}.time" if anchor else "NULL::TIMESTAMP"} AS anchor_time,
+               {f"{anchor}.source || ':' || {anchor}.record_id" if anchor else "NULL::VARCHAR"} AS anchor_record,
+               {destination} AS destination_district,
+               greatest({happened}) AS last_present,
+               {call("greatest", [f"{e}.time" for e in earlier], "TIMESTAMP")} AS earlier_max_time,
+               {f"CASE {earlier_stage} END" if earlier else "NULL::VARCHAR"} AS earlier_stage,
+               coalesce({", ".join(districts)}) AS responsible
+        FROM {travelers} w JOIN chain_stages s ON s.ord = {i}{join}""")
+    return f"""
+    WITH grid AS ({" UNION ALL".join(parts)}),
+    marked AS (SELECT *, anchor_time + to_microseconds(CAST(max_gap_s * 1e6 AS BIGINT)) AS due FROM grid)
     SELECT *,
            CASE WHEN time IS NOT NULL THEN 'done'
                 WHEN required AND (last_present > ord OR due <= ?) THEN 'missing'
-                ELSE 'pending' END AS status,
-           coalesce(CASE WHEN time IS NOT NULL THEN district END, destination_district, previous_district,
-                    next_district) AS responsible
+                ELSE 'pending' END AS status
     FROM marked"""
 
 
 def _flags_sql() -> str:
-    """All flags of this evaluation: (person, code, stage, district, reason, evidence, due)."""
+    """All flags of this evaluation: (flag key, person, code, stage, district, reason, evidence, due)."""
     fmt = "'%Y-%m-%d %H:%M'"
     label = "replace(stage, '_', ' ')"
     title = f"upper(left({label}, 1)) || substr({label}, 2)"  # the stage name as a sentence starts it
     return f"""
-    CREATE OR REPLACE TEMP TABLE current_flags AS
+    CREATE OR REPLACE TEMP TABLE flag_rows AS
     WITH f AS (
         SELECT person_id, 'MISSING_STAGE' AS code, stage, responsible AS district, due,
                CASE WHEN anchor_time IS NOT NULL
@@ -197,9 +200,26 @@ def _flags_sql() -> str:
                || '); check which document or birth date is right', c.evidence
         FROM identity_conflicts c
     )
-    SELECT f.person_id || '|' || f.code || '|' || coalesce(f.stage, '') AS flag_key, f.*,
-           coalesce(pc.confidence, 1.0) AS confidence
-    FROM f LEFT JOIN person_confidence pc USING (person_id)"""
+    SELECT f.person_id || '|' || f.code || '|' || coalesce(f.stage, '') AS flag_key, f.* FROM f"""
+
+
+# The flags with the confidence of the link their person rests on: the weakest of its records'
+# strongest links inside the person (1.0 without links). Only flagged persons are looked at.
+FLAG_CONFIDENCE = """
+    CREATE OR REPLACE TEMP TABLE current_flags AS
+    WITH flagged AS (SELECT * FROM chain_persons SEMI JOIN flag_rows USING (person_id)),
+    inside AS (
+        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr,
+               l.probability
+        FROM links l
+        JOIN flagged a ON a.source = l.source_l AND a.record_id = l.record_id_l
+        JOIN flagged b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        WHERE l.linked AND a.person_id = b.person_id),
+    ends AS (SELECT person_id, rl AS record, probability FROM inside
+             UNION ALL SELECT person_id, rr, probability FROM inside),
+    best AS (SELECT person_id, record, max(probability) AS p FROM ends GROUP BY ALL),
+    confidence AS (SELECT person_id, min(p) AS confidence FROM best GROUP BY person_id)
+    SELECT f.*, coalesce(c.confidence, 1.0) AS confidence FROM flag_rows f LEFT JOIN confidence c USING (person_id)"""
 
 
 IDENTITY_CONFLICTS = """
@@ -220,7 +240,7 @@ IDENTITY_CONFLICTS = """
         UNION ALL SELECT person_id, recs FROM ids)
     SELECT person_id, list_distinct(flatten(list(evidence))) AS evidence,
            array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records
-    FROM all_ WHERE person_id IN (SELECT person_id FROM person_events) GROUP BY person_id"""
+    FROM all_ WHERE person_id IN (SELECT person_id FROM traveler_stages) GROUP BY person_id"""
 
 
 # Chain-aware linkage. A traveler split into two persons shows up as two travelers each missing
@@ -261,7 +281,7 @@ GAP_STEPS = [
             FROM gap_missing m
             JOIN gap_keys ka ON ka.person_id = m.person_id
             JOIN gap_keys kb ON kb.k = ka.k AND kb.person_id <> m.person_id
-            JOIN stage_times st ON st.person_id = kb.person_id AND st.stage = m.stage
+            JOIN timeline st ON st.person_id = kb.person_id AND st.stage = m.stage
                  AND st.time >= m.anchor_time - INTERVAL 1 DAY AND st.time <= m.until + INTERVAL 1 DAY
             WHERE m.anchor_time IS NOT NULL),
         compatible AS (
@@ -291,19 +311,19 @@ GAP_STEPS = [
         GROUP BY ALL"""),
     ("gap: candidates", """
         CREATE OR REPLACE TEMP TABLE gap_candidates AS
-        WITH overlap AS (  -- a stage both have
+        WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
+        overlap AS (  -- a stage both have
             SELECT DISTINCT p.a, p.b FROM gap_pairs p
-            JOIN stage_times x ON x.person_id = p.a JOIN stage_times y ON y.person_id = p.b AND y.stage = x.stage),
+            JOIN done x ON x.person_id = p.a JOIN done y ON y.person_id = p.b AND y.stage = x.stage),
         disorder AS (  -- the joined timeline would break the stage order
             SELECT DISTINCT p.a, p.b FROM gap_pairs p
-            JOIN stage_times x ON x.person_id = p.a JOIN chain_stages sx ON sx.stage = x.stage
-            JOIN stage_times y ON y.person_id = p.b JOIN chain_stages sy ON sy.stage = y.stage
-            WHERE (sx.ord < sy.ord AND x.time > y.time) OR (sx.ord > sy.ord AND x.time < y.time))
+            JOIN done x ON x.person_id = p.a JOIN done y ON y.person_id = p.b
+            WHERE (x.ord < y.ord AND x.time > y.time) OR (x.ord > y.ord AND x.time < y.time))
         SELECT * FROM gap_pairs p ANTI JOIN overlap USING (a, b) ANTI JOIN disorder USING (a, b)"""),
 ]
 
 
-def _find_merges(ws: Workspace, as_of: datetime) -> dict[str, tuple[str, str, float]]:
+def _find_merges(ws: Workspace) -> dict[str, tuple[str, str, float]]:
     """Join split travelers (see GAP_STEPS) in the temp `chain_persons`; {merged id: (kept id, how, score)}."""
     for step, sql in GAP_STEPS:
         ws.run(step, sql)
@@ -333,7 +353,6 @@ def _find_merges(ws: Workspace, as_of: datetime) -> dict[str, tuple[str, str, fl
     merges = {gone: (find(gone), how, score) for gone, (how, score) in joined.items()}
     if merges:
         _apply_merges(ws, merges, "chain_persons")
-        ws.run("person events after merges", PERSON_EVENTS, [as_of])
     return merges
 
 
@@ -375,13 +394,13 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
     # The evaluation lives in temp tables outside the transaction (DuckDB plans joins of tables
     # created inside an open transaction without statistics); only the stores are transactional.
     ws.run("chain stages", _stages_sql(config))
-    ws.run("person events", PERSON_EVENTS, [as_of])
     evaluate_timelines(ws, config, as_of)
-    merges = _find_merges(ws, as_of) if clusters is None else {}
+    merges = _find_merges(ws) if clusters is None else {}
     if merges:
-        evaluate_timelines(ws, config, as_of)
+        evaluate_timelines(ws, config, as_of, merges)
     ws.run("identity conflicts", IDENTITY_CONFLICTS)
     ws.run("flags", _flags_sql())
+    ws.run("flag confidence", FLAG_CONFIDENCE)
     with ws.transaction():
         run_id = ws.scalar("next chain run id", "SELECT nextval('chain_run_ids')")
         ws.run("open chain run", "INSERT INTO chain_runs (run_id, as_of, started_at, match_run_id, chain_sha256) "
@@ -405,12 +424,31 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
     return summary
 
 
-def evaluate_timelines(ws: Workspace, config: ChainConfig, as_of: datetime) -> None:
-    """Stage times, destinations, link confidence and the timeline of every traveler (temp tables)."""
-    ws.run("stage times", STAGE_TIMES)
-    ws.run("destinations", _destination_sql(config))
-    ws.run("person confidence", CONFIDENCE)
-    ws.run("timeline", TIMELINE, [as_of])
+def evaluate_timelines(ws: Workspace, config: ChainConfig, as_of: datetime,
+                       merges: dict[str, tuple[str, str, float]] | None = None) -> None:
+    """Each traveler's stages, destinations and the timeline of every traveler x stage (temp tables).
+
+    After chain-aware joins (`merges`) only the joined persons are evaluated again: their rows are
+    replaced, everyone else's stay as they are.
+    """
+    persons, travelers = "chain_persons", "traveler_stages"
+    if merges:
+        joined = sorted({*merges, *(kept for kept, _, _ in merges.values())})
+        ws.register("rejoined", pl.DataFrame({"person_id": joined}).to_arrow())
+        persons = "(SELECT * FROM chain_persons SEMI JOIN rejoined USING (person_id))"
+        travelers = "(SELECT * FROM traveler_stages SEMI JOIN rejoined USING (person_id))"
+    for step, table, sql, params in [
+            ("traveler stages", "traveler_stages", _traveler_stages_sql(config, persons), [as_of]),
+            ("destinations", "destinations", _destination_sql(config, persons), None),
+            ("timeline", "timeline", _timeline_sql(config, travelers), [as_of])]:
+        if merges:
+            ws.run(f"{step} of joined persons",
+                   f"DELETE FROM {table} WHERE person_id IN (SELECT person_id FROM rejoined)")
+            ws.run(f"{step} of joined persons", f"INSERT INTO {table} {sql}", params)
+        else:
+            ws.run(step, f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", params)
+    if merges:
+        ws.unregister("rejoined")
 
 
 def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None) -> None:
@@ -420,8 +458,7 @@ def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None
     # Timelines are rebuilt every run, so only the current one is kept (flags keep their history).
     ws.run("drop earlier timelines", "DELETE FROM timelines")
     ws.run("store timelines", """
-        INSERT INTO timelines SELECT ?, person_id, stage, ord, status, time, due, district, place,
-               split_part(record, ':', 1), substr(record, length(split_part(record, ':', 1)) + 2)
+        INSERT INTO timelines SELECT ?, person_id, stage, ord, status, time, due, district, place, source, record_id
         FROM timeline""", [run_id])
     ws.run("store flags", f"""
         INSERT INTO flags
@@ -446,7 +483,7 @@ def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None
 
 
 def _summarize(ws: Workspace, run_id: int, as_of: datetime) -> ChainSummary:
-    persons = ws.scalar("count travelers", "SELECT count(DISTINCT person_id) FROM timeline")
+    persons = ws.scalar("count travelers", "SELECT count(*) FROM traveler_stages")
     counts = dict(ws.rows("flag counts", "SELECT status, count(*) FROM flags WHERE run_id = ? GROUP BY 1", [run_id]))
     review = ws.scalar("review count", "SELECT count(*) FROM flags WHERE run_id = ? AND review AND status <> 'resolved'",
                        [run_id])
