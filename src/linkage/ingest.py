@@ -25,6 +25,7 @@ from .config import SourceConfig, sha256_of
 from .errors import InputError
 from .mapping import MappedChunk, map_chunk
 from .readers import RawChunk, read_export
+from .sql import quote_ident, quote_literal
 from .workspace import Workspace
 
 PARALLEL_FROM_BYTES = 8 << 20   # smaller files are mapped in-process (spawning workers costs ~1 s)
@@ -164,10 +165,10 @@ def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
     params = [batch_id, config.name]
     if mapped.records.height:
         ws.register("chunk_records", mapped.records.select(RECORD_COLUMNS).to_arrow())
-        columns = ", ".join(f'"{c}"' for c in RECORD_COLUMNS if c != "extra")
+        columns = ", ".join(quote_ident(c) for c in RECORD_COLUMNS if c != "extra")
         ws.run("stage records",
                f"INSERT INTO records (batch_id, source, {columns}, extra) "
-               f"SELECT ?, ?, {columns}, map_from_entries(coalesce(extra, [])) FROM chunk_records",
+               f"SELECT ?, ?, {columns}, {_extra_map(config)} FROM chunk_records",
                params)
         ws.unregister("chunk_records")
     if mapped.events.height:
@@ -195,6 +196,15 @@ def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
                    "SELECT ?, ?, ?, row_no, record_id, column_name, value, reason, ? FROM chunk_rejects",
                    [batch_id, config.name, path.name, kind])
             ws.unregister("chunk_rejects")
+
+
+def _extra_map(config: SourceConfig) -> str:
+    """SQL for the records' `extra` MAP from the chunk's struct of extra fields (empty values left out)."""
+    entries = ", ".join(f"{{'key': {quote_literal(name)}, 'value': struct_extract(extra, {quote_literal(name)})}}"
+                        for name in config.extra)
+    if not entries:
+        return "MAP {}::MAP(VARCHAR, VARCHAR)"
+    return f"map_from_entries(list_filter([{entries}], e -> e.value IS NOT NULL))"
 
 
 def _close_batch(ws: Workspace, config: SourceConfig, path: Path, batch_id: int, rows_read: int) -> BatchResult:

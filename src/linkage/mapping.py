@@ -244,14 +244,11 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
 
 
 def _extra(raw: pl.DataFrame, config: SourceConfig) -> pl.Expr:
-    """Extra fields as a list of {key, value} entries (stored as a DuckDB MAP)."""
+    """Extra fields as one struct column, a field per configured name (ingest stores it as a MAP)."""
     if not config.extra:
-        return pl.lit(None, dtype=pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))).alias("extra")
-    entries = [
-        pl.struct(pl.lit(name).alias("key"), pl.Series(name, _nfkc(raw.get_column(column))).alias("value"))
-        for name, column in config.extra.items()
-    ]
-    return pl.concat_list(entries).list.filter(pl.element().struct.field("value").is_not_null()).alias("extra")
+        return pl.lit(None, dtype=pl.Utf8).alias("extra")   # no struct without fields
+    values = pl.DataFrame([_nfkc(raw.get_column(column)).alias(name) for name, column in config.extra.items()])
+    return pl.lit(values.to_struct("extra"))
 
 
 def _nfkc(series: pl.Series) -> pl.Series:
@@ -261,11 +258,13 @@ def _nfkc(series: pl.Series) -> pl.Series:
 
 def _notes(records: pl.DataFrame) -> pl.Expr:
     """Cross-checks kept with the record: a resident ID whose DOB or sex disagrees with the row."""
-    dob_note = pl.when(pl.col("id_dob").is_not_null() & pl.col("dob").is_not_null()
-                       & (pl.col("id_dob") != pl.col("dob"))).then(pl.lit("id_number_dob_mismatch"))
-    sex_note = pl.when(pl.col("id_sex").is_not_null() & pl.col("sex").is_not_null()
-                       & (pl.col("id_sex") != pl.col("sex"))).then(pl.lit("id_number_sex_mismatch"))
-    return pl.concat_list(dob_note, sex_note).list.drop_nulls().alias("notes")
+    dob = pl.col("id_dob").is_not_null() & pl.col("dob").is_not_null() & (pl.col("id_dob") != pl.col("dob"))
+    sex = pl.col("id_sex").is_not_null() & pl.col("sex").is_not_null() & (pl.col("id_sex") != pl.col("sex"))
+    notes = pl.List(pl.Utf8)   # literal lists per case: far cheaper than building and filtering a list per row
+    return (pl.when(dob & sex).then(pl.lit(["id_number_dob_mismatch", "id_number_sex_mismatch"], dtype=notes))
+            .when(dob).then(pl.lit(["id_number_dob_mismatch"], dtype=notes))
+            .when(sex).then(pl.lit(["id_number_sex_mismatch"], dtype=notes))
+            .otherwise(pl.lit([], dtype=notes)).alias("notes"))
 
 
 # ---- events ----------------------------------------------------------------------------------
