@@ -8,6 +8,7 @@ that a newer export of the same source carries again, and the batch's counts
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -105,11 +106,17 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
     total = path.stat().st_size
     report = (lambda done: progress(path.name, done, total)) if progress else None
     rows_read = 0
-    for raw, mapped in _mapped_chunks(read_export(path, config, config_path, report), config,
-                                      parallel=total >= PARALLEL_FROM_BYTES):
-        rows_read += raw.frame.height + len(raw.rejects)
-        _store_chunk(ws, config, path, batch_id, raw, mapped)
+    workers = _workers() if total >= PARALLEL_FROM_BYTES else 0
+    # While worker processes map chunks on the other cores, more DuckDB threads would only compete.
+    with ws.threads(1) if workers else contextlib.nullcontext():
+        for raw, mapped in _mapped_chunks(read_export(path, config, config_path, report), config, workers):
+            rows_read += raw.frame.height + len(raw.rejects)
+            _store_chunk(ws, config, path, batch_id, raw, mapped)
     return _close_batch(ws, config, path, batch_id, rows_read)
+
+
+def _workers() -> int:
+    return int(os.environ.get("LINKAGE_WORKERS", os.cpu_count() or 1))
 
 
 def _map(frame: pl.DataFrame, config: SourceConfig) -> MappedChunk:
@@ -131,15 +138,14 @@ def _from_worker(parts: list[bytes]) -> MappedChunk:
     return MappedChunk(*(pl.read_ipc(io.BytesIO(part)) for part in parts))
 
 
-def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, parallel: bool) -> Iterator[tuple[RawChunk, MappedChunk]]:
+def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, workers: int) -> Iterator[tuple[RawChunk, MappedChunk]]:
     """Map chunks in worker processes while the next ones are read, keeping the file's order.
 
     Standardization is pure and CPU-bound, so on a large file it runs in `LINKAGE_WORKERS`
     processes (default: one per core; 0 maps in this process). Workers are spawned, never
     forked, so no DuckDB or polars thread state is copied into them.
     """
-    workers = int(os.environ.get("LINKAGE_WORKERS", os.cpu_count() or 1))
-    if not parallel or workers < 1:
+    if workers < 1:
         for raw in chunks:
             yield raw, _map(raw.frame, config)
         return

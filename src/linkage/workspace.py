@@ -397,6 +397,16 @@ class Workspace:
         self.con.unregister(name)
 
     @contextlib.contextmanager
+    def threads(self, n: int) -> Iterator[None]:
+        """Limit DuckDB to n threads for the block (e.g. while worker processes use the other cores)."""
+        before = self.scalar("current threads", "SELECT current_setting('threads')")
+        self.run("limit threads", "SET threads = ?", [n])
+        try:
+            yield
+        finally:
+            self.run("restore threads", "SET threads = ?", [int(before)])
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction: committed on success, rolled back on any exception."""
         self.run("begin", "BEGIN TRANSACTION")
