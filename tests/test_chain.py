@@ -100,9 +100,11 @@ def test_every_flag_code_on_literal_timelines(ops):
     assert "before registration at 2026-03-01 12:00" in tie  # two earlier stages at that time: the first in order
 
 
-def test_a_split_traveler_is_joined_and_evaluated_again(ops):
+@pytest.mark.parametrize("as_of", [AS_OF, "2026-03-16T12:00"])   # handover overdue / not yet due
+def test_a_split_traveler_is_joined_and_evaluated_again(ops, as_of):
     # The match left traveler "ok" as two persons: every stage but the handover, and the handover
-    # alone. A stored (unlinked) pair between them and complementary stages join them before flags.
+    # alone. A stored (unlinked) pair between them and complementary stages join them before flags,
+    # also while the first part's handover is still pending.
     con = duckdb.connect(str(ops.workspace / "linkage.duckdb"))
     records = [r for (r,) in con.execute("SELECT record_id FROM records ORDER BY record_id").fetchall()]
     con.execute("INSERT INTO match_runs (run_id, started_at, finished_at) VALUES (1, now(), now())")
@@ -111,7 +113,7 @@ def test_a_split_traveler_is_joined_and_evaluated_again(ops):
         con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1)", [record, person])
     con.execute("INSERT INTO links VALUES (1, 'ops', 'ok-arrival', 'ops', 'ok-handover', 1.0, 0.6, false, false, false)")
     con.close()
-    summary = json.loads(ops("chain", "--as-of", AS_OF, "--json").stdout)
+    summary = json.loads(ops("chain", "--as-of", as_of, "--json").stdout)
     assert summary["merged"] == 1
     got = flags_of(ops)
     assert "ok" not in got and "ok-2" not in got

@@ -84,14 +84,17 @@ def _traveler_stages_sql(config: ChainConfig, persons: str = "chain_persons") ->
 
 
 def _destination_sql(config: ChainConfig, persons: str = "chain_persons") -> str:
-    """Per person and destination field (extra column), the district most of its records give."""
+    """Per person and destination field (extra column), the district most of its records give
+    (a tie goes to the first in sort order, so that reruns give the same flags)."""
     fields = sorted({s.destination for s in config.stages if s.destination})
     if not fields:
         return "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS field, NULL::VARCHAR AS district WHERE false"
     return " UNION ALL ".join(
-        f"""SELECT p.person_id, {quote_literal(f)} AS field, mode(r.extra[{quote_literal(f)}]) AS district
-            FROM {persons} p JOIN records r USING (source, record_id)
-            WHERE r.extra[{quote_literal(f)}] IS NOT NULL GROUP BY p.person_id""" for f in fields)
+        f"""SELECT person_id, {quote_literal(f)} AS field, first(district ORDER BY n DESC, district) AS district
+            FROM (SELECT p.person_id, r.extra[{quote_literal(f)}] AS district, count(*) AS n
+                  FROM {persons} p JOIN records r USING (source, record_id)
+                  WHERE r.extra[{quote_literal(f)}] IS NOT NULL GROUP BY ALL)
+            GROUP BY person_id""" for f in fields)
 
 
 def _timeline_sql(config: ChainConfig, travelers: str = "traveler_stages") -> str:
@@ -244,22 +247,24 @@ IDENTITY_CONFLICTS = """
 
 
 # Chain-aware linkage. A traveler split into two persons shows up as two travelers each missing
-# stages. Before such flags are raised, a person with missing stages is joined with another person
-# whose events fill them, when (a) neither has a stage the other has, (b) the joined timeline keeps
-# the stage order, and (c) their records are compatible: a scored link between them, or, found
-# through the time window of the missing stage, the same birth date (up to a day/month swap) and a
-# similar name or a document one edit apart. The joins are stored (chain_merges) and applied to
-# persons: "link it", so exports and the next chain run agree.
+# stages. Before such flags are raised, a person with open stages (missing, or pending: not yet
+# due) is joined with another person whose events fill them, when (a) neither has a stage the
+# other has, (b) the joined timeline keeps the stage order, and (c) their records are compatible:
+# a scored link between them, or, found through the time window of the open stage, the same birth
+# date (up to a day/month swap) and a similar name or a document one edit apart. The joins are
+# stored (chain_merges) and applied to persons: "link it", so exports and the next chain run agree.
 GAP_STEPS = [
-    ("gap: missing stages", """
-        CREATE OR REPLACE TEMP TABLE gap_missing AS
+    # The later part of a split traveler misses its earlier stages; the earlier part misses its
+    # later ones once they are due, and before that holds them pending (a handover registered a
+    # day before the deadline belongs to someone whose handover is still pending). Only persons
+    # with an open stage are paired.
+    ("gap: open stages", """
+        CREATE OR REPLACE TEMP TABLE gap_open AS
         SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
-        FROM timeline WHERE status = 'missing'"""),
-    # Both parts of a split traveler miss stages (the earlier part its later stages once they are
-    # due, the later part its earlier ones), so only persons with a missing stage are paired.
+        FROM timeline WHERE status IN ('missing', 'pending')"""),
     ("gap: persons", """
         CREATE OR REPLACE TEMP TABLE gap_persons AS
-        SELECT c.* FROM chain_persons c SEMI JOIN (SELECT DISTINCT person_id FROM gap_missing) m USING (person_id)"""),
+        SELECT c.* FROM chain_persons c SEMI JOIN (SELECT DISTINCT person_id FROM gap_open) m USING (person_id)"""),
     ("gap: identity keys", """
         CREATE OR REPLACE TEMP TABLE gap_keys AS  -- birth date, name key, hanzi name or a document
         SELECT DISTINCT p.person_id, k
@@ -278,7 +283,7 @@ GAP_STEPS = [
             GROUP BY ALL),
         windowed AS (
             SELECT DISTINCT m.person_id AS a, st.person_id AS b
-            FROM gap_missing m
+            FROM gap_open m
             JOIN gap_keys ka ON ka.person_id = m.person_id
             JOIN gap_keys kb ON kb.k = ka.k AND kb.person_id <> m.person_id
             JOIN timeline st ON st.person_id = kb.person_id AND st.stage = m.stage
@@ -538,7 +543,7 @@ def evaluate_flags(ws: Workspace, truth_flags: pl.DataFrame, truth_entities: pl.
         WITH votes AS (
             SELECT c.person_id, t.person_id AS truth, count(*) AS n
             FROM chain_persons c JOIN truth_entities_input t USING (source, record_id) GROUP BY ALL),
-        owner AS (SELECT person_id, arg_max(truth, n) AS truth FROM votes GROUP BY person_id),
+        owner AS (SELECT person_id, first(truth ORDER BY n DESC, truth) AS truth FROM votes GROUP BY person_id),
         ours AS (SELECT DISTINCT o.truth AS person_id, f.code, coalesce(f.stage, '') AS stage
                  FROM flags f JOIN owner o USING (person_id) WHERE f.run_id = ? AND f.status <> 'resolved'),
         truth AS (SELECT DISTINCT person_id, flag AS code, coalesce(stage, '') AS stage FROM truth_flags_input),
