@@ -256,19 +256,21 @@ IDENTITY_CONFLICTS = """
 GAP_STEPS = [
     # The later part of a split traveler misses its earlier stages; the earlier part misses its
     # later ones once they are due, and before that holds them pending (a handover registered a
-    # day before the deadline belongs to someone whose handover is still pending). Only persons
-    # with an open stage are paired.
-    ("gap: open stages", """
-        CREATE OR REPLACE TEMP TABLE gap_open AS
+    # day before the deadline belongs to someone whose handover is still pending). Persons with an
+    # open stage are paired through stored links; the search by time window (costlier) starts
+    # from a missing stage and looks among persons that miss stages themselves.
+    ("gap: missing stages", """
+        CREATE OR REPLACE TEMP TABLE gap_missing AS
         SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
-        FROM timeline WHERE status IN ('missing', 'pending')"""),
+        FROM timeline WHERE status = 'missing'"""),
     ("gap: persons", """
         CREATE OR REPLACE TEMP TABLE gap_persons AS
-        SELECT c.* FROM chain_persons c SEMI JOIN (SELECT DISTINCT person_id FROM gap_open) m USING (person_id)"""),
+        SELECT c.* FROM chain_persons c
+        SEMI JOIN (SELECT DISTINCT person_id FROM timeline WHERE status IN ('missing', 'pending')) m USING (person_id)"""),
     ("gap: identity keys", """
         CREATE OR REPLACE TEMP TABLE gap_keys AS  -- birth date, name key, hanzi name or a document
         SELECT DISTINCT p.person_id, k
-        FROM gap_persons p JOIN records r USING (source, record_id),
+        FROM gap_persons p SEMI JOIN gap_missing m USING (person_id) JOIN records r USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name]
                     || list_transform(r.doc_numbers, x -> 'x' || x)) AS t(k)
         WHERE k IS NOT NULL"""),
@@ -283,7 +285,7 @@ GAP_STEPS = [
             GROUP BY ALL),
         windowed AS (
             SELECT DISTINCT m.person_id AS a, st.person_id AS b
-            FROM gap_open m
+            FROM gap_missing m
             JOIN gap_keys ka ON ka.person_id = m.person_id
             JOIN gap_keys kb ON kb.k = ka.k AND kb.person_id <> m.person_id
             JOIN timeline st ON st.person_id = kb.person_id AND st.stage = m.stage
