@@ -1,8 +1,9 @@
 """Clustering: connected components of the links above the threshold, with a chaining guard.
 
 A component that would hold two records with contradicting strong identifiers (two different
-valid resident IDs, or birth dates that are not the same date up to a typo, a day/month swap or
-a year) is rebuilt edge by edge, strongest first. A merge that would join contradicting records
+valid resident IDs; two different passports together with two different phones; or birth dates
+that are not the same date up to a typo, a day/month swap or a year) is rebuilt edge by edge,
+strongest first. A merge that would join contradicting records
 is refused, unless the link itself joins the two contradicting records and still stands on its
 own (see `_direct_ok`): then it is one person whose records disagree, kept together and
 reported for review. Components without a conflict (the vast
@@ -36,12 +37,21 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _several(labels: np.ndarray, codes: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Labels of components holding two or more distinct codes among the records `where` selects."""
+    pairs = np.unique(np.stack([labels[where], codes[where]], axis=1), axis=0)
+    return np.unique(pairs[:, 0][np.r_[False, pairs[1:, 0] == pairs[:-1, 0]]]) if len(pairs) else pairs[:, 0]
+
+
 def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarray:
-    """Labels of components holding two valid resident IDs or birth dates more than a year apart."""
+    """Labels of components holding two valid resident IDs, two passports and two phones, or birth
+    dates more than a year apart."""
     ids = data.docs["id_any"].codes
-    has_id = data.id_valid & (ids >= 0)
-    pairs = np.unique(np.stack([labels[has_id], ids[has_id]], axis=1), axis=0)
-    id_conflict = np.unique(pairs[:, 0][np.r_[False, pairs[1:, 0] == pairs[:-1, 0]]]) if len(pairs) else pairs[:, 0]
+    id_conflict = _several(labels, ids, data.id_valid & (ids >= 0))
+    passports, phones = _passport_phone(data)
+    if passports is not None:
+        both = np.intersect1d(_several(labels, passports, passports >= 0), _several(labels, phones, phones >= 0))
+        id_conflict = np.union1d(id_conflict, both)
     has_dob = data.dob_days != MISSING_DAY
     lab, dob = labels[has_dob], data.dob_days[has_dob].astype(np.int64)
     size = labels.max() + 1
@@ -61,7 +71,25 @@ def _contradict(data: RecordArrays, a: list[int], b: list[int]) -> bool:
     both_valid = data.id_valid[left] & data.id_valid[right]
     if (both_valid & (ids[left] != ids[right])).any():
         return True
+    if _other_documents_and_phone(data, left, right).any():
+        return True
     return bool((_DOB.levels(data, left, right) == 1).any())
+
+
+def _passport_phone(data: RecordArrays) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if "passport" not in data.docs or "phone" not in data.strings:
+        return None, None
+    return data.docs["passport"].codes, data.strings["phone"].codes
+
+
+def _other_documents_and_phone(data: RecordArrays, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Pairs with two different passports and two different phones: a namesake born the same day,
+    not one person (a re-issued passport comes with the same phone)."""
+    passports, phones = _passport_phone(data)
+    if passports is None:
+        return np.zeros(len(left), dtype=bool)
+    return ((passports[left] >= 0) & (passports[right] >= 0) & (passports[left] != passports[right])
+            & (phones[left] >= 0) & (phones[right] >= 0) & (phones[left] != phones[right]))
 
 
 def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> bool:
@@ -76,6 +104,9 @@ def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> boo
     contradiction comes from others it would chain in) never stands.
     """
     if not _contradict(data, [u], [v]):
+        return False
+    pair = np.array([u]), np.array([v])
+    if _other_documents_and_phone(data, *pair).any():
         return False
     ids = data.docs["id_any"].codes
     id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
