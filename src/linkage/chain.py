@@ -225,22 +225,34 @@ FLAG_CONFIDENCE = """
     SELECT f.*, coalesce(c.confidence, 1.0) AS confidence FROM flag_rows f LEFT JOIN confidence c USING (person_id)"""
 
 
-IDENTITY_CONFLICTS = """
-    CREATE OR REPLACE TEMP TABLE identity_conflicts AS
-    WITH kept AS (
-        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr
+def _identity_conflicts_sql(with_links: bool) -> str:
+    """Persons whose records contradict: two valid resident IDs, birth dates years apart that no
+    typo explains, or (with the match's persons) links the identity guard refused or kept for review."""
+    kept = """
+        SELECT a.person_id, [l.source_l || ':' || l.record_id_l, l.source_r || ':' || l.record_id_r] AS evidence
         FROM links l
         JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
         JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
-        WHERE (l.conflict OR l.refused) AND a.person_id = b.person_id),  -- refused, then joined by the chain
-    ids AS (
-        SELECT p.person_id, count(DISTINCT r.id_number) AS n,
-               list(DISTINCT p.source || ':' || p.record_id) FILTER (WHERE r.id_number IS NOT NULL) AS recs
+        WHERE (l.conflict OR l.refused) AND a.person_id = b.person_id  -- refused, then joined by the chain
+        UNION ALL""" if with_links else ""
+    return f"""
+    CREATE OR REPLACE TEMP TABLE identity_conflicts AS
+    WITH ids AS (
+        SELECT p.person_id, list(DISTINCT p.source || ':' || p.record_id) AS evidence
         FROM chain_persons p JOIN records r USING (source, record_id)
         WHERE r.id_number IS NOT NULL GROUP BY p.person_id HAVING count(DISTINCT r.id_number) > 1),
-    all_ AS (
-        SELECT person_id, [rl, rr] AS evidence FROM kept
-        UNION ALL SELECT person_id, recs FROM ids)
+    dobs AS (
+        SELECT p.person_id, p.source || ':' || p.record_id AS record, coalesce(r.dob, r.id_dob) AS born
+        FROM chain_persons p JOIN records r USING (source, record_id) WHERE coalesce(r.dob, r.id_dob) IS NOT NULL),
+    far AS (  -- more than a year apart and more than one digit of YYYYMMDD
+        SELECT a.person_id, [a.record, b.record] AS evidence
+        FROM dobs a JOIN dobs b ON a.person_id = b.person_id AND a.record < b.record
+        WHERE a.person_id IN (SELECT person_id FROM dobs GROUP BY person_id HAVING max(born) - min(born) > 365)
+          AND abs(a.born - b.born) > 365
+          AND hamming(strftime(a.born, '%Y%m%d'), strftime(b.born, '%Y%m%d')) > 1),
+    all_ AS ({kept}
+        SELECT person_id, evidence FROM ids
+        UNION ALL SELECT person_id, evidence FROM far)
     SELECT person_id, list_distinct(flatten(list(evidence))) AS evidence,
            array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records
     FROM all_ WHERE person_id IN (SELECT person_id FROM traveler_stages) GROUP BY person_id"""
@@ -405,7 +417,7 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
     merges = _find_merges(ws) if clusters is None else {}
     if merges:
         evaluate_timelines(ws, config, as_of, merges)
-    ws.run("identity conflicts", IDENTITY_CONFLICTS)
+    ws.run("identity conflicts", _identity_conflicts_sql(with_links=clusters is None))
     ws.run("flags", _flags_sql())
     ws.run("flag confidence", FLAG_CONFIDENCE)
     with ws.transaction():
