@@ -226,8 +226,8 @@ FLAG_CONFIDENCE = """
 
 
 def _identity_conflicts_sql(with_links: bool) -> str:
-    """Persons whose records contradict: two valid resident IDs, birth dates years apart that no
-    typo explains, or (with the match's persons) links the identity guard refused or kept for review."""
+    """Persons whose records contradict: two valid resident IDs, birth dates more than a year apart,
+    or (with the match's persons) links the identity guard refused or kept for review."""
     kept = """
         SELECT a.person_id, [l.source_l || ':' || l.record_id_l, l.source_r || ':' || l.record_id_r] AS evidence
         FROM links l
@@ -244,12 +244,11 @@ def _identity_conflicts_sql(with_links: bool) -> str:
     dobs AS (
         SELECT p.person_id, p.source || ':' || p.record_id AS record, coalesce(r.dob, r.id_dob) AS born
         FROM chain_persons p JOIN records r USING (source, record_id) WHERE coalesce(r.dob, r.id_dob) IS NOT NULL),
-    far AS (  -- more than a year apart and more than one digit of YYYYMMDD
+    far AS (  -- more than a year apart: worth a check even where one mistyped digit explains it
         SELECT a.person_id, [a.record, b.record] AS evidence
         FROM dobs a JOIN dobs b ON a.person_id = b.person_id AND a.record < b.record
         WHERE a.person_id IN (SELECT person_id FROM dobs GROUP BY person_id HAVING max(born) - min(born) > 365)
-          AND abs(a.born - b.born) > 365
-          AND hamming(strftime(a.born, '%Y%m%d'), strftime(b.born, '%Y%m%d')) > 1),
+          AND abs(a.born - b.born) > 365),
     all_ AS ({kept}
         SELECT person_id, evidence FROM ids
         UNION ALL SELECT person_id, evidence FROM far)

@@ -55,7 +55,7 @@ the chain, one injected break each: MISSING_STAGE (every stage; handover overdue
 OUT_OF_ORDER (health check before registration, transfer before health check, police handover
 before release), GAP_EXCEEDED (registration, health check, transfer, check-in, handover),
 EARLY_RELEASE (9-13.5 days), DISTRICT_MISMATCH (handover registered by a station of another
-district), IDENTITY_CONFLICT (police holds another valid resident ID while a health record still
+district), IDENTITY_CONFLICT (police holds another valid resident ID while another record still
 shows the person's own, or a health record's DOB is 3-12 years off). Breaks that need a finished quarantine are drawn only among travelers who
 arrived 15-20+ days before as_of, with the rate scaled up so each type keeps its share.
 
@@ -1594,11 +1594,26 @@ def _validate(people: int, seed: int, as_of: datetime) -> None:
         raise ValueError(f"as_of must lie between 2000 and 2100, got {as_of:%Y-%m-%d %H:%M}")
 
 
-def _observable(P: _People, health: _Export, id_conflicts: np.ndarray) -> np.ndarray:
-    """Of the persons whose police record holds another resident ID, those whose own ID still
-    shows intact in a health record: where typos or missing values erased it, no one could tell."""
-    shown = health.frame["证件号码"].str.replace_all(r"\s", "").str.to_uppercase() == P.rid.gather(health.pid)
-    return np.intersect1d(id_conflicts, health.pid[shown.fill_null(False).to_numpy()])
+def _observable(P: _People, exports: list[_Export], id_conflicts: np.ndarray) -> np.ndarray:
+    """Of the persons whose police handover holds another resident ID, those whose own ID still
+    shows intact in some record: where typos or missing values erased it, no one could tell."""
+    shown = []
+    for export in exports:
+        own = export.frame["证件号码"].str.replace_all(r"\s", "").str.to_uppercase() == P.rid.gather(export.pid)
+        shown.append(export.pid[own.fill_null(False).to_numpy()])
+    return np.intersect1d(id_conflicts, np.concatenate(shown))
+
+
+def _observable_dob(exports: dict[str, _Export], dob_conflicts: np.ndarray) -> np.ndarray:
+    """Of the persons with a health DOB shifted by years (never blanked), those with a birth date
+    in some other record to contradict it."""
+    dated = []
+    for export in exports.values():
+        column = "DATE_OF_BIRTH" if "DATE_OF_BIRTH" in export.frame.columns else "出生日期"
+        present = export.frame[column].cast(pl.Utf8).str.strip_chars().fill_null("") != ""
+        dated.append(export.pid[present.to_numpy()])
+    pids, counts = np.unique(np.concatenate(dated), return_counts=True)
+    return np.intersect1d(dob_conflicts, pids[counts >= 2])
 
 
 def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | None = None) -> SampleSummary:
@@ -1619,7 +1634,8 @@ def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | Non
     police, id_conflicts = _police(P, TL, V, seed, as_of_s)
     exports = {"immigration": _immigration(P, TL, V, seed), "health": health, "police": police,
                "commerce": _commerce(P, V, seed, as_of_s)}
-    identity = np.union1d(dob_conflicts, _observable(P, exports["health"], id_conflicts))
+    identity = np.union1d(_observable_dob(exports, dob_conflicts),
+                          _observable(P, [exports["health"], exports["police"]], id_conflicts))
     truth = {"truth_entities.csv": _truth_entities(exports),
              "truth_flags.csv": _truth_flags(P, exports, identity, as_of_s)}
     files = _write_all(out_dir, exports, truth, as_of)
