@@ -236,7 +236,7 @@ MOMENTS = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12,
 @given(MOMENTS, st.sampled_from(DATE_FORMATS + DATETIME_FORMATS), st.booleans())
 def test_formatted_values_parse_back(moment, fmt, pad):
     if "%y" in fmt:
-        moment = moment.replace(year=1969 + moment.year % 100)
+        moment = moment.replace(year=1969 + moment.year % 100, day=min(moment.day, 28))  # no 29 Feb
     text = render(moment, fmt, pad)
     assert parse_datetime(text, [fmt]) == truncate(moment, fmt)
     assert parse_date(text, [fmt]) == moment.date()
