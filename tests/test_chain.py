@@ -193,3 +193,35 @@ def test_a_longer_chain_is_a_config_change_only(ops):
     assert ops("chain", "--as-of", AS_OF, "--clusters", str(ops.clusters)).exit_code == 0
     got = flags_of(ops)
     assert ("EARLY_RELEASE", "quarantine_end") in got["ok"]
+
+
+@pytest.mark.parametrize("name_b, dob_b, flags_after", [
+    ("HANY ICAO", "1999-08-18", set()),                                   # the same letters, a space moved
+    ("CAO HANYI", "2005-08-18", {("IDENTITY_CONFLICT", None)}),           # the same name, DOB years off
+    ("LI NA", "1999-08-18", None),                                        # someone else: no join
+])
+def test_window_join_of_a_split_traveler_without_a_stored_link(tmp_path, name_b, dob_b, flags_after):
+    configs = tmp_path / "configs"
+    (configs / "sources").mkdir(parents=True)
+    shutil.copy(CONFIGS / "chain.toml", configs / "chain.toml")
+    (configs / "sources" / "ops.toml").write_text(
+        OPS_SOURCE.replace('full_name = "name"', 'full_name = "name"\ndob = "dob"\nsex = "sex"'), encoding="utf-8")
+    rows = [f"a-{stage},CAO HANYI,1999-08-18,F,{stage},{time},朝阳区,朝阳区"
+            for stage, time in FULL.items() if stage != "handover"]
+    rows.append(f"b-handover,{name_b},{dob_b},F,handover,{FULL['handover']},朝阳区,朝阳区")
+    data = tmp_path / "ops.csv"
+    data.write_text("rid,name,dob,sex,kind,time,district,dest\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("init").exit_code == 0
+    assert cli("ingest", "--source", "ops", str(data)).exit_code == 0
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+    con.execute("INSERT INTO match_runs (run_id, started_at, finished_at) VALUES (1, now(), now())")
+    for (record,) in con.execute("SELECT record_id FROM records").fetchall():
+        con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1)", [record, record.split("-")[0]])
+    con.close()
+    summary = json.loads(cli("chain", "--as-of", AS_OF, "--json").stdout)
+    got = flags_of(cli)
+    if flags_after is None:
+        assert summary["merged"] == 0 and ("MISSING_STAGE", "handover") in got["a"]
+    else:
+        assert summary["merged"] == 1 and got.get("a", set()) == flags_after

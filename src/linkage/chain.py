@@ -314,10 +314,16 @@ GAP_STEPS = [
                    OR coalesce(ra.dob, ra.id_dob) = coalesce(rb.dob, rb.id_dob)
                    OR (year(coalesce(ra.dob, ra.id_dob)) = year(coalesce(rb.dob, rb.id_dob))
                        AND month(coalesce(ra.dob, ra.id_dob)) = day(coalesce(rb.dob, rb.id_dob))
-                       AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob))))
+                       AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob)))
+                   -- the same name and sex filling the gap on time: a birth date that disagrees is an
+                   -- identity conflict to check (flagged as such), not another traveler
+                   OR ra.name_key = rb.name_key AND ra.sex = rb.sex)
               AND (jaro_winkler_similarity(ra.name_key, rb.name_key) >= 0.8
                    OR ra.family_phonetic = rb.family_phonetic AND ra.given_phonetic = rb.given_phonetic
-                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
+                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0
+                   -- the same letters: a space moved or names run together ("HANY ICAO" for CAO HAN YI)
+                   OR list_sort(string_split(replace(ra.name_key, ' ', ''), ''))
+                      = list_sort(string_split(replace(rb.name_key, ' ', ''), '')))
               -- without both birth dates, only an exact name or a shared document will do
               AND (coalesce(ra.dob, ra.id_dob) IS NOT NULL AND coalesce(rb.dob, rb.id_dob) IS NOT NULL
                    OR ra.name_key = rb.name_key OR ra.local_name = rb.local_name
