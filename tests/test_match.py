@@ -270,13 +270,36 @@ def test_em_recovers_known_parameters():
         assert np.allclose(got_m[k][1:], m[k][1:], atol=0.03)
 
 
+def guarded(tmp_path, header: str, fields: str, rows: list[tuple], links: list[tuple[str, str]]):
+    """Ingest literal rows of one source, then cluster the given links, each strong enough on its own."""
+    from linkage.match.cluster import cluster
+    from linkage.match.prepare import prepare
+    from linkage.workspace import Workspace
+
+    path = tmp_path / "people.csv"
+    path.write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
+    configs = tmp_path / "configs"
+    (configs / "sources").mkdir(parents=True)
+    (configs / "sources" / "people.toml").write_text(
+        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "auto"\nphone_region = "CN"\n'
+        f'[fields]\n{fields}\n', encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("init").exit_code == 0
+    assert cli("ingest", "--source", "people", str(path)).exit_code == 0
+    with Workspace.open(cli.workspace) as ws:
+        data = prepare(ws)
+        ids = dict(ws.rows("ids", "SELECT record_id, rid FROM match_records"))
+    left = np.array([ids[a] for a, _ in links], dtype=np.int64)
+    right = np.array([ids[b] for _, b in links], dtype=np.int64)
+    strong = np.full(len(links), 20.0)
+    result = cluster(data, left, right, strong, strong, threshold_weight=3.0)
+    return result, {key: result.labels[ids[key]] for key in ids}
+
+
 def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
     """Same name, birth date and sex with two valid resident IDs: namesakes unless a phone or
     passport of their own agrees too (then one person whose records disagree, kept for review)."""
-    from linkage.match.cluster import cluster
-    from linkage.match.prepare import prepare
     from linkage.standardize.ids import make_resident_id
-    from linkage.workspace import Workspace
 
     def rid(region: str, born: date) -> str:
         return make_resident_id(region, born, 2)
@@ -289,25 +312,9 @@ def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
         ("C1", "GAO PING", "1997-03-25", rid("320102", born_b), "13996417751"),
         ("C2", "GAO PING", "1997-03-25", rid("530102", born_b), "13996417751"),    # same person, two IDs
     ]
-    path = tmp_path / "people.csv"
-    path.write_text("rid,name,dob,idno,phone\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
-    configs = tmp_path / "configs"
-    (configs / "sources").mkdir(parents=True)
-    (configs / "sources" / "people.toml").write_text(
-        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "family_first"\nphone_region = "CN"\n'
-        '[fields]\nfull_name = "name"\ndob = "dob"\nid_number = "idno"\nphone = "phone"\n', encoding="utf-8")
-    cli = Cli(tmp_path / "ws", configs)
-    assert cli("init").exit_code == 0
-    assert cli("ingest", "--source", "people", str(path)).exit_code == 0
-    with Workspace.open(cli.workspace) as ws:
-        data = prepare(ws)
-        ids = dict(ws.rows("ids", "SELECT record_id, rid FROM match_records"))
-    links = [("N1", "N2"), ("N1", "N3"), ("C1", "C2")]
-    left = np.array([ids[a] for a, _ in links], dtype=np.int64)
-    right = np.array([ids[b] for _, b in links], dtype=np.int64)
-    strong = np.full(len(links), 20.0)   # every link clears the threshold on its own evidence
-    result = cluster(data, left, right, strong, strong, threshold_weight=3.0)
-    label = {key: result.labels[ids[key]] for key in ids}
+    result, label = guarded(tmp_path, "rid,name,dob,idno,phone",
+                            'full_name = "name"\ndob = "dob"\nid_number = "idno"\nphone = "phone"', rows,
+                            [("N1", "N2"), ("N1", "N3"), ("C1", "C2")])
     assert len({label["N1"], label["N2"], label["N3"]}) == 3
     assert label["C1"] == label["C2"]
     assert sorted(result.refused.tolist()) == [0, 1] and result.kept.tolist() == [2]
@@ -316,33 +323,15 @@ def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
 def test_guard_parts_namesakes_with_other_passports_and_phones(tmp_path):
     """Foreigners with the same name and birth date: different passports and different phones are two
     people; a re-issued passport with the same phone is one."""
-    from linkage.match.cluster import cluster
-    from linkage.match.prepare import prepare
-    from linkage.workspace import Workspace
-
     rows = [
         ("T1", "LUIS TORRES", "1996-06-15", "PHY636532", "18554616720"),
         ("T2", "LUIS TORRES", "1996-06-15", "PUM474666", "18644853676"),   # namesake
         ("R1", "ANNA MEYER", "1990-01-02", "C01X00T47", "13912345678"),
         ("R2", "ANNA MEYER", "1990-01-02", "C7HF2P9K1", "13912345678"),   # re-issued passport
     ]
-    path = tmp_path / "people.csv"
-    path.write_text("rid,name,dob,passport,phone\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
-    configs = tmp_path / "configs"
-    (configs / "sources").mkdir(parents=True)
-    (configs / "sources" / "people.toml").write_text(
-        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "given_first"\nphone_region = "CN"\n'
-        '[fields]\nfull_name = "name"\ndob = "dob"\npassport = "passport"\nphone = "phone"\n', encoding="utf-8")
-    cli = Cli(tmp_path / "ws", configs)
-    assert cli("init").exit_code == 0
-    assert cli("ingest", "--source", "people", str(path)).exit_code == 0
-    with Workspace.open(cli.workspace) as ws:
-        data = prepare(ws)
-        ids = dict(ws.rows("ids", "SELECT record_id, rid FROM match_records"))
-    left = np.array([ids["T1"], ids["R1"]], dtype=np.int64)
-    right = np.array([ids["T2"], ids["R2"]], dtype=np.int64)
-    strong = np.full(2, 20.0)
-    result = cluster(data, left, right, strong, strong, threshold_weight=3.0)
-    assert result.labels[ids["T1"]] != result.labels[ids["T2"]]
-    assert result.labels[ids["R1"]] == result.labels[ids["R2"]]
+    result, label = guarded(tmp_path, "rid,name,dob,passport,phone",
+                            'full_name = "name"\ndob = "dob"\npassport = "passport"\nphone = "phone"', rows,
+                            [("T1", "T2"), ("R1", "R2")])
+    assert label["T1"] != label["T2"]
+    assert label["R1"] == label["R2"]
     assert result.refused.tolist() == [0]

@@ -56,8 +56,9 @@ OUT_OF_ORDER (health check before registration, transfer before health check, po
 before release), GAP_EXCEEDED (registration, health check, transfer, check-in, handover),
 EARLY_RELEASE (9-13.5 days), DISTRICT_MISMATCH (handover registered by a station of another
 district), IDENTITY_CONFLICT (police holds another valid resident ID while another record still
-shows the person's own, or a health record's DOB is 3-12 years off). Breaks that need a finished quarantine are drawn only among travelers who
-arrived 15-20+ days before as_of, with the rate scaled up so each type keeps its share.
+shows the person's own, or a health record's DOB is 3-12 years off). Breaks that need a finished
+quarantine are drawn only among travelers who arrived 15-20+ days before as_of, with the rate
+scaled up so each type keeps its share.
 
 Everything is vectorized with numpy / polars over all people; Python loops run only over small
 vocabularies. Each concern draws from its own random stream derived from (seed, label), so the same

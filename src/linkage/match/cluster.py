@@ -105,8 +105,7 @@ def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> boo
     """
     if not _contradict(data, [u], [v]):
         return False
-    pair = np.array([u]), np.array([v])
-    if _other_documents_and_phone(data, *pair).any():
+    if _other_documents_and_phone(data, np.array([u]), np.array([v]))[0]:
         return False
     ids = data.docs["id_any"].codes
     id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
@@ -115,10 +114,7 @@ def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> boo
 
 def _corroborated(data: RecordArrays, u: int, v: int) -> bool:
     """Do the two records share a phone number or a passport number?"""
-    for coded in (data.strings.get("phone"), data.docs.get("passport")):
-        if coded is not None and coded.codes[u] >= 0 and coded.codes[u] == coded.codes[v]:
-            return True
-    return False
+    return any(codes is not None and codes[u] >= 0 and codes[u] == codes[v] for codes in _passport_phone(data))
 
 
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
