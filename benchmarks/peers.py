@@ -46,6 +46,10 @@ SPLINK_DEFAULT_THRESHOLD = 0.95
 # estimate_u_using_random_sampling: the docs "generally recommend setting max pairs higher (e.g. 1e7 or
 # more)" than the 1e6 default.
 SPLINK_U_MAX_PAIRS = 1e7
+# EM training blocks: Splink 5's own cap (a hash-based record sample, `max_pairs`) at the same size.
+# Without it the docs' name rule alone makes billions of pairs at 1M travelers (common Chinese names
+# form huge blocks) and DuckDB spilled over 70 GB before EM began.
+SPLINK_EM_MAX_PAIRS = 1e7
 # Blocking guard: the docs recommend counting comparisons before predicting; abort above this.
 DEFAULT_MAX_PAIRS = 2e8
 
@@ -341,6 +345,26 @@ def _splink_febrl4_model(present: set[str], use_ssn: bool):
     return select_sql, settings, deterministic, 0.8, em_rules
 
 
+def _clamp_tiny_probabilities() -> list[int]:
+    """Splink 5.0.0 aborts EM when an m (or u) estimate falls below 1e-300 (a level that EM's matches
+    almost never show, common at 100k+ records); its own constant is named a clamp, so we clamp
+    there instead of letting the run fail. Returns a one-item list counting the clamped values."""
+    from splink.internals.comparison_level import M_U_CLAMP_MIN, ComparisonLevel
+
+    clamped = [0]
+    for name in ("m_probability", "u_probability"):
+        prop = getattr(ComparisonLevel, name)
+
+        def setter(self, value, _set=prop.fset):
+            if isinstance(value, float) and 0.0 <= value < M_U_CLAMP_MIN:
+                clamped[0] += 1
+                value = M_U_CLAMP_MIN
+            _set(self, value)
+
+        setattr(ComparisonLevel, name, prop.setter(setter))
+    return clamped
+
+
 def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: bool = True,
                threshold: float | None = None, threads: int = 2, memory_limit: str = "16GB",
                max_pairs: float = DEFAULT_MAX_PAIRS, seed: int = 1, verbose: bool = False) -> PeerRun:
@@ -400,13 +424,14 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
                                 f"{estimated:,} comparisons (limit {max_pairs:,.0f}; see --max-pairs)")
 
         with timed(seconds, "train"):
+            clamped = _clamp_tiny_probabilities()
             linker.training.estimate_probability_two_random_records_match(deterministic, recall=recall)
             linker.training.estimate_u_using_random_sampling(max_pairs=SPLINK_U_MAX_PAIRS, seed=seed)
             failed = []
             for rule in em_rules:
                 try:
                     linker.training.estimate_parameters_using_expectation_maximisation(
-                        rule, estimate_without_term_frequencies=True)
+                        rule, estimate_without_term_frequencies=True, max_pairs=SPLINK_EM_MAX_PAIRS)
                 except ValueError as exc:  # Splink 5 aborts EM when an m underflows below 1e-300
                     failed.append(f"{rule}: {exc}"[:200])
                     log.warning("EM on %s failed (%s); the other rules' estimates stand", rule, exc)
@@ -430,6 +455,8 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
         return PeerRun("splink", splink.__version__, dataset, records, int(pairs_scored), int(links),
                        threshold, clusters, seconds,
                        {"estimated_comparisons": int(estimated), "u_max_pairs": SPLINK_U_MAX_PAIRS,
+                        "em_max_pairs": SPLINK_EM_MAX_PAIRS, "em_failed": failed,
+                        "probabilities_clamped": clamped[0],
                         "threads": threads, "memory_limit": memory_limit, "duckdb": duckdb.__version__})
     finally:
         con.close()

@@ -1,9 +1,11 @@
 """Blocking: candidate pairs from the union of configured rules, counted and guarded first.
 
-Functions here return SQL; `candidate_pairs` runs it through the workspace. A pair (l, r)
-always has l < r and carries a bit mask of the rules that produced it (used to train the
-model per rule). Before any pair is materialized, each rule's pair count is computed from
-its block sizes and the run is refused when the total exceeds the configured cap.
+DuckDB computes each rule's keys (one 64-bit hash per record and key; an unnested field gives a
+record several keys); the blocks, their pair counts and the pairs themselves are then numpy work
+on sorted key arrays. A pair (l, r) always has l < r and carries a bit mask of the rules that
+produced it (used to train the model per rule). Before any pair is materialized, each rule's
+pair count is computed from its block sizes and the run is refused when the total exceeds the
+configured cap.
 """
 
 from __future__ import annotations
@@ -58,62 +60,55 @@ def key_expression(key: str) -> str:
     return f"left(CAST({expr} AS VARCHAR), {int(prefix)})" if prefix else f"CAST({expr} AS VARCHAR)"
 
 
-def rule_keys_sql(rule: BlockingRule) -> str:
-    """rid, source and the rule's key columns k0..kn, rows with any key missing left out."""
+def rule_keys_sql(rule: BlockingRule, sources: list[str]) -> str:
+    """rid, source index and one hash of the rule's keys, rows with any key missing left out."""
     keys = ", ".join(f"{key_expression(k)} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
-    return f"SELECT * FROM (SELECT DISTINCT rid, source, {keys} FROM match_records) WHERE {not_null}"
-
-
-def keys_table(bit: int) -> str:
-    return f"block_keys_{bit}"
-
-
-def rule_count_sql(rule: BlockingRule, bit: int) -> str:
-    group = ", ".join(f"k{i}" for i in range(len(rule.on)))
+    names = "[" + ", ".join(quote_literal(name) for name in sources) + "]"
     return f"""
-        WITH blocks AS (SELECT count(*)::HUGEINT AS n FROM {keys_table(bit)} GROUP BY {group})
-        SELECT coalesce(sum(n * (n - 1) / 2), 0)::BIGINT,
-               coalesce(list(n ORDER BY n DESC)[1:3], [])
-        FROM blocks"""
+        SELECT rid, (list_position({names}, source) - 1)::SMALLINT AS s,
+               hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
+        FROM (SELECT DISTINCT rid, source, {keys} FROM match_records) WHERE {not_null}"""
 
 
-def source_filter_sql(config: ModelConfig, sources: list[str]) -> str:
-    """A SQL condition on a.source / b.source for the configured source pairs ('all' = none)."""
-    if config.compare == "all":
-        return "TRUE"
-    known = set(sources)
-    pairs = []
-    for pair in config.compare:
-        left, _, right = pair.partition("-")
-        for name in (left, right):
-            if name not in known:
-                raise InputError(
-                    f"model.toml: key 'compare' names source '{name}', which the workspace does not hold; "
-                    f"sources: {', '.join(sources)}"
-                )
-        pairs.append(f"(a.source = {quote_literal(left)} AND b.source = {quote_literal(right)})")
-        pairs.append(f"(a.source = {quote_literal(right)} AND b.source = {quote_literal(left)})")
-    return "(" + " OR ".join(pairs) + ")"
+@dataclass
+class Blocks:
+    """One rule's records sorted by key: block starts and sizes over `rid` / `source`."""
+
+    rid: np.ndarray
+    source: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+    def count(self, name: str) -> RuleCount:
+        pairs = int((self.sizes * (self.sizes - 1) // 2).sum())
+        largest = np.sort(self.sizes)[::-1][:3]
+        return RuleCount(name, pairs, [int(x) for x in largest if x > 1] if pairs else [])
 
 
-def rule_pairs_sql(rule: BlockingRule, bit: int, source_filter: str) -> str:
-    on = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(rule.on)))
-    return f"""
-        SELECT a.rid AS l, b.rid AS r, {1 << bit}::UINTEGER AS mask
-        FROM {keys_table(bit)} a JOIN {keys_table(bit)} b ON {on} AND a.rid < b.rid
-        WHERE {source_filter}"""
+def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str]) -> Blocks:
+    keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).pl()
+    keys = keys.sort("h", "rid")
+    h = keys["h"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, len(h)])
+    multi = sizes > 1  # a block of one record makes no pair
+    keep = np.repeat(multi, sizes)
+    sizes = sizes[multi]
+    return Blocks(keys["rid"].to_numpy()[keep].astype(np.int64), keys["s"].to_numpy()[keep],
+                  (np.cumsum(sizes) - sizes).astype(np.int64), sizes.astype(np.int64))
 
 
-def count_rules(ws: Workspace, config: ModelConfig) -> list[RuleCount]:
-    """Materialize each rule's keys once, then count its pairs from the block sizes."""
-    counts = []
-    for bit, rule in enumerate(config.blocking):
-        ws.run(f"keys of blocking rule '{rule.name}'",
-               f"CREATE OR REPLACE TEMP TABLE {keys_table(bit)} AS {rule_keys_sql(rule)}")
-        pairs, largest = ws.rows(f"count pairs of blocking rule '{rule.name}'", rule_count_sql(rule, bit))[0]
-        counts.append(RuleCount(rule.name, int(pairs), [int(x) for x in largest]))
-    return counts
+def block_pairs(blocks: Blocks, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (l < r) within each block whose sources are compared."""
+    n = len(blocks.rid)
+    offset = np.arange(n) - np.repeat(blocks.starts, blocks.sizes)
+    partners = np.repeat(blocks.sizes, blocks.sizes) - 1 - offset   # the records after it in its block
+    first = np.repeat(np.arange(n), partners)
+    second = first + 1 + (np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners))
+    keep = allowed[blocks.source[first], blocks.source[second]]
+    a, b = blocks.rid[first[keep]], blocks.rid[second[keep]]   # rids ascend within a block
+    return a, b
 
 
 def check_cap(counts: list[RuleCount], cap: int) -> None:
@@ -128,26 +123,51 @@ def check_cap(counts: list[RuleCount], cap: int) -> None:
         )
 
 
+def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
+    """Boolean matrix: are records of source i compared with records of source j?"""
+    allowed = np.ones((len(sources), len(sources)), dtype=bool)
+    if config.compare != "all":
+        allowed[:] = False
+        index = {name: i for i, name in enumerate(sources)}
+        for pair in config.compare:
+            left, _, right = pair.partition("-")
+            for name in (left, right):
+                if name not in index:
+                    raise InputError(
+                        f"model.toml: key 'compare' names source '{name}', which the workspace does not hold; "
+                        f"sources: {', '.join(sources)}"
+                    )
+            allowed[index[left], index[right]] = allowed[index[right], index[left]] = True
+    return allowed
+
+
 def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> Candidates:
-    """The union of every rule's pairs, duplicates merged into one pair with a rule mask."""
+    """The union of every rule's pairs, duplicates merged into one pair with a rule mask.
+
+    Pairs are packed as ((l * n + r) << 5 | rule) and sorted once; runs of one pair OR their
+    rule bits together. The result is ordered by (l, r), whatever order DuckDB returned keys in.
+    """
     if len(config.blocking) > 32:
         raise InputError("model.toml: at most 32 blocking rules")
-    counts = count_rules(ws, config)
+    allowed = allowed_sources(config, sources)
+    n = np.int64(ws.scalar("count match records", "SELECT count(*) FROM match_records"))
+    blocks = [rule_blocks(ws, rule, sources) for rule in config.blocking]
+    counts = [b.count(rule.name) for b, rule in zip(blocks, config.blocking)]
     check_cap(counts, config.max_pairs)
-    where = source_filter_sql(config, sources)
-    union = " UNION ALL ".join(rule_pairs_sql(rule, i, where) for i, rule in enumerate(config.blocking))
-    ws.run("candidate pairs", f"""
-        CREATE OR REPLACE TEMP TABLE candidate_pairs AS
-        SELECT l, r, bit_or(mask) AS mask FROM ({union}) GROUP BY l, r""")
-    for bit in range(len(config.blocking)):
-        ws.run("drop blocking keys", f"DROP TABLE IF EXISTS {keys_table(bit)}")
-    arrays = ws.run("load candidate pairs", "SELECT l, r, mask FROM candidate_pairs").fetchnumpy()
-    left = np.asarray(arrays["l"], dtype=np.int32)
-    right = np.asarray(arrays["r"], dtype=np.int32)
-    # A fixed order (by pair) keeps every later step deterministic whatever order DuckDB returned.
-    order = np.argsort(left.astype(np.int64) * (int(right.max(initial=0)) + 1) + right)
-    return Candidates(left=left[order], right=right[order], mask=np.asarray(arrays["mask"], dtype=np.uint32)[order],
-                      counts=counts)
+    packed = []
+    for bit, rule_blocks_ in enumerate(blocks):
+        a, b = block_pairs(rule_blocks_, allowed)
+        packed.append(((a * n + b) << 5) | bit)
+    del blocks
+    codes = pl.Series(np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)).sort().to_numpy()
+    del packed
+    pair = codes >> 5
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, dtype=np.int64)
+    bits = np.left_shift(np.uint32(1), (codes & 31).astype(np.uint32))
+    mask = np.bitwise_or.reduceat(bits, starts) if len(starts) else np.zeros(0, dtype=np.uint32)
+    pair = pair[starts]
+    return Candidates(left=(pair // n).astype(np.int32), right=(pair % n).astype(np.int32),
+                      mask=mask.astype(np.uint32), counts=counts)
 
 
 def blocking_report(ws: Workspace, config: ModelConfig, truth: pl.DataFrame | None) -> dict:
@@ -164,21 +184,24 @@ def blocking_report(ws: Workspace, config: ModelConfig, truth: pl.DataFrame | No
                               for c in pairs.counts]}
     if truth is None:
         return report
+    allowed = allowed_sources(config, sources)
     ws.register("truth_input", truth.to_arrow())
-    ws.run("true pairs", f"""
-        CREATE OR REPLACE TEMP TABLE true_pairs AS
-        WITH t AS (SELECT m.rid, m.source, t.person_id FROM truth_input t
-                   JOIN match_records m USING (source, record_id))
-        SELECT a.rid AS l, b.rid AS r FROM t a JOIN t b ON a.person_id = b.person_id AND a.rid < b.rid
-        WHERE {source_filter_sql(config, sources)}""")
+    true_pairs = ws.run("true pairs", f"""
+        WITH t AS (SELECT m.rid, (list_position({"[" + ", ".join(quote_literal(x) for x in sources) + "]"},
+                                                m.source) - 1)::SMALLINT AS s, t.person_id
+                   FROM truth_input t JOIN match_records m USING (source, record_id))
+        SELECT a.rid AS l, b.rid AS r, a.s AS sl, b.s AS sr
+        FROM t a JOIN t b ON a.person_id = b.person_id AND a.rid < b.rid""").fetchnumpy()
     ws.unregister("truth_input")
-    true_pairs, found = ws.rows("blocking recall", """
-        SELECT count(*), count(c.l) FROM true_pairs t LEFT JOIN candidate_pairs c USING (l, r)""")[0]
-    report["true_pairs"] = int(true_pairs)
-    report["recall"] = found / true_pairs if true_pairs else 1.0
+    compared = allowed[true_pairs["sl"], true_pairs["sr"]]
+    n = np.int64(ws.scalar("count match records", "SELECT count(*) FROM match_records"))
+    wanted = true_pairs["l"][compared].astype(np.int64) * n + true_pairs["r"][compared]
+    have = pairs.left.astype(np.int64) * n + pairs.right          # sorted: candidate pairs come ordered
+    position = np.minimum(np.searchsorted(have, wanted), max(len(have) - 1, 0))
+    found = (have[position] == wanted) if len(have) else np.zeros(len(wanted), dtype=bool)
+    report["true_pairs"] = int(len(wanted))
+    report["recall"] = float(found.mean()) if len(wanted) else 1.0
     for bit, rule in enumerate(report["rules"]):
-        hit = ws.scalar("rule recall", f"""
-            SELECT count(*) FROM true_pairs t JOIN candidate_pairs c USING (l, r)
-            WHERE (c.mask >> {bit}) & 1 = 1""")
-        rule["recall"] = hit / true_pairs if true_pairs else 1.0
+        hit = found & (((pairs.mask[position] >> np.uint32(bit)) & 1) == 1) if len(have) else found
+        rule["recall"] = float(hit.mean()) if len(wanted) else 1.0
     return report

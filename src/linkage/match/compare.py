@@ -8,9 +8,11 @@ it is neutral in the model, never counted as disagreement.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -19,23 +21,40 @@ from ..errors import ConfigError
 from .prepare import MISSING_DAY, STRING_COLUMNS, Coded, RecordArrays
 
 MISSING = 0
+BATCH_PAIRS = 1_000_000
+COMPARE_THREADS = 2
 
 
 def similarity(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray, scorer,
-               missing: float = np.nan) -> np.ndarray:
-    """scorer(a[left], b[right]) per pair (float32), computed once per distinct pair of values."""
+               missing: float = np.nan, same: float | None = None) -> np.ndarray:
+    """scorer(a[left], b[right]) per pair (float32), computed once per distinct pair of values.
+
+    With `same` (the scorer's value for two equal strings; both columns must then share a
+    dictionary), pairs holding the same value take it without being scored.
+    """
     ca, cb = coded_a.codes[left], coded_b.codes[right]
     valid = (ca >= 0) & (cb >= 0)
     out = np.full(len(left), missing, dtype=np.float32)
+    if same is not None:
+        identical = valid & (ca == cb)
+        out[identical] = same
+        valid &= ~identical
     if not valid.any():
         return out
     width = np.int64(len(coded_b.values))
-    key = ca[valid].astype(np.int64) * width + cb[valid]
-    unique, inverse = np.unique(key, return_inverse=True)
+    unique, inverse = distinct(ca[valid].astype(np.int64) * width + cb[valid])
     scores = process.cpdist(coded_a.values[unique // width], coded_b.values[unique % width],
                             scorer=scorer, workers=-1)
     out[valid] = scores.astype(np.float32)[inverse]
     return out
+
+
+def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys and, per key, its index among them (a hash join: no sort of all keys)."""
+    frame = pl.DataFrame({"k": keys})
+    unique = frame.unique("k").with_row_index("i")
+    inverse = frame.join(unique, on="k", how="left", maintain_order="left")["i"].to_numpy()
+    return unique["k"].to_numpy(), inverse
 
 
 def equal(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray) -> np.ndarray:
@@ -89,9 +108,15 @@ class NameComparison(Comparison):
         fam, giv, key, local = s["family_name"], s["given_name"], s["name_key"], s["local_name"]
         present = both(key, left, right) | both(local, left, right)
         exact = equal(key, left, key, right) | equal(local, left, local, right)
+        out = np.where(exact, 6, np.where(present, 1, MISSING)).astype(np.int8)
+        # Exact names are settled; only the rest are scored.
+        todo = np.nonzero(present & ~exact)[0]
+        left, right = left[todo], right[todo]
         jw = JaroWinkler.normalized_similarity
-        ff, gg = similarity(fam, left, fam, right, jw, 0.0), similarity(giv, left, giv, right, jw, 0.0)
-        fg, gf = similarity(fam, left, giv, right, jw, 0.0), similarity(giv, left, fam, right, jw, 0.0)
+        ff = similarity(fam, left, fam, right, jw, 0.0, same=1.0)
+        gg = similarity(giv, left, giv, right, jw, 0.0, same=1.0)
+        fg = similarity(fam, left, giv, right, jw, 0.0, same=1.0)
+        gf = similarity(giv, left, fam, right, jw, 0.0, same=1.0)
         # Where one side has a single name part only, that part alone decides.
         one_part = ~(both(fam, left, right) & both(giv, left, right))
         straight = np.where(one_part, np.maximum(ff, gg), np.minimum(ff, gg))
@@ -101,8 +126,9 @@ class NameComparison(Comparison):
         fp, gp = s["family_phonetic"], s["given_phonetic"]
         phonetic = ((equal(fp, left, fp, right) & equal(gp, left, gp, right))
                     | (equal(fp, left, gp, right) & equal(gp, left, fp, right)))
-        return select_levels([(6, exact), (5, score >= self.high), (4, score >= self.mid), (3, phonetic),
-                              (2, part)], present)
+        out[todo] = select_levels([(5, score >= self.high), (4, score >= self.mid), (3, phonetic), (2, part)],
+                                  np.ones(len(todo), dtype=bool))
+        return out
 
     def term_frequencies(self, data):
         return data.tf("name_key") if self.term_frequency else None
@@ -117,6 +143,9 @@ class DateComparison(Comparison):
     def levels(self, data, left, right):
         a, b = data.dob_days[left], data.dob_days[right]
         present = (a != MISSING_DAY) & (b != MISSING_DAY)
+        out = np.where(present, np.where(a == b, 5, 1), MISSING).astype(np.int8)
+        todo = np.nonzero(present & (a != b))[0]   # the same date settles the pair
+        left, right, a, b = left[todo], right[todo], a[todo], b[todo]
         da, db = data.dob_digits[left], data.dob_digits[right]
         diff = da != db
         ndiff = diff.sum(axis=1)
@@ -129,7 +158,8 @@ class DateComparison(Comparison):
         same_year = (da[:, :4] == db[:, :4]).all(axis=1)
         swapped = same_year & (month_a == day_b) & (day_a == month_b) & (month_a != day_a)
         near = np.abs(a.astype(np.int64) - b.astype(np.int64)) <= 365
-        return select_levels([(5, a == b), (4, swapped), (3, typo), (2, near)], present)
+        out[todo] = select_levels([(4, swapped), (3, typo), (2, near)], np.ones(len(todo), dtype=bool))
+        return out
 
     def term_frequencies(self, data):
         return data.dob_tf() if self.term_frequency else None
@@ -142,18 +172,21 @@ class DocumentComparison(Comparison):
 
     def levels(self, data, left, right):
         slots = list(data.docs.values())
+        a = [coded.codes[left] for coded in slots]
+        b = [coded.codes[right] for coded in slots]
         shared = np.zeros(len(left), dtype=bool)
-        for a in slots:
-            for b in slots:
-                shared |= equal(a, left, b, right)
+        for x in a:
+            for y in b:
+                shared |= (x >= 0) & (x == y)
         comparable = np.zeros(len(left), dtype=bool)
         one_edit = np.zeros(len(left), dtype=bool)
-        for coded in slots:
-            same_kind = both(coded, left, right)
+        for coded, x, y in zip(slots, a, b):
+            same_kind = (x >= 0) & (y >= 0)
             comparable |= same_kind
-            if same_kind.any():
-                distance = similarity(coded, left, coded, right, OSA.distance, missing=99)
-                one_edit |= same_kind & (distance <= 1)
+            todo = np.nonzero(same_kind & ~shared)[0]  # a shared number settles the pair
+            if len(todo):
+                distance = similarity(coded, left[todo], coded, right[todo], OSA.distance, missing=99)
+                one_edit[todo] |= distance <= 1
         ids = data.docs["id_any"]
         conflict = data.id_valid[left] & data.id_valid[right] & ~equal(ids, left, ids, right)
         present = comparable | shared
@@ -168,18 +201,20 @@ class PhoneComparison(Comparison):
 
     def levels(self, data, left, right):
         phone = data.strings["phone"]
-        present = both(phone, left, right)
         if self._tail is None or len(self._tail.codes) != len(phone.codes):
             self._tail = _tails(phone)
-        tail = self._tail
-        return select_levels([(3, equal(phone, left, phone, right)), (2, equal(tail, left, tail, right))], present)
+        a, b = phone.codes[left], phone.codes[right]
+        present = (a >= 0) & (b >= 0)
+        tail = self._tail.codes
+        return select_levels([(3, a == b), (2, tail[left] == tail[right])], present)
 
 
 def _tails(phone: Coded) -> Coded:
     """The phone column re-coded by the last 8 digits of each number."""
-    values, index = np.unique(np.array([v[-8:] for v in phone.values], dtype=object), return_inverse=True)
-    codes = np.where(phone.codes >= 0, index[np.maximum(phone.codes, 0)], -1).astype(np.int32)
-    return Coded(codes, values)
+    tails = pl.Series(phone.values, dtype=pl.String).str.slice(-8)
+    index = tails.rank("dense").to_numpy().astype(np.int32) - 1 if len(tails) else np.zeros(0, dtype=np.int32)
+    codes = np.where(phone.codes >= 0, index[np.maximum(phone.codes, 0)] if len(index) else -1, -1).astype(np.int32)
+    return Coded(codes, np.asarray(tails.unique().sort().to_list(), dtype=object))
 
 
 @dataclass
@@ -187,7 +222,9 @@ class ExactComparison(Comparison):
     column: Coded | None = None
 
     def levels(self, data, left, right):
-        return select_levels([(2, equal(self.column, left, self.column, right))], both(self.column, left, right))
+        a, b = self.column.codes[left], self.column.codes[right]
+        present = (a >= 0) & (b >= 0)
+        return select_levels([(2, a == b)], present)
 
 
 @dataclass
@@ -198,7 +235,7 @@ class CodeComparison(Comparison):
 
     def levels(self, data, left, right):
         present = both(self.column, left, right)
-        distance = similarity(self.column, left, self.column, right, OSA.distance, missing=99)
+        distance = similarity(self.column, left, self.column, right, OSA.distance, missing=99, same=0)
         return select_levels([(3, distance == 0), (2, distance <= 1)], present)
 
 
@@ -212,7 +249,7 @@ class TextComparison(Comparison):
 
     def levels(self, data, left, right):
         present = both(self.column, left, right)
-        score = similarity(self.column, left, self.column, right, fuzz.token_sort_ratio, missing=0) / 100.0
+        score = similarity(self.column, left, self.column, right, fuzz.token_sort_ratio, missing=0, same=100) / 100.0
         return select_levels([(4, equal(self.column, left, self.column, right)), (3, score >= self.high),
                               (2, score >= self.mid)], present)
 
@@ -314,4 +351,18 @@ def comparison_levels(comparisons: list[Comparison], data: RecordArrays, left: n
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
     for j, comparison in enumerate(comparisons):
         out[:, j] = comparison.levels(data, left, right)
+    return out
+
+
+def levels_in_batches(comparisons: list[Comparison], data: RecordArrays, left: np.ndarray,
+                      right: np.ndarray) -> np.ndarray:
+    """The level matrix, batches compared on two threads (numpy and rapidfuzz release the GIL)."""
+    out = np.empty((len(left), len(comparisons)), dtype=np.int8)
+
+    def batch(start: int) -> None:
+        stop = start + BATCH_PAIRS
+        out[start:stop] = comparison_levels(comparisons, data, left[start:stop], right[start:stop])
+
+    with ThreadPoolExecutor(COMPARE_THREADS) as pool:
+        list(pool.map(batch, range(0, len(left), BATCH_PAIRS)))
     return out

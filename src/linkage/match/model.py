@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from ..errors import InputError
-from .compare import Comparison, comparison_levels
+from .compare import Comparison, levels_in_batches
 from .prepare import RecordArrays
 
 EPS = 1e-12
@@ -96,7 +97,7 @@ def random_pairs(data: RecordArrays, count: int, seed: int, allowed: np.ndarray)
 def estimate_u(comparisons: list[Comparison], data: RecordArrays, count: int, seed: int,
                allowed: np.ndarray) -> tuple[list[np.ndarray], int]:
     left, right = random_pairs(data, count, seed, allowed)
-    levels = comparison_levels(comparisons, data, left, right)
+    levels = levels_in_batches(comparisons, data, left, right)
     u = []
     for j, comparison in enumerate(comparisons):
         n_levels = len(comparison.labels)
@@ -110,19 +111,39 @@ def estimate_u(comparisons: list[Comparison], data: RecordArrays, count: int, se
 
 # ---- EM on pattern counts -----------------------------------------------------------------
 
+def strides(sizes: list[int]) -> np.ndarray:
+    return np.cumprod([1] + sizes[:-1]).astype(np.int64)
+
+
+def pattern_codes(levels: np.ndarray, sizes: list[int]) -> np.ndarray | None:
+    """One int32 code per pair for its whole row of levels (None when the patterns do not fit)."""
+    if int(np.prod(sizes, dtype=np.float64)) >= 2**31:
+        return None
+    code = np.zeros(len(levels), dtype=np.int32)
+    for k, stride in enumerate(strides(sizes)):
+        code += levels[:, k].astype(np.int32) * np.int32(stride)
+    return code
+
+
+def decode(codes: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """(codes, comparisons) levels of pattern codes."""
+    return ((codes.astype(np.int64)[:, None] // strides(sizes)[None, :]) % np.array(sizes)[None, :]).astype(np.int8)
+
+
 def pattern_counts(levels: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rows of the level matrix and how often each occurs."""
-    strides = np.cumprod([1] + sizes[:-1]).astype(np.int64)
-    codes = levels.astype(np.int64) @ strides
-    radix = int(np.prod(sizes, dtype=np.int64))
-    if radix <= 50_000_000:
-        counts = np.bincount(codes, minlength=radix)
-        unique = np.nonzero(counts)[0]
-        counts = counts[unique]
-    else:
-        unique, counts = np.unique(codes, return_counts=True)
-    patterns = (unique[:, None] // strides[None, :]) % np.array(sizes)[None, :]
-    return patterns.astype(np.int8), counts.astype(np.float64)
+    codes = levels.astype(np.int64) @ strides(sizes)
+    unique, counts = np.unique(codes, return_counts=True)
+    return decode(unique, sizes), counts.astype(np.float64)
+
+
+def rule_patterns(codes: np.ndarray, mask: np.ndarray, n_rules: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (pattern code, rule mask) of all pairs with their counts: one pass over the pairs,
+    after which every rule's pattern counts are a filter of this small table."""
+    key = (codes.astype(np.int64) << n_rules) | mask.astype(np.int64)
+    table = pl.DataFrame({"key": key}).group_by("key").len().sort("key")
+    keys = table["key"].to_numpy()
+    return keys >> n_rules, keys & ((1 << n_rules) - 1), table["len"].to_numpy().astype(np.float64)
 
 
 def _initial_m(n_levels: int) -> np.ndarray:
@@ -169,22 +190,32 @@ def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], active: li
 
 def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, rules: list[tuple[str, set[str]]],
           u: list[np.ndarray], total_pairs: int, max_iterations: int, tolerance: float,
-          tf: list[np.ndarray | None], left: np.ndarray) -> Model:
+          tf: list[np.ndarray | None], left: np.ndarray, codes: np.ndarray | None = None) -> Model:
     names = [c.name for c in comparisons]
     sizes = [len(c.labels) for c in comparisons]
     sums = [np.zeros(s) for s in sizes]
     weights = np.zeros(len(comparisons))
     fits = []
+    table = rule_patterns(codes, mask, len(rules)) if codes is not None else None
     for bit, (rule, blocked) in enumerate(rules):
-        chosen = ((mask >> np.uint32(bit)) & 1).astype(bool)
-        if chosen.sum() < 10:
-            continue
         active = [name not in blocked for name in names]
-        patterns, counts = pattern_counts(np.where(active, levels[chosen], 0), sizes)
+        if table is not None:
+            chosen = ((table[1] >> bit) & 1).astype(bool)
+            pairs = int(table[2][chosen].sum())
+            if pairs < 10:
+                continue
+            rows = np.where(active, decode(table[0][chosen], sizes), 0)
+            patterns, inverse = np.unique(rows, axis=0, return_inverse=True)
+            counts = np.bincount(inverse.ravel(), weights=table[2][chosen], minlength=len(patterns))
+        else:
+            chosen = ((mask >> np.uint32(bit)) & 1).astype(bool)
+            pairs = int(chosen.sum())
+            if pairs < 10:
+                continue
+            patterns, counts = pattern_counts(np.where(active, levels[chosen], 0), sizes)
         m, share, iterations, converged = em(patterns, counts, u, active, max_iterations, tolerance)
-        expected = share * float(chosen.sum())
-        fits.append(RuleFit(rule, int(chosen.sum()), share, iterations, converged,
-                            [n for n, a in zip(names, active) if not a]))
+        expected = share * float(pairs)
+        fits.append(RuleFit(rule, pairs, share, iterations, converged, [n for n, a in zip(names, active) if not a]))
         for k, is_active in enumerate(active):
             if is_active:
                 sums[k] += expected * m[k]
@@ -199,18 +230,31 @@ def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, r
         m_final.append(mk)
     model = Model(names, [list(c.labels) for c in comparisons], [list(map(float, x)) for x in m_final],
                   [list(map(float, x)) for x in u], 1e-6, [c.tf_level for c in comparisons], fits)
-    model.prior = estimate_prior(model, levels, tf, left, total_pairs)
+    model.prior = estimate_prior(model, levels, tf, left, total_pairs, codes)
     return model
 
 
 def estimate_prior(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
-                   total_pairs: int, iterations: int = 50) -> float:
-    """Fixed point of prior = (expected matches among candidates) / (all comparable pairs)."""
-    base = pair_weights(model, levels, tf, left, include_prior=False)
+                   total_pairs: int, codes: np.ndarray | None = None, iterations: int = 50) -> float:
+    """Fixed point of prior = (expected matches among candidates) / (all comparable pairs).
+
+    The pairs' weights are binned to 1/256 bit first (each bin at its pairs' mean weight), so the
+    iterations run over a few thousand bins, not over every candidate pair.
+    """
+    base = pair_weights(model, levels, tf, left, include_prior=False, codes=codes)
+    if not len(base):
+        return min(0.5, 1.0 / max(total_pairs, 1))
+    steps = np.round(base * 256).astype(np.int64)
+    steps -= steps.min()
+    counts = np.bincount(steps)
+    filled = counts > 0
+    sums = np.bincount(steps, weights=base)[filled]
+    counts = counts[filled].astype(np.float64)
+    centers = sums / counts
     prior = min(0.5, max(len(base) * 0.1, 1.0) / max(total_pairs, 1))
     for _ in range(iterations):
-        logit = base + math.log2(prior / (1 - prior))
-        expected = float((1.0 / (1.0 + np.exp2(-np.clip(logit, -1000, 1000)))).sum())
+        logit = centers + math.log2(prior / (1 - prior))
+        expected = float((counts / (1.0 + np.exp2(-np.clip(logit, -1000, 1000)))).sum())
         new = min(0.5, max(expected, 1.0) / max(total_pairs, 1))
         if abs(new - prior) <= prior * 1e-6:
             return new
@@ -221,12 +265,25 @@ def estimate_prior(model: Model, levels: np.ndarray, tf: list[np.ndarray | None]
 # ---- scoring --------------------------------------------------------------------------------
 
 def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
-                 include_prior: bool = True) -> np.ndarray:
-    """Total match weight (log2 Bayes factor, plus the prior's log2 odds) of each pair."""
+                 include_prior: bool = True, codes: np.ndarray | None = None) -> np.ndarray:
+    """Total match weight (log2 Bayes factor, plus the prior's log2 odds) of each pair.
+
+    With `codes` (see `pattern_codes`), the weight of each distinct pattern is summed once and
+    looked up per pair.
+    """
     weights = model.weights()
-    total = np.zeros(len(levels), dtype=np.float64)
-    for k, w in enumerate(weights):
-        total += w[levels[:, k]]
+    if codes is not None:
+        sizes = [len(w) for w in weights]
+        present = pl.Series(codes).unique().to_numpy()
+        rows = decode(present, sizes)
+        table = np.zeros(int(present.max(initial=0)) + 1, dtype=np.float64)
+        table[present] = sum(w[rows[:, k]] for k, w in enumerate(weights))
+        total = table[codes]
+    else:
+        total = np.zeros(len(levels), dtype=np.float64)
+        for k, w in enumerate(weights):
+            total += w[levels[:, k]]
+    for k in range(len(weights)):
         level = model.tf_levels[k]
         if level is not None and tf[k] is not None:
             hit = levels[:, k] == level

@@ -86,7 +86,8 @@ class RecordArrays:
 
 def prepare(ws: Workspace) -> RecordArrays:
     """Build `match_records` and load it as arrays (raise InputError when there is nothing to match)."""
-    ws.run("prepare match records", f"CREATE OR REPLACE TABLE match_records AS {match_records_select()}")
+    ws.run("drop an earlier version's match records", "DROP TABLE IF EXISTS main.match_records")
+    ws.run("prepare match records", f"CREATE OR REPLACE TEMP TABLE match_records AS {match_records_select()}")
     return load_arrays(ws, "match_records")
 
 

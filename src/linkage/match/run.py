@@ -14,14 +14,13 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
-from .blocking import FIELD_COMPARISON, candidate_pairs
+from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
 from .cluster import cluster
-from .compare import Comparison, build_comparisons, comparison_levels
-from .model import Model, estimate_u, pair_weights, probability, train
+from .compare import build_comparisons, levels_in_batches
+from .model import Model, estimate_u, pair_weights, pattern_codes, probability, train
 from .prepare import RecordArrays, prepare
 from .store import assign_person_ids, close_run, open_run, store_run
 
-BATCH_PAIRS = 1_000_000
 # A person's own identifiers, as opposed to what a household shares (phone, address, email).
 IDENTITY_COMPARISONS = {"name", "dob", "documents", "sex", "nationality"}
 KEEP_LINKS_ABOVE = 0.01
@@ -43,19 +42,6 @@ class MatchSummary:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
-    """Boolean matrix: are records of source i compared with records of source j?"""
-    allowed = np.ones((len(sources), len(sources)), dtype=bool)
-    if config.compare != "all":
-        allowed[:] = False
-        index = {name: i for i, name in enumerate(sources)}
-        for pair in config.compare:
-            left, _, right = pair.partition("-")
-            if left in index and right in index:
-                allowed[index[left], index[right]] = allowed[index[right], index[left]] = True
-    return allowed
-
-
 def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
     sizes = np.bincount(data.source, minlength=len(data.sources)).astype(np.int64)
     total = 0
@@ -64,15 +50,6 @@ def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
             if allowed[i, j]:
                 total += sizes[i] * (sizes[i] - 1) // 2 if i == j else sizes[i] * sizes[j]
     return int(total)
-
-
-def levels_in_batches(comparisons: list[Comparison], data: RecordArrays, left: np.ndarray,
-                      right: np.ndarray) -> np.ndarray:
-    out = np.empty((len(left), len(comparisons)), dtype=np.int8)
-    for start in range(0, len(left), BATCH_PAIRS):
-        stop = start + BATCH_PAIRS
-        out[start:stop] = comparison_levels(comparisons, data, left[start:stop], right[start:stop])
-    return out
 
 
 def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None, model_file: Path | None = None,
@@ -106,6 +83,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         step(f"comparing {len(pairs.left):,} candidate pairs")
         levels = levels_in_batches(comparisons, data, pairs.left, pairs.right)
         tf = [c.term_frequencies(data) for c in comparisons]
+        codes = pattern_codes(levels, [len(c.labels) for c in comparisons])
         lap("compare")
         if loaded is None:
             step("training the model")
@@ -113,13 +91,14 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
                                   for key in rule.on}) for rule in config.blocking]
             model = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
-                          config.em_max_iterations, config.em_tolerance, tf, pairs.left)
+                          config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes)
             model.random_pairs = sampled
         else:
             model = loaded
         lap("train")
         step("scoring and clustering")
-        weight = pair_weights(model, levels, tf, pairs.left)
+        weight = pair_weights(model, levels, tf, pairs.left, codes=codes)
+        del codes
         prob = probability(weight)
         linked = prob >= threshold
         identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]

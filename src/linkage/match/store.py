@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from ..errors import InputError
@@ -26,22 +27,16 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
     """
     previous = ws.run("earlier person ids", """
         SELECT m.rid, p.person_id FROM match_records m
-        JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").fetchnumpy()
-    rids = np.asarray(previous["rid"], dtype=np.int64)
-    old = np.asarray(previous["person_id"], dtype=object)
+        JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").pl()
+    votes = (previous.with_columns(cluster=pl.Series(labels)[previous["rid"]])
+             .group_by("cluster", "person_id").len()
+             .sort(["len", "person_id", "cluster"], descending=[True, False, False]))
     chosen: dict[int, str] = {}
-    if len(rids):
-        clusters = labels[rids]
-        keys, counts = np.unique(np.stack([clusters, np.unique(old, return_inverse=True)[1]], axis=1),
-                                 axis=0, return_counts=True)
-        names = np.unique(old)
-        order = np.lexsort((names[keys[:, 1]], -counts))
-        taken: set[str] = set()
-        for i in order:
-            cluster, name = int(keys[i, 0]), str(names[keys[i, 1]])
-            if cluster not in chosen and name not in taken:
-                chosen[cluster] = name
-                taken.add(name)
+    taken: set[str] = set()
+    for cluster, name in zip(votes["cluster"].to_list(), votes["person_id"].to_list()):
+        if cluster not in chosen and name not in taken:
+            chosen[cluster] = name
+            taken.add(name)
     n_clusters = int(labels.max()) + 1
     first = np.full(n_clusters, np.iinfo(np.int64).max)
     np.minimum.at(first, labels, np.arange(len(labels)))
