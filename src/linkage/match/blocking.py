@@ -65,10 +65,12 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str]) -> str:
     keys = ", ".join(f"{key_expression(k)} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
     names = "[" + ", ".join(quote_literal(name) for name in sources) + "]"
+    # An unnested field gives a record several keys, possibly the same one twice.
+    distinct = "DISTINCT " if any("unnest(" in key_expression(k) for k in rule.on) else ""
     return f"""
         SELECT rid, (list_position({names}, source) - 1)::SMALLINT AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
-        FROM (SELECT DISTINCT rid, source, {keys} FROM match_records) WHERE {not_null}"""
+        FROM (SELECT {distinct}rid, source, {keys} FROM match_records) WHERE {not_null}"""
 
 
 @dataclass

@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .compare import DateComparison
-from .prepare import MISSING_DAY, RecordArrays
+from .compare import differing_date_levels
+from .prepare import MISSING_DAY, RecordArrays, _digits
 
-_DOB = DateComparison("dob", ("missing", "different", "near", "typo", "swapped", "exact"))
 
 
 @dataclass
@@ -39,8 +39,9 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def _several(labels: np.ndarray, codes: np.ndarray, where: np.ndarray) -> np.ndarray:
     """Labels of components holding two or more distinct codes among the records `where` selects."""
-    pairs = np.unique(np.stack([labels[where], codes[where]], axis=1), axis=0)
-    return np.unique(pairs[:, 0][np.r_[False, pairs[1:, 0] == pairs[:-1, 0]]]) if len(pairs) else pairs[:, 0]
+    frame = pl.DataFrame({"label": labels[where], "code": codes[where]})
+    counts = frame.unique().group_by("label").len()
+    return np.sort(counts.filter(pl.col("len") > 1)["label"].to_numpy())
 
 
 def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarray:
@@ -63,17 +64,55 @@ def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarra
     return np.union1d(id_conflict, dob_suspect)
 
 
-def _contradict(data: RecordArrays, a: list[int], b: list[int]) -> bool:
-    """Do any record of group a and any record of group b carry contradicting identifiers?"""
-    left = np.repeat(np.asarray(a, dtype=np.int32), len(b))
-    right = np.tile(np.asarray(b, dtype=np.int32), len(a))
-    ids = data.docs["id_any"].codes
-    both_valid = data.id_valid[left] & data.id_valid[right]
-    if (both_valid & (ids[left] != ids[right])).any():
-        return True
-    if _other_documents_and_phone(data, left, right).any():
-        return True
-    return bool((_DOB.levels(data, left, right) == 1).any())
+@dataclass
+class _Group:
+    """What the guard needs to know of a group of records: its valid resident IDs, its
+    (passport, phone) pairs and its birth dates, as small sets."""
+
+    ids: frozenset
+    documents: frozenset
+    dobs: frozenset
+
+    def __or__(self, other: _Group) -> _Group:
+        return _Group(self.ids | other.ids, self.documents | other.documents, self.dobs | other.dobs)
+
+
+class _Guard:
+    """Contradiction checks between groups of records, on per-group sets (not record pairs)."""
+
+    def __init__(self, data: RecordArrays):
+        self.data = data
+        self.ids = data.docs["id_any"].codes
+        self.passports, self.phones = _passport_phone(data)
+        self._dob_different: dict[tuple[int, int], bool] = {}
+
+    def group(self, record: int) -> _Group:
+        data = self.data
+        ids = frozenset([int(self.ids[record])]) if data.id_valid[record] and self.ids[record] >= 0 else frozenset()
+        documents = frozenset()
+        if self.passports is not None and self.passports[record] >= 0 and self.phones[record] >= 0:
+            documents = frozenset([(int(self.passports[record]), int(self.phones[record]))])
+        dob = int(data.dob_days[record])
+        return _Group(ids, documents, frozenset([dob]) if dob != MISSING_DAY else frozenset())
+
+    def contradict(self, a: _Group, b: _Group) -> bool:
+        """Do any record of a and any record of b carry contradicting identifiers?"""
+        if a.ids and b.ids and (len(a.ids) > 1 or a.ids != b.ids):
+            return True
+        if any(pa != pb and ha != hb for pa, ha in a.documents for pb, hb in b.documents):
+            return True
+        return any(self.dob_different(x, y) for x in a.dobs for y in b.dobs)
+
+    def dob_different(self, x: int, y: int) -> bool:
+        """Are two birth dates (days) at the date comparison's 'different' level? (memoized)"""
+        if x == y:
+            return False
+        if (x, y) not in self._dob_different:
+            days = np.array([x, y], dtype=np.int32)
+            digits = _digits(days)
+            level = differing_date_levels(days[:1], days[1:], digits[:1], digits[1:])
+            self._dob_different[(x, y)] = bool(level[0] == 1)
+        return self._dob_different[(x, y)]
 
 
 def _passport_phone(data: RecordArrays) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -92,7 +131,7 @@ def _other_documents_and_phone(data: RecordArrays, left: np.ndarray, right: np.n
             & (phones[left] >= 0) & (phones[right] >= 0) & (phones[left] != phones[right]))
 
 
-def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> bool:
+def _direct_ok(data: RecordArrays, guard: _Guard, u: int, v: int, identity_clears: bool) -> bool:
     """May a link that itself joins contradicting records stand (kept, marked for review)?
 
     Birth dates far apart on a link that still clears the threshold: the model has already
@@ -103,7 +142,7 @@ def _direct_ok(data: RecordArrays, u: int, v: int, identity_clears: bool) -> boo
     holding two valid ID numbers is not. A link whose own records do not contradict (the
     contradiction comes from others it would chain in) never stands.
     """
-    if not _contradict(data, [u], [v]):
+    if not guard.contradict(guard.group(u), guard.group(v)):
         return False
     if _other_documents_and_phone(data, np.array([u]), np.array([v]))[0]:
         return False
@@ -126,7 +165,7 @@ def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.
     if not len(suspects):
         return Clusters(labels, none, none)
     in_suspect = np.isin(labels[left], suspects)
-    parent = np.arange(data.n)
+    parent = list(range(data.n))
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -134,23 +173,25 @@ def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.
             x = parent[x]
         return x
 
-    members: dict[int, list[int]] = {}
+    guard = _Guard(data)
+    groups: dict[int, _Group] = {}
     refused, kept = [], []
     for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
         u, v = int(left[index]), int(right[index])
         a, b = find(u), find(v)
         if a == b:
             continue
-        group_a, group_b = members.get(a, [a]), members.get(b, [b])
-        if _contradict(data, group_a, group_b):
-            if _direct_ok(data, u, v, identity_weight[index] >= threshold_weight):
+        group_a = groups.pop(a) if a in groups else guard.group(a)
+        group_b = groups.pop(b) if b in groups else guard.group(b)
+        if guard.contradict(group_a, group_b):
+            if _direct_ok(data, guard, u, v, identity_weight[index] >= threshold_weight):
                 kept.append(index)
             else:
                 refused.append(index)
+                groups[a], groups[b] = group_a, group_b
                 continue
         parent[b] = a
-        members[a] = group_a + group_b
-        members.pop(b, None)
+        groups[a] = group_a | group_b
     kept_array = np.asarray(kept, dtype=np.int64)
     if not refused:
         return Clusters(labels, none, kept_array)

@@ -145,24 +145,28 @@ class DateComparison(Comparison):
         present = (a != MISSING_DAY) & (b != MISSING_DAY)
         out = np.where(present, np.where(a == b, 5, 1), MISSING).astype(np.int8)
         todo = np.nonzero(present & (a != b))[0]   # the same date settles the pair
-        left, right, a, b = left[todo], right[todo], a[todo], b[todo]
-        da, db = data.dob_digits[left], data.dob_digits[right]
-        diff = da != db
-        ndiff = diff.sum(axis=1)
-        transposed = np.zeros(len(left), dtype=bool)
-        for i in range(7):
-            transposed |= (diff[:, i] & diff[:, i + 1] & (da[:, i] == db[:, i + 1]) & (da[:, i + 1] == db[:, i]))
-        typo = (ndiff == 1) | ((ndiff == 2) & transposed)
-        month_a, day_a = da[:, 4] * 10 + da[:, 5], da[:, 6] * 10 + da[:, 7]
-        month_b, day_b = db[:, 4] * 10 + db[:, 5], db[:, 6] * 10 + db[:, 7]
-        same_year = (da[:, :4] == db[:, :4]).all(axis=1)
-        swapped = same_year & (month_a == day_b) & (day_a == month_b) & (month_a != day_a)
-        near = np.abs(a.astype(np.int64) - b.astype(np.int64)) <= 365
-        out[todo] = select_levels([(4, swapped), (3, typo), (2, near)], np.ones(len(todo), dtype=bool))
+        out[todo] = differing_date_levels(a[todo], b[todo], data.dob_digits[left[todo]], data.dob_digits[right[todo]])
         return out
 
     def term_frequencies(self, data):
         return data.dob_tf() if self.term_frequency else None
+
+
+def differing_date_levels(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Levels of two different birth dates (days since 1970, and their YYYYMMDD digits): day and
+    month swapped 4, one digit off or two adjacent digits swapped 3, within a year 2, else 1."""
+    diff = da != db
+    ndiff = diff.sum(axis=1)
+    transposed = np.zeros(len(a), dtype=bool)
+    for i in range(7):
+        transposed |= (diff[:, i] & diff[:, i + 1] & (da[:, i] == db[:, i + 1]) & (da[:, i + 1] == db[:, i]))
+    typo = (ndiff == 1) | ((ndiff == 2) & transposed)
+    month_a, day_a = da[:, 4] * 10 + da[:, 5], da[:, 6] * 10 + da[:, 7]
+    month_b, day_b = db[:, 4] * 10 + db[:, 5], db[:, 6] * 10 + db[:, 7]
+    same_year = (da[:, :4] == db[:, :4]).all(axis=1)
+    swapped = same_year & (month_a == day_b) & (day_a == month_b) & (month_a != day_a)
+    near = np.abs(a.astype(np.int64) - b.astype(np.int64)) <= 365
+    return select_levels([(4, swapped), (3, typo), (2, near)], np.ones(len(a), dtype=bool))
 
 
 @dataclass

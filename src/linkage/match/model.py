@@ -190,7 +190,8 @@ def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], active: li
 
 def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, rules: list[tuple[str, set[str]]],
           u: list[np.ndarray], total_pairs: int, max_iterations: int, tolerance: float,
-          tf: list[np.ndarray | None], left: np.ndarray, codes: np.ndarray | None = None) -> Model:
+          tf: list[np.ndarray | None], left: np.ndarray, codes: np.ndarray | None = None) -> tuple[Model, np.ndarray]:
+    """The trained model, and each pair's match weight without the prior (for scoring)."""
     names = [c.name for c in comparisons]
     sizes = [len(c.labels) for c in comparisons]
     sums = [np.zeros(s) for s in sizes]
@@ -230,18 +231,17 @@ def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, r
         m_final.append(mk)
     model = Model(names, [list(c.labels) for c in comparisons], [list(map(float, x)) for x in m_final],
                   [list(map(float, x)) for x in u], 1e-6, [c.tf_level for c in comparisons], fits)
-    model.prior = estimate_prior(model, levels, tf, left, total_pairs, codes)
-    return model
+    base = pair_weights(model, levels, tf, left, include_prior=False, codes=codes)
+    model.prior = estimate_prior(base, total_pairs)
+    return model, base
 
 
-def estimate_prior(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
-                   total_pairs: int, codes: np.ndarray | None = None, iterations: int = 50) -> float:
+def estimate_prior(base: np.ndarray, total_pairs: int, iterations: int = 50) -> float:
     """Fixed point of prior = (expected matches among candidates) / (all comparable pairs).
 
     The pairs' weights are binned to 1/256 bit first (each bin at its pairs' mean weight), so the
     iterations run over a few thousand bins, not over every candidate pair.
     """
-    base = pair_weights(model, levels, tf, left, include_prior=False, codes=codes)
     if not len(base):
         return min(0.5, 1.0 / max(total_pairs, 1))
     steps = np.round(base * 256).astype(np.int64)

@@ -142,14 +142,20 @@ def _encode_shared(table: pa.Table, columns: tuple[str, ...], n: int) -> dict[st
 
 
 def _digits(days: np.ndarray) -> np.ndarray:
-    """(n, 8) digits of YYYYMMDD from days since 1970-01-01; -1 where the date is missing."""
+    """(n, 8) digits of YYYYMMDD from days since 1970-01-01; -1 where the date is missing.
+
+    Computed once per day of the range the dates span, then looked up per record.
+    """
     present = days != MISSING_DAY
-    dates = np.where(present, days, 0).astype("datetime64[D]")
+    if not present.any():
+        return np.full((len(days), 8), -1, dtype=np.int8)
+    low, high = int(days[present].min()), int(days[present].max())
+    dates = np.arange(low, high + 1).astype("datetime64[D]")
     years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
     months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
     day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
     number = years * 10000 + months * 100 + day
-    digits = (number[:, None] // (10 ** np.arange(7, -1, -1))[None, :]) % 10
-    digits = digits.astype(np.int8)
+    table = ((number[:, None] // (10 ** np.arange(7, -1, -1))[None, :]) % 10).astype(np.int8)
+    digits = table[np.where(present, days.astype(np.int64) - low, 0)]
     digits[~present] = -1
     return digits

@@ -90,15 +90,17 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             u, sampled = estimate_u(comparisons, data, config.random_pairs, config.seed, allowed)
             rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
                                   for key in rule.on}) for rule in config.blocking]
-            model = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
-                          config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes)
+            model, base = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
+                                config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes)
             model.random_pairs = sampled
         else:
             model = loaded
+            base = pair_weights(model, levels, tf, pairs.left, include_prior=False, codes=codes)
+        del codes
         lap("train")
         step("scoring and clustering")
-        weight = pair_weights(model, levels, tf, pairs.left, codes=codes)
-        del codes
+        weight = base + model.prior_weight
+        del base
         prob = probability(weight)
         linked = prob >= threshold
         identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]

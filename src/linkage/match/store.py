@@ -56,29 +56,31 @@ def store_run(ws: Workspace, run_id: int, person_ids: np.ndarray, left: np.ndarr
               weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
               kept: np.ndarray, keep_links_above: float) -> int:
     """Replace persons with this run's, and store its links at or above `keep_links_above`."""
-    ws.register("run_persons", pa.table({"rid": np.arange(len(person_ids), dtype=np.int32),
+    names = ws.run("record keys", "SELECT source, record_id FROM match_records ORDER BY rid").to_arrow_table()
+    ws.register("run_persons", pa.table({"source": names["source"], "record_id": names["record_id"],
                                          "person_id": pa.array(person_ids, type=pa.string())}))
     ws.run("replace persons", "DELETE FROM persons")
-    ws.run("store persons", """
-        INSERT INTO persons SELECT m.source, m.record_id, p.person_id, ?
-        FROM run_persons p JOIN match_records m USING (rid)""", [run_id])
+    ws.run("store persons", "INSERT INTO persons SELECT source, record_id, person_id, ? FROM run_persons", [run_id])
     ws.unregister("run_persons")
-    keep = probability >= keep_links_above
+    keep = np.nonzero(probability >= keep_links_above)[0]
     refused_mask = np.zeros(len(left), dtype=bool)
     refused_mask[refused] = True
     conflict_mask = np.zeros(len(left), dtype=bool)
     conflict_mask[kept] = True
+    l, r = pa.array(left[keep]), pa.array(right[keep])
     ws.register("run_links", pa.table({
-        "l": left[keep], "r": right[keep], "weight": weight[keep], "probability": probability[keep],
+        "source_l": names["source"].take(l), "record_id_l": names["record_id"].take(l),
+        "source_r": names["source"].take(r), "record_id_r": names["record_id"].take(r),
+        "weight": weight[keep], "probability": probability[keep],
         "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep], "conflict": conflict_mask[keep],
     }))
     ws.run("replace links", "DELETE FROM links")
     ws.run("store links", """
-        INSERT INTO links SELECT ?, a.source, a.record_id, b.source, b.record_id, k.weight, k.probability,
-                                 k.linked, k.refused, k.conflict
-        FROM run_links k JOIN match_records a ON a.rid = k.l JOIN match_records b ON b.rid = k.r""", [run_id])
+        INSERT INTO links SELECT ?, source_l, record_id_l, source_r, record_id_r, weight, probability,
+                                 linked, refused, conflict
+        FROM run_links""", [run_id])
     ws.unregister("run_links")
-    return int(keep.sum())
+    return len(keep)
 
 
 def open_run(ws: Workspace, threshold: float) -> int:
