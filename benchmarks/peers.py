@@ -251,16 +251,14 @@ def _splink_travelers_model(present: set[str]):
                   f"FROM (SELECT {', '.join(select)} FROM {{source}})")
 
     # Prediction blocking: the union of these rules (each an equi-join). doc_numbers is exploded so a
-    # passport in one source meets the same number in another source's generic document column;
-    # name_key is order-independent, so swapped family/given names still meet (within a birth year,
-    # so that the most common Chinese names do not make quadratic blocks); the phonetic rule catches
-    # transliteration variants (Mohammed/Muhammad) born in the same year.
+    # passport in one source meets the same number in another source's generic document column; the
+    # name prefix is taken from the order-independent name_key; the phonetic rules catch
+    # transliteration variants (Mohammed/Muhammad) born the same day, in either name order.
     prediction_rules = [
         # The same candidate pairs linkage's default rules give (configs: DEFAULT_BLOCKING), so the
         # comparison is of models, not of blocking; `dob` alone yields ~4.4e8 pairs at 1M people.
         block_on("doc_numbers", arrays_to_explode=["doc_numbers"]),
         block_on("dob", "substr(name_key, 1, 2)"),
-        block_on("name_key", "year(dob)"),
         block_on("dob", "family_phonetic"),
         block_on("dob", "given_phonetic"),
         CustomRule("l.dob = r.dob AND l.family_phonetic = r.given_phonetic"),   # swapped name order

@@ -357,7 +357,6 @@ class ComparisonConfig(_Strict):
 DEFAULT_BLOCKING = [
     BlockingRule(name="document", on=["doc_number"]),
     BlockingRule(name="dob_name_prefix", on=["dob", "name_key:2"]),
-    BlockingRule(name="name_birth_year", on=["name_key", "birth_year"]),
     BlockingRule(name="dob_phonetic", on=["dob", "name_phonetic"]),   # either name's code: order-free
     BlockingRule(name="phone", on=["phone"]),
     BlockingRule(name="email", on=["email"]),
