@@ -13,6 +13,7 @@ majority) are taken as they are, so the Python loop runs only over the few that 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -20,8 +21,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .compare import differing_date_levels
-from .prepare import MISSING_DAY, RecordArrays, _digits
+from .prepare import MISSING_DAY, RecordArrays
 
+
+EPOCH = date(1970, 1, 1)
 
 
 @dataclass
@@ -109,7 +112,8 @@ class _Guard:
             return False
         if (x, y) not in self._dob_different:
             days = np.array([x, y], dtype=np.int32)
-            digits = _digits(days)
+            dates = [EPOCH + timedelta(days=d) for d in (x, y)]
+            digits = np.array([[int(c) for c in f"{d.year:04d}{d.month:02d}{d.day:02d}"] for d in dates], dtype=np.int8)
             level = differing_date_levels(days[:1], days[1:], digits[:1], digits[1:])
             self._dob_different[(x, y)] = bool(level[0] == 1)
         return self._dob_different[(x, y)]

@@ -26,17 +26,18 @@ SHARED = (("family_name", "given_name"), ("family_phonetic", "given_phonetic"))
 DOC_SLOTS = ("passport", "id_any", "permit_no")
 
 
+MATCH_COLUMNS = """
+    source, record_id, full_name, family_name, given_name, local_name, name_key, family_phonetic,
+    given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality, passport, id_number,
+    coalesce(id_number, list_filter(doc_numbers, x -> x IS DISTINCT FROM passport
+                                                 AND x IS DISTINCT FROM permit_no)[1]) AS id_any,
+    permit_no, doc_numbers, phone, email, address, district, employer, extra"""
+RECORD_NUMBER = "(row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid"
+
+
 def match_records_select(where: str = "TRUE") -> str:
     """One row per record with a dense integer id; DOB falls back to the one a resident ID encodes."""
-    return f"""
-        SELECT (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid,
-               source, record_id, full_name, family_name, given_name, local_name, name_key,
-               family_phonetic, given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality,
-               passport, id_number,
-               coalesce(id_number, list_filter(doc_numbers, x -> x IS DISTINCT FROM passport
-                                                            AND x IS DISTINCT FROM permit_no)[1]) AS id_any,
-               permit_no, doc_numbers, phone, email, address, district, employer, extra
-        FROM records WHERE {where}"""
+    return f"SELECT {RECORD_NUMBER}, {MATCH_COLUMNS} FROM records WHERE {where}"
 
 
 @dataclass
@@ -87,7 +88,13 @@ class RecordArrays:
 def prepare(ws: Workspace) -> RecordArrays:
     """Build `match_records` and load it as arrays (raise InputError when there is nothing to match)."""
     ws.run("drop an earlier version's match records", "DROP TABLE IF EXISTS main.match_records")
-    ws.run("prepare match records", f"CREATE OR REPLACE TEMP TABLE match_records AS {match_records_select()}")
+    # Numbering the narrow (rowid, source, record_id) first spares sorting the wide rows.
+    ws.run("number match records",
+           f"CREATE OR REPLACE TEMP TABLE match_ids AS SELECT rowid AS record_row, {RECORD_NUMBER} FROM records")
+    ws.run("prepare match records", f"""
+        CREATE OR REPLACE TEMP TABLE match_records AS
+        SELECT i.rid, {MATCH_COLUMNS} FROM records JOIN match_ids i ON records.rowid = i.record_row""")
+    ws.run("drop match ids", "DROP TABLE match_ids")
     return load_arrays(ws, "match_records")
 
 
@@ -104,7 +111,10 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
                id_number IS NOT NULL AS id_valid,
                (dob - DATE '1970-01-01')::INTEGER AS dob_days
                {', ' + extra_cols if extra_cols else ''}
-        FROM {relation} ORDER BY rid""").to_arrow_table()
+        FROM {relation}""").to_arrow_table()
+    rid = table.column("rid").to_numpy()
+    if (np.diff(rid) != 1).any():  # arrays are indexed by rid: put the rows in that order
+        table = table.take(np.argsort(rid))
     comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
     if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
         raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "
