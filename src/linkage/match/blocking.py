@@ -89,28 +89,32 @@ class Blocks:
 
 
 def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str]) -> Blocks:
-    keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).pl()
-    keys = keys.sort("h", "rid")
+    keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).pl().sort("h")
     h = keys["h"].to_numpy()
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
     sizes = np.diff(np.r_[starts, len(h)])
     multi = sizes > 1  # a block of one record makes no pair
     keep = np.repeat(multi, sizes)
     sizes = sizes[multi]
-    return Blocks(keys["rid"].to_numpy()[keep].astype(np.int64), keys["s"].to_numpy()[keep],
+    return Blocks(keys["rid"].to_numpy()[keep].astype(np.int32), keys["s"].to_numpy()[keep],
                   (np.cumsum(sizes) - sizes).astype(np.int64), sizes.astype(np.int64))
 
 
 def block_pairs(blocks: Blocks, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair (l < r) within each block whose sources are compared."""
     n = len(blocks.rid)
-    offset = np.arange(n) - np.repeat(blocks.starts, blocks.sizes)
-    partners = np.repeat(blocks.sizes, blocks.sizes) - 1 - offset   # the records after it in its block
-    first = np.repeat(np.arange(n), partners)
-    second = first + 1 + (np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners))
-    keep = allowed[blocks.source[first], blocks.source[second]]
-    a, b = blocks.rid[first[keep]], blocks.rid[second[keep]]   # rids ascend within a block
-    return a, b
+    index = np.int32 if n < 2**31 else np.int64
+    offset = np.arange(n, dtype=index) - np.repeat(blocks.starts.astype(index), blocks.sizes)
+    partners = np.repeat(blocks.sizes.astype(index), blocks.sizes) - 1 - offset  # the records after it in its block
+    total = int(partners.sum(dtype=np.int64))
+    step = np.int32 if total < 2**31 else np.int64
+    first = np.repeat(np.arange(n, dtype=index), partners)
+    second = first + 1 + (np.arange(total, dtype=step) - np.repeat((np.cumsum(partners, dtype=step) - partners), partners))
+    a, b = blocks.rid[first], blocks.rid[second]
+    if not allowed.all():
+        keep = allowed[blocks.source[first], blocks.source[second]]
+        a, b = a[keep], b[keep]
+    return np.minimum(a, b), np.maximum(a, b)
 
 
 def check_cap(counts: list[RuleCount], cap: int) -> None:
@@ -159,7 +163,7 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
     packed = []
     for bit, rule_blocks_ in enumerate(blocks):
         a, b = block_pairs(rule_blocks_, allowed)
-        packed.append(((a * n + b) << 5) | bit)
+        packed.append(((a.astype(np.int64) * n + b) << 5) | bit)
     del blocks
     codes = pl.Series(np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)).sort().to_numpy()
     del packed

@@ -62,6 +62,7 @@ class RecordArrays:
     dob_days: np.ndarray                     # int32 days since 1970-01-01, MISSING_DAY if none
     dob_digits: np.ndarray                   # (n, 8) int8 digits of YYYYMMDD, -1 if none
     extras: dict[str, Coded] = field(default_factory=dict)
+    keys: pa.Table | None = None             # source, record_id per rid (for storing results)
     frequencies: dict[str, np.ndarray] = field(default_factory=dict)  # given, instead of counted here
 
     def tf(self, name: str) -> np.ndarray:
@@ -107,7 +108,7 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
         "extra field names", f"SELECT DISTINCT unnest(map_keys(extra)) FROM {relation} ORDER BY 1")]
     extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
     table = ws.run("load match records", f"""
-        SELECT rid, source, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
+        SELECT rid, source, record_id, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
                id_number IS NOT NULL AS id_valid,
                (dob - DATE '1970-01-01')::INTEGER AS dob_days
                {', ' + extra_cols if extra_cols else ''}
@@ -134,6 +135,7 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
         dob_days=dob_days,
         dob_digits=_digits(dob_days),
         extras={name: _encode(table.column("extra." + name)) for name in extra_names},
+        keys=table.select(["source", "record_id"]),
     )
 
 

@@ -113,7 +113,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         step("storing persons and links")
         run_id = open_run(ws, threshold)
         person_ids = assign_person_ids(ws, clusters.labels)
-        stored = store_run(ws, run_id, person_ids, pairs.left, pairs.right, weight, prob, linked, refused, kept,
+        stored = store_run(ws, run_id, data.keys, person_ids, pairs.left, pairs.right, weight, prob, linked, refused, kept,
                            KEEP_LINKS_ABOVE)
         lap("store")
         blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]

@@ -52,11 +52,12 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
     return lookup[labels]
 
 
-def store_run(ws: Workspace, run_id: int, person_ids: np.ndarray, left: np.ndarray, right: np.ndarray,
+def store_run(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray, left: np.ndarray, right: np.ndarray,
               weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
               kept: np.ndarray, keep_links_above: float) -> int:
-    """Replace persons with this run's, and store its links at or above `keep_links_above`."""
-    names = ws.run("record keys", "SELECT source, record_id FROM match_records ORDER BY rid").to_arrow_table()
+    """Replace persons with this run's, and store its links at or above `keep_links_above`.
+
+    `names` holds each record's source and record_id, row i for record id i."""
     ws.register("run_persons", pa.table({"source": names["source"], "record_id": names["record_id"],
                                          "person_id": pa.array(person_ids, type=pa.string())}))
     ws.run("replace persons", "DELETE FROM persons")
