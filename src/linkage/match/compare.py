@@ -32,20 +32,27 @@ def similarity(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarr
     With `same` (the scorer's value for two equal strings; both columns must then share a
     dictionary), pairs holding the same value take it without being scored.
     """
-    ca, cb = coded_a.codes[left], coded_b.codes[right]
+    return scores(coded_a.codes[left], coded_b.codes[right], coded_a.values, coded_b.values, scorer, missing, same)
+
+
+def scores(ca: np.ndarray, cb: np.ndarray, values_a: np.ndarray, values_b: np.ndarray, scorer,
+           missing: float = np.nan, same: float | None = None) -> np.ndarray:
+    """`similarity` on codes already taken per pair (ca[i] against cb[i])."""
     valid = (ca >= 0) & (cb >= 0)
-    out = np.full(len(left), missing, dtype=np.float32)
+    out = np.full(len(ca), missing, dtype=np.float32)
     if same is not None:
         identical = valid & (ca == cb)
         out[identical] = same
         valid &= ~identical
     if not valid.any():
         return out
-    width = np.int64(len(coded_b.values))
-    unique, inverse = distinct(ca[valid].astype(np.int64) * width + cb[valid])
-    scores = process.cpdist(coded_a.values[unique // width], coded_b.values[unique % width],
-                            scorer=scorer, workers=-1)
-    out[valid] = scores.astype(np.float32)[inverse]
+    a, b = ca[valid], cb[valid]
+    if values_a is values_b:  # one dictionary, and every scorer here is symmetric: (x, y) is (y, x)
+        a, b = np.minimum(a, b), np.maximum(a, b)
+    width = np.int64(len(values_b))
+    unique, inverse = distinct(a.astype(np.int64) * width + b)
+    result = process.cpdist(values_a[unique // width], values_b[unique % width], scorer=scorer, workers=-1)
+    out[valid] = result.astype(np.float32)[inverse]
     return out
 
 
@@ -105,27 +112,32 @@ class NameComparison(Comparison):
 
     def levels(self, data, left, right):
         s = data.strings
-        fam, giv, key, local = s["family_name"], s["given_name"], s["name_key"], s["local_name"]
-        present = both(key, left, right) | both(local, left, right)
-        exact = equal(key, left, key, right) | equal(local, left, local, right)
+        kl, kr = s["name_key"].codes[left], s["name_key"].codes[right]
+        ll, lr = s["local_name"].codes[left], s["local_name"].codes[right]
+        present = ((kl >= 0) & (kr >= 0)) | ((ll >= 0) & (lr >= 0))
+        exact = ((kl >= 0) & (kl == kr)) | ((ll >= 0) & (ll == lr))
         out = np.where(exact, 6, np.where(present, 1, MISSING)).astype(np.int8)
         # Exact names are settled; only the rest are scored.
         todo = np.nonzero(present & ~exact)[0]
         left, right = left[todo], right[todo]
-        jw = JaroWinkler.normalized_similarity
-        ff = similarity(fam, left, fam, right, jw, 0.0, same=1.0)
-        gg = similarity(giv, left, giv, right, jw, 0.0, same=1.0)
-        fg = similarity(fam, left, giv, right, jw, 0.0, same=1.0)
-        gf = similarity(giv, left, fam, right, jw, 0.0, same=1.0)
+        names = s["family_name"].values   # family and given names share one dictionary
+        fl, fr = s["family_name"].codes[left], s["family_name"].codes[right]
+        gl, gr = s["given_name"].codes[left], s["given_name"].codes[right]
+        # The four part-by-part scores (straight and swapped) in one pass over distinct value pairs.
+        k = len(todo)
+        both_scores = scores(np.concatenate([fl, gl, fl, gl]), np.concatenate([fr, gr, gr, fr]), names, names,
+                             JaroWinkler.normalized_similarity, 0.0, same=1.0)
+        ff, gg, fg, gf = (both_scores[i * k:(i + 1) * k] for i in range(4))
         # Where one side has a single name part only, that part alone decides.
-        one_part = ~(both(fam, left, right) & both(giv, left, right))
+        one_part = ~((fl >= 0) & (fr >= 0) & (gl >= 0) & (gr >= 0))
         straight = np.where(one_part, np.maximum(ff, gg), np.minimum(ff, gg))
         swapped = np.where(one_part, np.maximum(fg, gf), np.minimum(fg, gf))
         score = np.maximum(straight, swapped)
         part = np.maximum.reduce([ff, gg, fg, gf]) >= self.high
-        fp, gp = s["family_phonetic"], s["given_phonetic"]
-        phonetic = ((equal(fp, left, fp, right) & equal(gp, left, gp, right))
-                    | (equal(fp, left, gp, right) & equal(gp, left, fp, right)))
+        pl_, pr = s["family_phonetic"].codes[left], s["family_phonetic"].codes[right]
+        ql, qr = s["given_phonetic"].codes[left], s["given_phonetic"].codes[right]
+        phonetic = (((pl_ >= 0) & (pl_ == pr) & (ql >= 0) & (ql == qr))
+                    | ((pl_ >= 0) & (pl_ == qr) & (ql >= 0) & (ql == pr)))
         out[todo] = select_levels([(5, score >= self.high), (4, score >= self.mid), (3, phonetic), (2, part)],
                                   np.ones(len(todo), dtype=bool))
         return out

@@ -286,11 +286,11 @@ def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], 
     for k in range(len(weights)):
         level = model.tf_levels[k]
         if level is not None and tf[k] is not None:
-            hit = levels[:, k] == level
-            if hit.any():
+            hit = np.flatnonzero(levels[:, k] == level)
+            if len(hit):
                 # Agreeing on a common value is weaker evidence than agreeing on a rare one.
-                u_value = np.maximum(tf[k][left[hit]], EPS)
-                total[hit] += np.log2(model.u[k][level] / u_value)
+                adjust = np.log2(model.u[k][level] / np.maximum(tf[k], EPS))   # per record
+                total[hit] += adjust[left[hit]]
     if include_prior:
         total += model.prior_weight
     return total

@@ -58,8 +58,8 @@ def store_run(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarra
     """Replace persons with this run's, and store its links at or above `keep_links_above`.
 
     `names` holds each record's source and record_id, row i for record id i."""
-    ws.register("run_persons", pa.table({"source": names["source"], "record_id": names["record_id"],
-                                         "person_id": pa.array(person_ids, type=pa.string())}))
+    ws.register("run_persons", _chunked(pa.table({"source": names["source"], "record_id": names["record_id"],
+                                                  "person_id": pa.array(person_ids, type=pa.string())})))
     ws.run("replace persons", "DELETE FROM persons")
     ws.run("store persons", "INSERT INTO persons SELECT source, record_id, person_id, ? FROM run_persons", [run_id])
     ws.unregister("run_persons")
@@ -69,12 +69,12 @@ def store_run(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarra
     conflict_mask = np.zeros(len(left), dtype=bool)
     conflict_mask[kept] = True
     l, r = pa.array(left[keep]), pa.array(right[keep])
-    ws.register("run_links", pa.table({
+    ws.register("run_links", _chunked(pa.table({
         "source_l": names["source"].take(l), "record_id_l": names["record_id"].take(l),
         "source_r": names["source"].take(r), "record_id_r": names["record_id"].take(r),
         "weight": weight[keep], "probability": probability[keep],
         "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep], "conflict": conflict_mask[keep],
-    }))
+    })))
     ws.run("replace links", "DELETE FROM links")
     ws.run("store links", """
         INSERT INTO links SELECT ?, source_l, record_id_l, source_r, record_id_r, weight, probability,
@@ -82,6 +82,11 @@ def store_run(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarra
         FROM run_links""", [run_id])
     ws.unregister("run_links")
     return len(keep)
+
+
+def _chunked(table: pa.Table, rows: int = 250_000) -> pa.Table:
+    """The table in batches of `rows`, so that DuckDB scans it on all its threads."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
 
 
 def open_run(ws: Workspace, threshold: float) -> int:
