@@ -88,6 +88,11 @@ class RecordArrays:
 
 def prepare(ws: Workspace) -> RecordArrays:
     """Build `match_records` and load it as arrays (raise InputError when there is nothing to match)."""
+    build_match_records(ws)
+    return load_arrays(ws, "match_records")
+
+
+def build_match_records(ws: Workspace) -> None:
     ws.run("drop an earlier version's match records", "DROP TABLE IF EXISTS main.match_records")
     # Numbering the narrow (rowid, source, record_id) first spares sorting the wide rows.
     ws.run("number match records",
@@ -96,11 +101,26 @@ def prepare(ws: Workspace) -> RecordArrays:
         CREATE OR REPLACE TEMP TABLE match_records AS
         SELECT i.rid, {MATCH_COLUMNS} FROM records JOIN match_ids i ON records.rowid = i.record_row""")
     ws.run("drop match ids", "DROP TABLE match_ids")
-    return load_arrays(ws, "match_records")
 
 
 def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
     """Arrays of a relation shaped like `match_records` (the table, or a subquery of it)."""
+    return to_arrays(fetch_records(ws, relation))
+
+
+@dataclass
+class Fetched:
+    """The columns the arrays are built from, as DuckDB returned them (rows in any order)."""
+
+    table: pa.Table
+    extra_names: list[str]
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(pc.unique(self.table.column("source")).to_pylist())
+
+
+def fetch_records(ws: Workspace, relation: str) -> Fetched:
     n = ws.scalar("count match records", f"SELECT count(*) FROM {relation}")
     if not n:
         raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
@@ -113,6 +133,12 @@ def load_arrays(ws: Workspace, relation: str) -> RecordArrays:
                (dob - DATE '1970-01-01')::INTEGER AS dob_days
                {', ' + extra_cols if extra_cols else ''}
         FROM {relation}""").to_arrow_table()
+    return Fetched(table, extra_names)
+
+
+def to_arrays(fetched: Fetched) -> RecordArrays:
+    """Dictionary-encoded arrays indexed by rid (pure Arrow and numpy work: no DuckDB)."""
+    table, extra_names, n = fetched.table, fetched.extra_names, fetched.table.num_rows
     rid = table.column("rid").to_numpy()
     if (np.diff(rid) != 1).any():  # arrays are indexed by rid: put the rows in that order
         table = table.take(np.argsort(rid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
 from .cluster import cluster
 from .compare import build_comparisons, levels_in_batches
 from .model import Model, estimate_u, pair_weights, pattern_codes, probability, train
-from .prepare import RecordArrays, prepare
+from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .store import assign_person_ids, close_run, open_run, store_run
 
 # A person's own identifiers, as opposed to what a household shares (phone, address, email).
@@ -70,15 +71,27 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
     loaded = Model.load(model_file) if model_file else None
     with ws.transaction():
         step("preparing records")
-        data = prepare(ws)
-        comparisons = build_comparisons(config, data)
-        if loaded and loaded.comparisons != [c.name for c in comparisons]:
-            raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
-                             f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
-        allowed = allowed_sources(config, data.sources)
+        build_match_records(ws)
+        fetched = fetch_records(ws, "match_records")
         lap("prepare")
+
+        def arrays_and_u():
+            """The arrays, comparisons and (when training) u: no DuckDB, so they run beside blocking."""
+            data = to_arrays(fetched)
+            comparisons = build_comparisons(config, data)
+            if loaded and loaded.comparisons != [c.name for c in comparisons]:
+                raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
+                                 f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
+            allowed = allowed_sources(config, data.sources)
+            u_sample = estimate_u(comparisons, data, config.random_pairs, config.seed, allowed) if loaded is None else None
+            return data, comparisons, allowed, u_sample
+
         step("blocking")
-        pairs = candidate_pairs(ws, config, data.sources)
+        with ThreadPoolExecutor(1) as pool:
+            beside = pool.submit(arrays_and_u)
+            pairs = candidate_pairs(ws, config, fetched.sources)
+            data, comparisons, allowed, u_sample = beside.result()
+        del fetched
         lap("block")
         step(f"comparing {len(pairs.left):,} candidate pairs")
         levels = levels_in_batches(comparisons, data, pairs.left, pairs.right)
@@ -87,7 +100,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         lap("compare")
         if loaded is None:
             step("training the model")
-            u, sampled = estimate_u(comparisons, data, config.random_pairs, config.seed, allowed)
+            u, sampled = u_sample
             rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
                                   for key in rule.on}) for rule in config.blocking]
             model, base = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
