@@ -101,20 +101,25 @@ def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str]) -> Blocks
 
 
 def block_pairs(blocks: Blocks, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair (l < r) within each block whose sources are compared."""
-    n = len(blocks.rid)
-    index = np.int32 if n < 2**31 else np.int64
-    offset = np.arange(n, dtype=index) - np.repeat(blocks.starts.astype(index), blocks.sizes)
-    partners = np.repeat(blocks.sizes.astype(index), blocks.sizes) - 1 - offset  # the records after it in its block
-    total = int(partners.sum(dtype=np.int64))
-    step = np.int32 if total < 2**31 else np.int64
-    first = np.repeat(np.arange(n, dtype=index), partners)
-    second = first + 1 + (np.arange(total, dtype=step) - np.repeat((np.cumsum(partners, dtype=step) - partners), partners))
-    a, b = blocks.rid[first], blocks.rid[second]
-    if not allowed.all():
-        keep = allowed[blocks.source[first], blocks.source[second]]
-        a, b = a[keep], b[keep]
-    return np.minimum(a, b), np.maximum(a, b)
+    """Every pair (l < r) within each block whose sources are compared.
+
+    Blocks of one size k are taken together: their members as a (blocks, k) matrix, whose column
+    pairs (i < j) are the pairs."""
+    lefts, rights = [], []
+    for k in np.unique(blocks.sizes):
+        members = blocks.starts[blocks.sizes == k][:, None] + np.arange(k)
+        rid = blocks.rid[members]
+        i, j = np.triu_indices(int(k), 1)
+        a, b = rid[:, i].ravel(), rid[:, j].ravel()
+        if not allowed.all():
+            source = blocks.source[members]
+            keep = allowed[source[:, i].ravel(), source[:, j].ravel()]
+            a, b = a[keep], b[keep]
+        lefts.append(np.minimum(a, b))
+        rights.append(np.maximum(a, b))
+    if not lefts:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    return np.concatenate(lefts), np.concatenate(rights)
 
 
 def check_cap(counts: list[RuleCount], cap: int) -> None:

@@ -163,9 +163,22 @@ def _corroborated(data: RecordArrays, u: int, v: int) -> bool:
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             identity_weight: np.ndarray, threshold_weight: float) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
-    none = np.empty(0, dtype=np.int64)
+    labels, suspects = suspect_components(data, left, right)
+    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects)
+
+
+def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Component labels of the links, and the labels of components the guard must rebuild: a link
+    outside those is final as it is."""
     labels = components(data.n, left, right)
-    suspects = _conflicting_components(data, labels)
+    return labels, _conflicting_components(data, labels)
+
+
+def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
+          identity_weight: np.ndarray, threshold_weight: float, labels: np.ndarray,
+          suspects: np.ndarray) -> Clusters:
+    """Rebuild the suspect components edge by edge, strongest first (see the module docstring)."""
+    none = np.empty(0, dtype=np.int64)
     if not len(suspects):
         return Clusters(labels, none, none)
     in_suspect = np.isin(labels[left], suspects)

@@ -16,11 +16,11 @@ from ..config import ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
 from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
-from .cluster import cluster
+from .cluster import guard, suspect_components
 from .compare import build_comparisons, levels_in_batches
 from .model import Model, estimate_u, pair_weights, pattern_codes, probability, train
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
-from .store import assign_person_ids, close_run, open_run, store_run
+from .store import assign_person_ids, clear_links, close_run, open_run, store_links, store_persons
 
 # A person's own identifiers, as opposed to what a household shares (phone, address, email).
 IDENTITY_COMPARISONS = {"name", "dob", "documents", "sex", "nationality"}
@@ -118,16 +118,36 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         linked = prob >= threshold
         identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
         identity_weight = pair_weights(model, np.where(identity, levels[linked], 0), tf, pairs.left[linked])
-        clusters = cluster(data, pairs.left[linked], pairs.right[linked], weight[linked], identity_weight,
-                           math.log2(threshold / (1 - threshold)))
-        refused = np.nonzero(linked)[0][clusters.refused]
-        kept = np.nonzero(linked)[0][clusters.kept]
+        links = np.nonzero(linked)[0]
+        labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
+        # Links the guard cannot touch (below the threshold, or outside suspect components) are stored
+        # while it works; the ones it rebuilds follow with their flags.
+        run_id = open_run(ws, threshold)
+        clear_links(ws)
+        stored = prob >= KEEP_LINKS_ABOVE
+        guarded = np.zeros(len(prob), dtype=bool)
+        guarded[links[np.isin(labels[pairs.left[links]], suspects)]] = True
+        refused_mask = np.zeros(len(prob), dtype=bool)
+        conflict_mask = np.zeros(len(prob), dtype=bool)
+
+        def store(index: np.ndarray) -> None:
+            store_links(ws, run_id, data.keys, pairs.left[index], pairs.right[index], weight[index], prob[index],
+                        linked[index] & ~refused_mask[index], refused_mask[index], conflict_mask[index])
+
+        with ThreadPoolExecutor(1) as pool:
+            storing = pool.submit(store, np.nonzero(stored & ~guarded)[0])
+            clusters = guard(data, pairs.left[links], pairs.right[links], weight[links], identity_weight,
+                             math.log2(threshold / (1 - threshold)), labels, suspects)
+            storing.result()
+        refused = links[clusters.refused]
+        kept = links[clusters.kept]
+        refused_mask[refused] = True
+        conflict_mask[kept] = True
         lap("cluster")
         step("storing persons and links")
-        run_id = open_run(ws, threshold)
-        person_ids = assign_person_ids(ws, clusters.labels)
-        stored = store_run(ws, run_id, data.keys, person_ids, pairs.left, pairs.right, weight, prob, linked, refused, kept,
-                           KEEP_LINKS_ABOVE)
+        store(np.nonzero(stored & guarded)[0])
+        store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels))
+        stored = int(stored.sum())
         lap("store")
         blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]
         persons = int(clusters.labels.max()) + 1

@@ -52,36 +52,35 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
     return lookup[labels]
 
 
-def store_run(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray, left: np.ndarray, right: np.ndarray,
-              weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
-              kept: np.ndarray, keep_links_above: float) -> int:
-    """Replace persons with this run's, and store its links at or above `keep_links_above`.
-
-    `names` holds each record's source and record_id, row i for record id i."""
+def store_persons(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray) -> None:
+    """Replace persons with this run's. `names` holds each record's source and record_id, row i for
+    record id i."""
     ws.register("run_persons", _chunked(pa.table({"source": names["source"], "record_id": names["record_id"],
                                                   "person_id": pa.array(person_ids, type=pa.string())})))
     ws.run("replace persons", "DELETE FROM persons")
     ws.run("store persons", "INSERT INTO persons SELECT source, record_id, person_id, ? FROM run_persons", [run_id])
     ws.unregister("run_persons")
-    keep = np.nonzero(probability >= keep_links_above)[0]
-    refused_mask = np.zeros(len(left), dtype=bool)
-    refused_mask[refused] = True
-    conflict_mask = np.zeros(len(left), dtype=bool)
-    conflict_mask[kept] = True
-    l, r = pa.array(left[keep]), pa.array(right[keep])
+
+
+def clear_links(ws: Workspace) -> None:
+    ws.run("replace links", "DELETE FROM links")
+
+
+def store_links(ws: Workspace, run_id: int, names: pa.Table, left: np.ndarray, right: np.ndarray,
+                weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
+                conflict: np.ndarray) -> None:
+    """Add links (record ids left/right with their scores and flags) to this run's links."""
+    l, r = pa.array(left), pa.array(right)
     ws.register("run_links", _chunked(pa.table({
         "source_l": names["source"].take(l), "record_id_l": names["record_id"].take(l),
         "source_r": names["source"].take(r), "record_id_r": names["record_id"].take(r),
-        "weight": weight[keep], "probability": probability[keep],
-        "linked": linked[keep] & ~refused_mask[keep], "refused": refused_mask[keep], "conflict": conflict_mask[keep],
+        "weight": weight, "probability": probability, "linked": linked, "refused": refused, "conflict": conflict,
     })))
-    ws.run("replace links", "DELETE FROM links")
     ws.run("store links", """
         INSERT INTO links SELECT ?, source_l, record_id_l, source_r, record_id_r, weight, probability,
                                  linked, refused, conflict
         FROM run_links""", [run_id])
     ws.unregister("run_links")
-    return len(keep)
 
 
 def _chunked(table: pa.Table, rows: int = 250_000) -> pa.Table:
