@@ -8,6 +8,7 @@ it is neutral in the model, never counted as disagreement.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -371,13 +372,16 @@ def comparison_levels(comparisons: list[Comparison], data: RecordArrays, left: n
 
 
 def levels_in_batches(comparisons: list[Comparison], data: RecordArrays, left: np.ndarray,
-                      right: np.ndarray) -> np.ndarray:
-    """The level matrix, batches compared on two threads (numpy and rapidfuzz release the GIL)."""
+                      right: np.ndarray, then: Callable[[slice, np.ndarray], None] | None = None) -> np.ndarray:
+    """The level matrix, batches compared on two threads (numpy and rapidfuzz release the GIL);
+    `then(rows, levels)` runs on each finished batch in its thread."""
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
 
     def batch(start: int) -> None:
-        stop = start + BATCH_PAIRS
-        out[start:stop] = comparison_levels(comparisons, data, left[start:stop], right[start:stop])
+        rows = slice(start, start + BATCH_PAIRS)
+        out[rows] = comparison_levels(comparisons, data, left[rows], right[rows])
+        if then is not None:
+            then(rows, out[rows])
 
     with ThreadPoolExecutor(COMPARE_THREADS) as pool:
         list(pool.map(batch, range(0, len(left), BATCH_PAIRS)))

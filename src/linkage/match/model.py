@@ -115,10 +115,13 @@ def strides(sizes: list[int]) -> np.ndarray:
     return np.cumprod([1] + sizes[:-1]).astype(np.int64)
 
 
-def pattern_codes(levels: np.ndarray, sizes: list[int]) -> np.ndarray | None:
-    """One int32 code per pair for its whole row of levels (None when the patterns do not fit)."""
-    if int(np.prod(sizes, dtype=np.float64)) >= 2**31:
-        return None
+def fits_codes(sizes: list[int]) -> bool:
+    """Do the level patterns of comparisons with these level counts fit an int32 code?"""
+    return float(np.prod(sizes, dtype=np.float64)) < 2**31
+
+
+def pattern_codes(levels: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """One int32 code per pair for its whole row of levels (see `fits_codes`)."""
     code = np.zeros(len(levels), dtype=np.int32)
     for k, stride in enumerate(strides(sizes)):
         code += levels[:, k].astype(np.int32) * np.int32(stride)

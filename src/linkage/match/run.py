@@ -18,7 +18,7 @@ from ..workspace import Workspace
 from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
 from .cluster import guard, suspect_components
 from .compare import build_comparisons, levels_in_batches
-from .model import Model, estimate_u, pair_weights, pattern_codes, probability, train
+from .model import Model, estimate_u, fits_codes, pair_weights, pattern_codes, probability, train
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .store import assign_person_ids, clear_links, close_run, open_run, store_links, store_persons
 
@@ -94,9 +94,15 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         del fetched
         lap("block")
         step(f"comparing {len(pairs.left):,} candidate pairs")
-        levels = levels_in_batches(comparisons, data, pairs.left, pairs.right)
+        sizes = [len(c.labels) for c in comparisons]
+        codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
+
+        def encode(rows: slice, block: np.ndarray) -> None:
+            if codes is not None:
+                codes[rows] = pattern_codes(block, sizes)
+
+        levels = levels_in_batches(comparisons, data, pairs.left, pairs.right, then=encode)
         tf = [c.term_frequencies(data) for c in comparisons]
-        codes = pattern_codes(levels, [len(c.labels) for c in comparisons])
         lap("compare")
         if loaded is None:
             step("training the model")
@@ -116,17 +122,22 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         del base
         prob = probability(weight)
         linked = prob >= threshold
-        identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
-        identity_weight = pair_weights(model, np.where(identity, levels[linked], 0), tf, pairs.left[linked])
         links = np.nonzero(linked)[0]
         labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
+        in_suspect = np.isin(labels[pairs.left[links]], suspects)
+        # The guard weighs a contradicting link's identity evidence alone (never phone or address).
+        identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
+        identity_weight = np.zeros(len(links))
+        suspect_links = links[in_suspect]
+        identity_weight[in_suspect] = pair_weights(model, np.where(identity, levels[suspect_links], 0), tf,
+                                                   pairs.left[suspect_links])
         # Links the guard cannot touch (below the threshold, or outside suspect components) are stored
         # while it works; the ones it rebuilds follow with their flags.
         run_id = open_run(ws, threshold)
         clear_links(ws)
         stored = prob >= KEEP_LINKS_ABOVE
         guarded = np.zeros(len(prob), dtype=bool)
-        guarded[links[np.isin(labels[pairs.left[links]], suspects)]] = True
+        guarded[suspect_links] = True
         refused_mask = np.zeros(len(prob), dtype=bool)
         conflict_mask = np.zeros(len(prob), dtype=bool)
 

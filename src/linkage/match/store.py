@@ -28,27 +28,30 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
     previous = ws.run("earlier person ids", """
         SELECT m.rid, p.person_id FROM match_records m
         JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").pl()
-    votes = (previous.with_columns(cluster=pl.Series(labels)[previous["rid"]])
-             .group_by("cluster", "person_id").len()
-             .sort(["len", "person_id", "cluster"], descending=[True, False, False]))
-    chosen: dict[int, str] = {}
-    taken: set[str] = set()
-    for cluster, name in zip(votes["cluster"].to_list(), votes["person_id"].to_list()):
-        if cluster not in chosen and name not in taken:
-            chosen[cluster] = name
-            taken.add(name)
+    votes = previous.with_columns(cluster=pl.Series(labels)[previous["rid"]]).group_by("cluster", "person_id").len()
+    # A vote whose cluster and id both appear in no other vote wins whatever the order; only the
+    # contested rest needs the greedy pass.
+    alone = (pl.col("cluster").count().over("cluster") == 1) & (pl.col("person_id").count().over("person_id") == 1)
+    votes = votes.with_columns(alone=alone)
     n_clusters = int(labels.max()) + 1
+    lookup = np.full(n_clusters, None, dtype=object)
+    settled = votes.filter("alone")
+    lookup[settled["cluster"].to_numpy()] = settled["person_id"].to_numpy()
+    contested = votes.filter(~pl.col("alone")).sort(["len", "person_id", "cluster"], descending=[True, False, False])
+    taken: set[str] = set()
+    for cluster, name in zip(contested["cluster"].to_list(), contested["person_id"].to_list()):
+        if lookup[cluster] is None and name not in taken:
+            lookup[cluster] = name
+            taken.add(name)
     first = np.full(n_clusters, np.iinfo(np.int64).max)
     np.minimum.at(first, labels, np.arange(len(labels)))
-    fresh = [c for c in np.argsort(first, kind="stable") if int(c) not in chosen]
+    order = np.argsort(first, kind="stable")
+    fresh = order[np.equal(lookup[order], None)]
     start = ws.scalar("person id counter", "SELECT value FROM counters WHERE name = 'person_id'")
-    for offset, cluster in enumerate(fresh, start=1):
-        chosen[int(cluster)] = f"{PERSON_PREFIX}{start + offset:0{PERSON_DIGITS}d}"
+    numbers = pl.Series(np.arange(start + 1, start + 1 + len(fresh), dtype=np.int64)).cast(pl.String)
+    lookup[fresh] = (PERSON_PREFIX + numbers.str.zfill(PERSON_DIGITS)).to_numpy()
     ws.run("advance person id counter", "UPDATE counters SET value = ? WHERE name = 'person_id'",
            [start + len(fresh)])
-    lookup = np.empty(n_clusters, dtype=object)
-    for cluster, name in chosen.items():
-        lookup[cluster] = name
     return lookup[labels]
 
 
