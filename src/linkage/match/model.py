@@ -193,7 +193,8 @@ def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], active: li
 
 def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, rules: list[tuple[str, set[str]]],
           u: list[np.ndarray], total_pairs: int, max_iterations: int, tolerance: float,
-          tf: list[np.ndarray | None], left: np.ndarray, codes: np.ndarray | None = None) -> tuple[Model, np.ndarray]:
+          tf: list[np.ndarray | None], left: np.ndarray, codes: np.ndarray | None = None,
+          rare: np.ndarray | None = None) -> tuple[Model, np.ndarray]:
     """The trained model, and each pair's match weight without the prior (for scoring)."""
     names = [c.name for c in comparisons]
     sizes = [len(c.labels) for c in comparisons]
@@ -234,7 +235,7 @@ def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, r
         m_final.append(mk)
     model = Model(names, [list(c.labels) for c in comparisons], [list(map(float, x)) for x in m_final],
                   [list(map(float, x)) for x in u], 1e-6, [c.tf_level for c in comparisons], fits)
-    base = pair_weights(model, levels, tf, left, include_prior=False, codes=codes)
+    base = pair_weights(model, levels, tf, left, include_prior=False, codes=codes, rare=rare)
     model.prior = estimate_prior(base, total_pairs)
     return model, base
 
@@ -267,14 +268,40 @@ def estimate_prior(base: np.ndarray, total_pairs: int, iterations: int = 50) -> 
 
 # ---- scoring --------------------------------------------------------------------------------
 
+def rarity(levels: np.ndarray, left: np.ndarray, surprise: list[np.ndarray | None],
+           tf_levels: list[int | None]) -> np.ndarray:
+    """The per-pair half of the term-frequency adjustment: for each comparison agreeing at its TF
+    level, -log2 of how common the left record's value is (`surprise`, per record, from
+    `surprises`). Independent of the model's m and u, so it can be computed with the levels."""
+    out = np.zeros(len(levels), dtype=np.float64)
+    for k, level in enumerate(tf_levels):
+        if level is not None and surprise[k] is not None:
+            hit = np.flatnonzero(levels[:, k] == level)
+            out[hit] += surprise[k][left[hit]]
+    return out
+
+
+def surprises(tf: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """-log2 of each record's value frequency, per comparison with term frequencies."""
+    return [None if t is None else -np.log2(np.maximum(t, EPS)) for t in tf]
+
+
 def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
-                 include_prior: bool = True, codes: np.ndarray | None = None) -> np.ndarray:
+                 include_prior: bool = True, codes: np.ndarray | None = None,
+                 rare: np.ndarray | None = None) -> np.ndarray:
     """Total match weight (log2 Bayes factor, plus the prior's log2 odds) of each pair.
 
-    With `codes` (see `pattern_codes`), the weight of each distinct pattern is summed once and
-    looked up per pair.
+    Agreeing on a common value is weaker evidence than agreeing on a rare one: at a comparison's
+    TF level the weight is log2(m / frequency of the value) = log2(m / u) + log2(u) - log2(freq).
+    With `codes` (see `pattern_codes`), everything but the last term is summed once per distinct
+    pattern and looked up per pair; `rare` (see `rarity`) may bring the last term precomputed.
     """
     weights = model.weights()
+    tf_levels = [level if tf[k] is not None else None for k, level in enumerate(model.tf_levels)]
+    for k, level in enumerate(tf_levels):
+        if level is not None:
+            weights[k] = weights[k].copy()
+            weights[k][level] += np.log2(model.u[k][level])
     if codes is not None:
         sizes = [len(w) for w in weights]
         present = pl.Series(codes).unique().to_numpy()
@@ -286,14 +313,7 @@ def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], 
         total = np.zeros(len(levels), dtype=np.float64)
         for k, w in enumerate(weights):
             total += w[levels[:, k]]
-    for k in range(len(weights)):
-        level = model.tf_levels[k]
-        if level is not None and tf[k] is not None:
-            hit = np.flatnonzero(levels[:, k] == level)
-            if len(hit):
-                # Agreeing on a common value is weaker evidence than agreeing on a rare one.
-                adjust = np.log2(model.u[k][level] / np.maximum(tf[k], EPS))   # per record
-                total[hit] += adjust[left[hit]]
+    total += rare if rare is not None else rarity(levels, left, surprises(tf), tf_levels)
     if include_prior:
         total += model.prior_weight
     return total

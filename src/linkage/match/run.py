@@ -18,7 +18,8 @@ from ..workspace import Workspace
 from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
 from .cluster import guard, suspect_components
 from .compare import build_comparisons, levels_in_batches
-from .model import Model, estimate_u, fits_codes, pair_weights, pattern_codes, probability, train
+from .model import (Model, estimate_u, fits_codes, pair_weights, pattern_codes, probability, rarity, surprises,
+                    train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .store import assign_person_ids, clear_links, close_run, open_run, store_links, store_persons
 
@@ -96,13 +97,20 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         step(f"comparing {len(pairs.left):,} candidate pairs")
         sizes = [len(c.labels) for c in comparisons]
         codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
+        tf = [c.term_frequencies(data) for c in comparisons]
+        tf_levels = [c.tf_level for c in comparisons]
+        surprise = surprises(tf)
+        rare = np.empty(len(pairs.left), dtype=np.float64)
 
         def encode(rows: slice, block: np.ndarray) -> None:
+            """Per finished batch, in its thread: pattern codes and the TF adjustment's per-pair part."""
             if codes is not None:
                 codes[rows] = pattern_codes(block, sizes)
+            rare[rows] = rarity(block, pairs.left[rows], surprise, tf_levels)
 
         levels = levels_in_batches(comparisons, data, pairs.left, pairs.right, then=encode)
-        tf = [c.term_frequencies(data) for c in comparisons]
+        if loaded is not None and loaded.tf_levels != tf_levels:
+            rare = None  # the saved model adjusts other levels: computed from its own
         lap("compare")
         if loaded is None:
             step("training the model")
@@ -110,12 +118,12 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
                                   for key in rule.on}) for rule in config.blocking]
             model, base = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
-                                config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes)
+                                config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes, rare)
             model.random_pairs = sampled
         else:
             model = loaded
-            base = pair_weights(model, levels, tf, pairs.left, include_prior=False, codes=codes)
-        del codes
+            base = pair_weights(model, levels, tf, pairs.left, include_prior=False, codes=codes, rare=rare)
+        del codes, rare
         lap("train")
         step("scoring and clustering")
         weight = base + model.prior_weight
