@@ -60,15 +60,17 @@ def key_expression(key: str) -> str:
     return f"left(CAST({expr} AS VARCHAR), {int(prefix)})" if prefix else f"CAST({expr} AS VARCHAR)"
 
 
-def rule_keys_sql(rule: BlockingRule, sources: list[str]) -> str:
-    """rid, source index and one hash of the rule's keys, rows with any key missing left out."""
+def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
+    """rid, source index (0 without `sources`) and one hash of the rule's keys, rows with any key
+    missing left out."""
     keys = ", ".join(f"{key_expression(k)} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
-    names = "[" + ", ".join(quote_literal(name) for name in sources) + "]"
+    source = (f"list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1"
+              if sources else "0")
     # An unnested field gives a record several keys, possibly the same one twice.
     distinct = "DISTINCT " if any("unnest(" in key_expression(k) for k in rule.on) else ""
     return f"""
-        SELECT rid, (list_position({names}, source) - 1)::SMALLINT AS s,
+        SELECT rid, ({source})::SMALLINT AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
         FROM (SELECT {distinct}rid, source, {keys} FROM match_records) WHERE {not_null}"""
 
@@ -88,7 +90,7 @@ class Blocks:
         return RuleCount(name, pairs, [int(x) for x in largest if x > 1] if pairs else [])
 
 
-def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str]) -> Blocks:
+def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str] | None) -> Blocks:
     keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).pl().sort("h")
     h = keys["h"].to_numpy()
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
@@ -162,7 +164,8 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
         raise InputError("model.toml: at most 32 blocking rules")
     allowed = allowed_sources(config, sources)
     n = np.int64(ws.scalar("count match records", "SELECT count(*) FROM match_records"))
-    blocks = [rule_blocks(ws, rule, sources) for rule in config.blocking]
+    every = allowed.all()  # then no pair is filtered by source, and the keys need none
+    blocks = [rule_blocks(ws, rule, None if every else sources) for rule in config.blocking]
     counts = [b.count(rule.name) for b, rule in zip(blocks, config.blocking)]
     check_cap(counts, config.max_pairs)
     packed = []

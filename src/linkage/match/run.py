@@ -21,7 +21,8 @@ from .compare import build_comparisons, levels_in_batches
 from .model import (Model, estimate_u, fits_codes, pair_weights, pattern_codes, probability, rarity, surprises,
                     train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
-from .store import assign_person_ids, clear_links, close_run, open_run, store_links, store_persons
+from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_links,
+                    store_persons)
 
 # A person's own identifiers, as opposed to what a household shares (phone, address, email).
 IDENTITY_COMPARISONS = {"name", "dob", "documents", "sex", "nationality"}
@@ -131,21 +132,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         prob = probability(weight)
         linked = prob >= threshold
         links = np.nonzero(linked)[0]
-        labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
-        in_suspect = np.isin(labels[pairs.left[links]], suspects)
-        # The guard weighs a contradicting link's identity evidence alone (never phone or address).
-        identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
-        identity_weight = np.zeros(len(links))
-        suspect_links = links[in_suspect]
-        identity_weight[in_suspect] = pair_weights(model, np.where(identity, levels[suspect_links], 0), tf,
-                                                   pairs.left[suspect_links])
-        # Links the guard cannot touch (below the threshold, or outside suspect components) are stored
-        # while it works; the ones it rebuilds follow with their flags.
         run_id = open_run(ws, threshold)
         clear_links(ws)
         stored = prob >= KEEP_LINKS_ABOVE
-        guarded = np.zeros(len(prob), dtype=bool)
-        guarded[suspect_links] = True
         refused_mask = np.zeros(len(prob), dtype=bool)
         conflict_mask = np.zeros(len(prob), dtype=bool)
 
@@ -153,11 +142,27 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             store_links(ws, run_id, data.keys, pairs.left[index], pairs.right[index], weight[index], prob[index],
                         linked[index] & ~refused_mask[index], refused_mask[index], conflict_mask[index])
 
+        # DuckDB work runs in a second thread while the guard works in Python: links it cannot touch
+        # (below the threshold, or outside suspect components) are stored first, then the earlier
+        # person ids are read; the links it rebuilds follow with their flags.
         with ThreadPoolExecutor(1) as pool:
-            storing = pool.submit(store, np.nonzero(stored & ~guarded)[0])
+            unlinked = pool.submit(store, np.nonzero(stored & ~linked)[0])
+            labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
+            in_suspect = np.isin(labels[pairs.left[links]], suspects)
+            guarded = np.zeros(len(prob), dtype=bool)
+            guarded[links[in_suspect]] = True
+            settled = pool.submit(store, np.nonzero(stored & linked & ~guarded)[0])
+            earlier = pool.submit(earlier_person_ids, ws)
+            # The guard weighs a contradicting link's identity evidence alone (never phone or address).
+            identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
+            identity_weight = np.zeros(len(links))
+            identity_weight[in_suspect] = pair_weights(model, np.where(identity, levels[links[in_suspect]], 0), tf,
+                                                       pairs.left[links[in_suspect]])
             clusters = guard(data, pairs.left[links], pairs.right[links], weight[links], identity_weight,
                              math.log2(threshold / (1 - threshold)), labels, suspects)
-            storing.result()
+            unlinked.result()
+            settled.result()
+            previous = earlier.result()
         refused = links[clusters.refused]
         kept = links[clusters.kept]
         refused_mask[refused] = True
@@ -165,7 +170,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         lap("cluster")
         step("storing persons and links")
         store(np.nonzero(stored & guarded)[0])
-        store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels))
+        store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels, previous))
         stored = int(stored.sum())
         lap("store")
         blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]

@@ -17,7 +17,14 @@ PERSON_PREFIX = "P"
 PERSON_DIGITS = 8
 
 
-def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
+def earlier_person_ids(ws: Workspace) -> pl.DataFrame:
+    """(rid, person_id) of the records the previous run placed."""
+    return ws.run("earlier person ids", """
+        SELECT m.rid, p.person_id FROM match_records m
+        JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").pl()
+
+
+def assign_person_ids(ws: Workspace, labels: np.ndarray, previous: pl.DataFrame | None = None) -> np.ndarray:
     """Person id per record id: each cluster keeps the earlier id most of its records had.
 
     Votes (cluster, earlier id, records) are taken greedily, most records first and the
@@ -25,9 +32,7 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray) -> np.ndarray:
     gets a fresh id. Fresh ids are numbered in order of the cluster's first record, so the
     same data always gives the same ids.
     """
-    previous = ws.run("earlier person ids", """
-        SELECT m.rid, p.person_id FROM match_records m
-        JOIN persons p ON p.source = m.source AND p.record_id = m.record_id""").pl()
+    previous = earlier_person_ids(ws) if previous is None else previous
     votes = previous.with_columns(cluster=pl.Series(labels)[previous["rid"]]).group_by("cluster", "person_id").len()
     # A vote whose cluster and id both appear in no other vote wins whatever the order; only the
     # contested rest needs the greedy pass.
