@@ -335,3 +335,23 @@ def test_guard_parts_namesakes_with_other_passports_and_phones(tmp_path):
     assert label["T1"] != label["T2"]
     assert label["R1"] == label["R2"]
     assert result.refused.tolist() == [0]
+
+
+@given(st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=1, max_size=20),
+       st.sampled_from(["substitute", "insert", "delete", "swap"]), st.integers(0, 19),
+       st.sampled_from("ABC789"))
+def test_document_one_edit_filter_keeps_every_pair_one_edit_apart(number, edit, position, char):
+    """The cheap filter before the edit distance must never drop a pair that is one edit apart."""
+    from rapidfuzz.distance import OSA
+
+    from linkage.match.compare import LABELS, DocumentComparison
+    from linkage.match.prepare import Coded
+
+    p = position % len(number)
+    other = {"substitute": number[:p] + char + number[p + 1:], "insert": number[:p] + char + number[p:],
+             "delete": number[:p] + number[p + 1:], "swap": number[:p] + number[p + 1:p + 2] + number[p] + number[p + 2:]}[edit]
+    if not other or OSA.distance(number, other) > 1:
+        return
+    head, tail, short = DocumentComparison("documents", LABELS["documents"]).ends(
+        Coded(np.array([0, 1], dtype=np.int32), np.array([number, other], dtype=object)))
+    assert head[0] == head[1] or tail[0] == tail[1] or short[0] or short[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -187,6 +187,8 @@ class DocumentComparison(Comparison):
     """All document numbers of a record as one set: shared, one edit apart, two valid resident IDs
     that differ, other documents of the same kind that differ. Different kinds are not comparable."""
 
+    _ends: dict = field(default_factory=dict, repr=False, compare=False)
+
     def levels(self, data, left, right):
         slots = list(data.docs.values())
         a = [coded.codes[left] for coded in slots]
@@ -201,6 +203,9 @@ class DocumentComparison(Comparison):
             same_kind = (x >= 0) & (y >= 0)
             comparable |= same_kind
             todo = np.nonzero(same_kind & ~shared)[0]  # a shared number settles the pair
+            head, tail, short = self.ends(coded)
+            xa, yb = x[todo], y[todo]
+            todo = todo[(head[xa] == head[yb]) | (tail[xa] == tail[yb]) | short[xa] | short[yb]]
             if len(todo):
                 distance = similarity(coded, left[todo], coded, right[todo], OSA.distance, missing=99)
                 one_edit[todo] |= distance <= 1
@@ -208,6 +213,20 @@ class DocumentComparison(Comparison):
         conflict = data.id_valid[left] & data.id_valid[right] & ~equal(ids, left, ids, right)
         present = comparable | shared
         return select_levels([(4, shared), (3, one_edit), (2, conflict)], present)
+
+
+    def ends(self, coded: Coded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per value: hashes of its first and its last 4 characters, and whether it is shorter than 8.
+
+        Two numbers one edit apart (substitution, insertion, deletion, adjacent swap), both at
+        least 8 long, keep their first 4 or their last 4 characters: only such pairs, and short
+        numbers, need the edit distance."""
+        key = id(coded.values)
+        if key not in self._ends:
+            values = pl.Series(coded.values, dtype=pl.String)
+            self._ends[key] = (values.str.slice(0, 4).hash().to_numpy(), values.str.slice(-4).hash().to_numpy(),
+                               (values.str.len_chars() < 8).to_numpy())
+        return self._ends[key]
 
 
 @dataclass
