@@ -12,7 +12,7 @@ import duckdb
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import CONFIGS, SAMPLE_DATA, Cli
@@ -340,6 +340,8 @@ def test_guard_parts_namesakes_with_other_passports_and_phones(tmp_path):
 @given(st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=1, max_size=20),
        st.sampled_from(["substitute", "insert", "delete", "swap"]), st.integers(0, 19),
        st.sampled_from("ABC789"))
+@example("EW0PUG3A", "swap", 3, "A")   # an 8-character number: the swap touches both ends' four
+@settings(deadline=None)
 def test_document_one_edit_filter_keeps_every_pair_one_edit_apart(number, edit, position, char):
     """The cheap filter before the edit distance must never drop a pair that is one edit apart."""
     from rapidfuzz.distance import OSA

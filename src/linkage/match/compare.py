@@ -216,16 +216,16 @@ class DocumentComparison(Comparison):
 
 
     def ends(self, coded: Coded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per value: hashes of its first and its last 4 characters, and whether it is shorter than 8.
+        """Per value: hashes of its first and its last 4 characters, and whether it is shorter than 9.
 
         Two numbers one edit apart (substitution, insertion, deletion, adjacent swap), both at
-        least 8 long, keep their first 4 or their last 4 characters: only such pairs, and short
+        least 9 long, keep their first 4 or their last 4 characters: only such pairs, and short
         numbers, need the edit distance."""
         key = id(coded.values)
         if key not in self._ends:
             values = pl.Series(coded.values, dtype=pl.String)
             self._ends[key] = (values.str.slice(0, 4).hash().to_numpy(), values.str.slice(-4).hash().to_numpy(),
-                               (values.str.len_chars() < 8).to_numpy())
+                               (values.str.len_chars() < 9).to_numpy())
         return self._ends[key]
 
 
