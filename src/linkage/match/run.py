@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         links = np.nonzero(linked)[0]
         run_id = open_run(ws, threshold)
         clear_links(ws)
-        stored = prob >= KEEP_LINKS_ABOVE
+        keep = prob >= KEEP_LINKS_ABOVE
         refused_mask = np.zeros(len(prob), dtype=bool)
         conflict_mask = np.zeros(len(prob), dtype=bool)
 
@@ -146,12 +146,12 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         # (below the threshold, or outside suspect components) are stored first, then the earlier
         # person ids are read; the links it rebuilds follow with their flags.
         with ThreadPoolExecutor(1) as pool:
-            unlinked = pool.submit(store, np.nonzero(stored & ~linked)[0])
+            unlinked = pool.submit(store, np.nonzero(keep & ~linked)[0])
             labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
             in_suspect = np.isin(labels[pairs.left[links]], suspects)
             guarded = np.zeros(len(prob), dtype=bool)
             guarded[links[in_suspect]] = True
-            settled = pool.submit(store, np.nonzero(stored & linked & ~guarded)[0])
+            settled = pool.submit(store, np.nonzero(keep & linked & ~guarded)[0])
             earlier = pool.submit(earlier_person_ids, ws)
             # The guard weighs a contradicting link's identity evidence alone (never phone or address).
             identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
@@ -169,9 +169,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         conflict_mask[kept] = True
         lap("cluster")
         step("storing persons and links")
-        store(np.nonzero(stored & guarded)[0])
+        store(np.nonzero(keep & guarded)[0])
         store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels, previous))
-        stored = int(stored.sum())
+        stored = int(keep.sum())
         lap("store")
         blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]
         persons = int(clusters.labels.max()) + 1
