@@ -357,3 +357,33 @@ def test_document_one_edit_filter_keeps_every_pair_one_edit_apart(number, edit, 
     head, tail, short = DocumentComparison("documents", LABELS["documents"]).ends(
         Coded(np.array([0, 1], dtype=np.int32), np.array([number, other], dtype=object)))
     assert head[0] == head[1] or tail[0] == tail[1] or short[0] or short[1]
+
+
+@pytest.mark.parametrize("compare", ["all", ["health-immigration", "police-police"]])
+def test_candidate_pairs_are_the_union_of_every_rule_s_pairs(matched, tmp_path, compare):
+    """The numpy blocking against a plain SQL self-join per rule: the same pairs, each with the
+    mask of the rules that produce it, only between compared sources, ordered by pair."""
+    from linkage.config import ModelConfig
+    from linkage.match.blocking import candidate_pairs, key_expression
+    from linkage.match.prepare import prepare
+    from linkage.workspace import Workspace
+
+    shutil.copytree(matched.workspace, tmp_path / "ws")
+    config = ModelConfig(compare=compare)
+    expected: dict[tuple[int, int], int] = {}
+    with Workspace.open(tmp_path / "ws") as ws:
+        data = prepare(ws)
+        pairs = candidate_pairs(ws, config, data.sources)
+        for bit, rule in enumerate(config.blocking):
+            keys = ", ".join(f"{key_expression(key)} AS k{i}" for i, key in enumerate(rule.on))
+            same = " AND ".join(f"a.k{i} = b.k{i} AND a.k{i} <> ''" for i in range(len(rule.on)))
+            rows = ws.rows("oracle", f"""
+                WITH k AS (SELECT DISTINCT rid, source, {keys} FROM match_records)
+                SELECT DISTINCT a.rid, b.rid, a.source, b.source FROM k a JOIN k b ON {same} AND a.rid < b.rid""")
+            for left, right, source_a, source_b in rows:
+                if compare == "all" or f"{source_a}-{source_b}" in compare or f"{source_b}-{source_a}" in compare:
+                    expected[(left, right)] = expected.get((left, right), 0) | (1 << bit)
+    got = {(int(l), int(r)): int(m) for l, r, m in zip(pairs.left, pairs.right, pairs.mask)}
+    assert len(got) == len(pairs.left) > 0
+    assert got == expected
+    assert list(got) == sorted(got)
