@@ -22,8 +22,8 @@ from ..workspace import Workspace
 
 FIELD_SQL = {
     "birth_year": "year(dob)",
-    "doc_number": "unnest(doc_numbers)",
-    "name_token": "unnest(string_split(name_key, ' '))",
+    "doc_number": "unnest(list_distinct(doc_numbers))",
+    "name_token": "unnest(list_distinct(string_split(name_key, ' ')))",
     # Either name's phonetic code, so that a swapped family/given order still shares a key.
     "name_phonetic": "unnest(list_distinct([family_phonetic, given_phonetic]))",
 }
@@ -67,8 +67,9 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
     source = (f"list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1"
               if sources else "0")
-    # An unnested field gives a record several keys, possibly the same one twice.
-    distinct = "DISTINCT " if any("unnest(" in key_expression(k) for k in rule.on) else ""
+    # An unnested field gives a record several keys, each once (the lists are made distinct); only
+    # prefixes of them can repeat a key.
+    distinct = "DISTINCT " if any("unnest(" in key_expression(k) and ":" in k for k in rule.on) else ""
     return f"""
         SELECT rid, ({source})::SMALLINT AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h

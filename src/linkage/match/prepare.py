@@ -137,31 +137,43 @@ def fetch_records(ws: Workspace, relation: str) -> Fetched:
 
 
 def to_arrays(fetched: Fetched) -> RecordArrays:
-    """Dictionary-encoded arrays indexed by rid (pure Arrow and numpy work: no DuckDB)."""
+    """Dictionary-encoded arrays indexed by rid (pure Arrow and numpy work: no DuckDB).
+
+    Columns are encoded in the order DuckDB returned the rows, then the codes are put in rid order
+    (cheaper than reordering the strings). Only which codes are equal matters downstream, never
+    their numbers."""
     table, extra_names, n = fetched.table, fetched.extra_names, fetched.table.num_rows
     rid = table.column("rid").to_numpy()
-    if (np.diff(rid) != 1).any():  # arrays are indexed by rid: put the rows in that order
-        table = table.take(np.argsort(rid))
+    order = np.argsort(rid) if (np.diff(rid) != 1).any() else None
+
+    def ordered(coded: Coded) -> Coded:
+        return coded if order is None else Coded(coded.codes[order], coded.values)
+
     comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
     if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
         raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "
                          "add them to [fields] in configs/sources/*.toml")
-    source = _encode(table.column("source"))
-    strings = {c: _encode(table.column(c)) for c in STRING_COLUMNS if not any(c in group for group in SHARED)}
+    sources = fetched.sources
+    source = pc.index_in(table.column("source"), value_set=pa.array(sources)).to_numpy(zero_copy_only=False)
+    strings = {c: ordered(_encode(table.column(c))) for c in STRING_COLUMNS if not any(c in group for group in SHARED)}
     for group in SHARED:
-        strings.update(_encode_shared(table, group, n))
+        strings.update({c: ordered(coded) for c, coded in _encode_shared(table, group, n).items()})
     dob_days = pc.fill_null(table.column("dob_days"), MISSING_DAY).to_numpy().astype(np.int32)
+    id_valid = table.column("id_valid").to_numpy(zero_copy_only=False).astype(bool)
+    keys = table.select(["source", "record_id"])
+    if order is not None:
+        source, dob_days, id_valid, keys = source[order], dob_days[order], id_valid[order], keys.take(order)
     return RecordArrays(
         n=n,
-        sources=list(source.values),
-        source=source.codes.astype(np.int16),
+        sources=sources,
+        source=source.astype(np.int16),
         strings=strings,
-        docs=_encode_shared(table, DOC_SLOTS, n),
-        id_valid=table.column("id_valid").to_numpy(zero_copy_only=False).astype(bool),
+        docs={c: ordered(coded) for c, coded in _encode_shared(table, DOC_SLOTS, n).items()},
+        id_valid=id_valid,
         dob_days=dob_days,
         dob_digits=_digits(dob_days),
-        extras={name: _encode(table.column("extra." + name)) for name in extra_names},
-        keys=table.select(["source", "record_id"]),
+        extras={name: ordered(_encode(table.column("extra." + name))) for name in extra_names},
+        keys=keys,
     )
 
 
