@@ -248,7 +248,7 @@ def estimate_prior(base: np.ndarray, total_pairs: int, iterations: int = 50) -> 
     """
     if not len(base):
         return min(0.5, 1.0 / max(total_pairs, 1))
-    steps = np.round(base * 256).astype(np.int64)
+    steps = (base * 256).astype(np.int64)
     steps -= steps.min()
     counts = np.bincount(steps)
     filled = counts > 0

@@ -80,9 +80,11 @@ class RecordArrays:
         if "dob" in self.frequencies:
             return self.frequencies["dob"]
         present = self.dob_days != MISSING_DAY
-        values, inverse, counts = np.unique(self.dob_days[present], return_inverse=True, return_counts=True)
         out = np.zeros(self.n, dtype=np.float64)
-        out[present] = counts[inverse] / max(int(present.sum()), 1)
+        if present.any():
+            days = self.dob_days[present].astype(np.int64)
+            days -= days.min()
+            out[present] = np.bincount(days)[days] / int(present.sum())
         return out
 
 
