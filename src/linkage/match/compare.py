@@ -67,7 +67,11 @@ def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def equal(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray) -> np.ndarray:
     """Both present and equal (the two columns must share a dictionary)."""
-    a, b = coded_a.codes[left], coded_b.codes[right]
+    return same_code(coded_a.codes[left], coded_b.codes[right])
+
+
+def same_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`equal` on codes already taken per pair."""
     return (a >= 0) & (a == b)
 
 
@@ -116,7 +120,7 @@ class NameComparison(Comparison):
         kl, kr = s["name_key"].codes[left], s["name_key"].codes[right]
         ll, lr = s["local_name"].codes[left], s["local_name"].codes[right]
         present = ((kl >= 0) & (kr >= 0)) | ((ll >= 0) & (lr >= 0))
-        exact = ((kl >= 0) & (kl == kr)) | ((ll >= 0) & (ll == lr))
+        exact = same_code(kl, kr) | same_code(ll, lr)
         out = np.where(exact, 6, np.where(present, 1, MISSING)).astype(np.int8)
         # Exact names are settled; only the rest are scored.
         todo = np.nonzero(present & ~exact)[0]
@@ -137,8 +141,7 @@ class NameComparison(Comparison):
         part = np.maximum.reduce([ff, gg, fg, gf]) >= self.high
         pl_, pr = s["family_phonetic"].codes[left], s["family_phonetic"].codes[right]
         ql, qr = s["given_phonetic"].codes[left], s["given_phonetic"].codes[right]
-        phonetic = (((pl_ >= 0) & (pl_ == pr) & (ql >= 0) & (ql == qr))
-                    | ((pl_ >= 0) & (pl_ == qr) & (ql >= 0) & (ql == pr)))
+        phonetic = (same_code(pl_, pr) & same_code(ql, qr)) | (same_code(pl_, qr) & same_code(ql, pr))
         out[todo] = select_levels([(5, score >= self.high), (4, score >= self.mid), (3, phonetic), (2, part)],
                                   np.ones(len(todo), dtype=bool))
         return out
@@ -196,7 +199,7 @@ class DocumentComparison(Comparison):
         shared = np.zeros(len(left), dtype=bool)
         for x in a:
             for y in b:
-                shared |= (x >= 0) & (x == y)
+                shared |= same_code(x, y)
         comparable = np.zeros(len(left), dtype=bool)
         one_edit = np.zeros(len(left), dtype=bool)
         for coded, x, y in zip(slots, a, b):
@@ -213,7 +216,6 @@ class DocumentComparison(Comparison):
         conflict = data.id_valid[left] & data.id_valid[right] & ~equal(ids, left, ids, right)
         present = comparable | shared
         return select_levels([(4, shared), (3, one_edit), (2, conflict)], present)
-
 
     def ends(self, coded: Coded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per value: hashes of its first and its last 4 characters, and whether it is shorter than 9.
