@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -58,11 +60,9 @@ def scores(ca: np.ndarray, cb: np.ndarray, values_a: np.ndarray, values_b: np.nd
 
 
 def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct keys and, per key, its index among them (a hash join: no sort of all keys)."""
-    frame = pl.DataFrame({"k": keys})
-    unique = frame.unique("k").with_row_index("i")
-    inverse = frame.join(unique, on="k", how="left", maintain_order="left")["i"].to_numpy()
-    return unique["k"].to_numpy(), inverse
+    """The distinct keys and, per key, its index among them (Arrow's hash dictionary: no sort)."""
+    encoded = pc.dictionary_encode(pa.array(keys))
+    return encoded.dictionary.to_numpy(), encoded.indices.to_numpy()
 
 
 def equal(coded_a: Coded, left: np.ndarray, coded_b: Coded, right: np.ndarray) -> np.ndarray:
