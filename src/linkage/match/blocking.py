@@ -158,13 +158,17 @@ def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
 def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> Candidates:
     """The union of every rule's pairs, duplicates merged into one pair with a rule mask.
 
-    Pairs are packed as ((l * n + r) << 5 | rule) and sorted once; runs of one pair OR their
-    rule bits together. The result is ordered by (l, r), whatever order DuckDB returned keys in.
+    Pairs are packed as (l << (s + 5) | r << 5 | rule), s the bits of a record id, and sorted
+    once; runs of one pair OR their rule bits together. The result is ordered by (l, r), whatever
+    order DuckDB returned keys in.
     """
     if len(config.blocking) > 32:
         raise InputError("model.toml: at most 32 blocking rules")
     allowed = allowed_sources(config, sources)
-    n = np.int64(ws.scalar("count match records", "SELECT count(*) FROM match_records"))
+    n = ws.scalar("count match records", "SELECT count(*) FROM match_records")
+    shift = max(int(n - 1).bit_length(), 1)
+    if 2 * shift + 5 > 63:
+        raise InputError(f"{n:,} records are more than one match run can pair (at most {2 ** 29:,})")
     every = allowed.all()  # then no pair is filtered by source, and the keys need none
     blocks = [rule_blocks(ws, rule, None if every else sources) for rule in config.blocking]
     counts = [b.count(rule.name) for b, rule in zip(blocks, config.blocking)]
@@ -172,16 +176,19 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
     packed = []
     for bit, rule_blocks_ in enumerate(blocks):
         a, b = block_pairs(rule_blocks_, allowed)
-        packed.append(((a.astype(np.int64) * n + b) << 5) | bit)
+        packed.append((a.astype(np.int64) << (shift + 5)) | (b.astype(np.int64) << 5) | bit)
     del blocks
     codes = pl.Series(np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)).sort().to_numpy()
     del packed
     pair = codes >> 5
-    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, dtype=np.int64)
+    first = np.empty(len(pair), dtype=bool)
+    first[:1] = True
+    np.not_equal(pair[1:], pair[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
     bits = np.left_shift(np.uint32(1), (codes & 31).astype(np.uint32))
     mask = np.bitwise_or.reduceat(bits, starts) if len(starts) else np.zeros(0, dtype=np.uint32)
     pair = pair[starts]
-    return Candidates(left=(pair // n).astype(np.int32), right=(pair % n).astype(np.int32),
+    return Candidates(left=(pair >> shift).astype(np.int32), right=(pair & ((1 << shift) - 1)).astype(np.int32),
                       mask=mask.astype(np.uint32), counts=counts)
 
 
