@@ -337,6 +337,31 @@ def test_guard_parts_namesakes_with_other_passports_and_phones(tmp_path):
     assert result.refused.tolist() == [0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(7000, 7800)), min_size=1, max_size=40),
+       st.sets(st.integers(0, 4)))
+def test_guard_birth_date_table_equals_the_pairwise_date_levels(rows, suspects):
+    """The guard's birth-date table, built in one pass per suspect component, says 'different' for
+    exactly the pairs whose date comparison level is 'different'."""
+    from types import SimpleNamespace
+
+    from linkage.match.cluster import _dob_pairs_different
+    from linkage.match.compare import differing_date_levels
+    from linkage.match.prepare import date_digits
+
+    labels = np.array([label for label, _ in rows], dtype=np.int64)
+    days = np.array([day for _, day in rows], dtype=np.int32)
+    table = _dob_pairs_different(SimpleNamespace(dob_days=days), labels, np.array(sorted(suspects), dtype=np.int64))
+    expected = {}
+    for label in suspects:
+        met = sorted(set(days[labels == label].tolist()))
+        for i, a in enumerate(met):
+            for b in met[i + 1:]:
+                x, y = np.array([a]), np.array([b])
+                expected[(a, b)] = bool(differing_date_levels(x, y, date_digits(x), date_digits(y))[0] == 1)
+    assert table == expected
+
+
 @given(st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=1, max_size=20),
        st.sampled_from(["substitute", "insert", "delete", "swap"]), st.integers(0, 19),
        st.sampled_from("ABC789"))

@@ -13,18 +13,15 @@ majority) are taken as they are, so the Python loop runs only over the few that 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .blocking import Blocks, block_pairs
 from .compare import differing_date_levels
-from .prepare import MISSING_DAY, RecordArrays
-
-
-EPOCH = date(1970, 1, 1)
+from .prepare import MISSING_DAY, RecordArrays, date_digits
 
 
 @dataclass
@@ -83,13 +80,16 @@ class _Group:
 class _Guard:
     """Contradiction checks between groups of records, on per-group sets (not record pairs)."""
 
-    def __init__(self, data: RecordArrays):
+    def __init__(self, data: RecordArrays, labels: np.ndarray | None = None, suspects: np.ndarray | None = None):
         self.data = data
         self.ids = data.docs["id_any"].codes
         self.passports, self.phones = _passport_phone(data)
         self._dob_different: dict[tuple[int, int], bool] = {}
+        if labels is not None and suspects is not None:
+            self._dob_different = _dob_pairs_different(data, labels, suspects)
 
     def group(self, record: int) -> _Group:
+        """The group of one record alone."""
         data = self.data
         ids = frozenset([int(self.ids[record])]) if data.id_valid[record] and self.ids[record] >= 0 else frozenset()
         documents = frozenset()
@@ -102,37 +102,54 @@ class _Guard:
         """Do any record of a and any record of b carry contradicting identifiers?"""
         if a.ids and b.ids and (len(a.ids) > 1 or a.ids != b.ids):
             return True
-        if any(pa != pb and ha != hb for pa, ha in a.documents for pb, hb in b.documents):
+        if self.documents_differ(a, b):
             return True
         return any(self.dob_different(x, y) for x in a.dobs for y in b.dobs)
+
+    @staticmethod
+    def documents_differ(a: _Group, b: _Group) -> bool:
+        """Two different passports together with two different phones: a namesake born the same day,
+        not one person (a re-issued passport comes with the same phone)."""
+        return any(pa != pb and ha != hb for pa, ha in a.documents for pb, hb in b.documents)
 
     def dob_different(self, x: int, y: int) -> bool:
         """Are two birth dates (days) at the date comparison's 'different' level? (memoized)"""
         if x == y:
             return False
-        if (x, y) not in self._dob_different:
-            days = np.array([x, y], dtype=np.int32)
-            dates = [EPOCH + timedelta(days=d) for d in (x, y)]
-            digits = np.array([[int(c) for c in f"{d.year:04d}{d.month:02d}{d.day:02d}"] for d in dates], dtype=np.int8)
-            level = differing_date_levels(days[:1], days[1:], digits[:1], digits[1:])
-            self._dob_different[(x, y)] = bool(level[0] == 1)
-        return self._dob_different[(x, y)]
+        key = (x, y) if x < y else (y, x)
+        if key not in self._dob_different:
+            self._dob_different.update(_dates_different(np.array([key[0]]), np.array([key[1]])))
+        return self._dob_different[key]
+
+
+def _dates_different(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], bool]:
+    """{(a, b): are the dates at the 'different' level} for pairs of different days, a < b."""
+    level = differing_date_levels(a, b, date_digits(a), date_digits(b))
+    return dict(zip(zip(a.tolist(), b.tolist()), (level == 1).tolist()))
+
+
+def _dob_pairs_different(data: RecordArrays, labels: np.ndarray, suspects: np.ndarray,
+                         most: int = 5_000_000) -> dict[tuple[int, int], bool]:
+    """`_dates_different` of every two birth dates met within one suspect component, computed in
+    one vectorized pass (skipped when there would be more than `most` pairs: then per query)."""
+    inside = np.isin(labels, suspects) & (data.dob_days != MISSING_DAY)
+    table = pl.DataFrame({"label": labels[inside], "dob": data.dob_days[inside]}).unique().sort("label", "dob")
+    sizes = table.group_by("label", maintain_order=True).len()["len"].to_numpy().astype(np.int64)
+    if int((sizes * (sizes - 1) // 2).sum()) > most:
+        return {}
+    multi = sizes > 1
+    keep = np.repeat(multi, sizes)
+    sizes = sizes[multi]
+    blocks = Blocks(table["dob"].to_numpy()[keep].astype(np.int32), np.zeros(int(keep.sum()), dtype=np.int16),
+                    np.cumsum(sizes) - sizes, sizes)
+    a, b = block_pairs(blocks, np.ones((1, 1), dtype=bool))
+    return _dates_different(a, b)
 
 
 def _passport_phone(data: RecordArrays) -> tuple[np.ndarray | None, np.ndarray | None]:
     if "passport" not in data.docs or "phone" not in data.strings:
         return None, None
     return data.docs["passport"].codes, data.strings["phone"].codes
-
-
-def _other_documents_and_phone(data: RecordArrays, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Pairs with two different passports and two different phones: a namesake born the same day,
-    not one person (a re-issued passport comes with the same phone)."""
-    passports, phones = _passport_phone(data)
-    if passports is None:
-        return np.zeros(len(left), dtype=bool)
-    return ((passports[left] >= 0) & (passports[right] >= 0) & (passports[left] != passports[right])
-            & (phones[left] >= 0) & (phones[right] >= 0) & (phones[left] != phones[right]))
 
 
 def _direct_ok(data: RecordArrays, guard: _Guard, u: int, v: int, identity_clears: bool) -> bool:
@@ -146,9 +163,8 @@ def _direct_ok(data: RecordArrays, guard: _Guard, u: int, v: int, identity_clear
     holding two valid ID numbers is not. A link whose own records do not contradict (the
     contradiction comes from others it would chain in) never stands.
     """
-    if not guard.contradict(guard.group(u), guard.group(v)):
-        return False
-    if _other_documents_and_phone(data, np.array([u]), np.array([v]))[0]:
+    a, b = guard.group(u), guard.group(v)
+    if not guard.contradict(a, b) or guard.documents_differ(a, b):
         return False
     ids = data.docs["id_any"].codes
     id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
@@ -190,7 +206,7 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
             x = parent[x]
         return x
 
-    guard = _Guard(data)
+    guard = _Guard(data, labels, suspects)
     groups: dict[int, _Group] = {}
     refused, kept = [], []
     for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
@@ -216,5 +232,7 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
     rebuilt = labels.copy()
     inside = np.nonzero(np.isin(labels, suspects))[0]
     rebuilt[inside] = np.array([find(int(i)) for i in inside]) + labels.max() + 1
-    _, dense = np.unique(rebuilt, return_inverse=True)
-    return Clusters(dense.astype(np.int64), np.asarray(refused, dtype=np.int64), kept_array)
+    used = np.zeros(int(rebuilt.max()) + 1, dtype=bool)
+    used[rebuilt] = True
+    dense = np.cumsum(used) - 1   # labels renumbered 0..k-1 in the same order
+    return Clusters(dense[rebuilt].astype(np.int64), np.asarray(refused, dtype=np.int64), kept_array)

@@ -173,7 +173,7 @@ def to_arrays(fetched: Fetched) -> RecordArrays:
         docs={c: ordered(coded) for c, coded in _encode_shared(table, DOC_SLOTS, n).items()},
         id_valid=id_valid,
         dob_days=dob_days,
-        dob_digits=_digits(dob_days),
+        dob_digits=date_digits(dob_days),
         extras={name: ordered(_encode(table.column("extra." + name))) for name in extra_names},
         keys=keys,
     )
@@ -193,7 +193,7 @@ def _encode_shared(table: pa.Table, columns: tuple[str, ...], n: int) -> dict[st
     return {c: Coded(joined.codes[i * n:(i + 1) * n], joined.values) for i, c in enumerate(columns)}
 
 
-def _digits(days: np.ndarray) -> np.ndarray:
+def date_digits(days: np.ndarray) -> np.ndarray:
     """(n, 8) digits of YYYYMMDD from days since 1970-01-01; -1 where the date is missing.
 
     Computed once per day of the range the dates span, then looked up per record.
