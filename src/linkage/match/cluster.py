@@ -38,10 +38,22 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _several(labels: np.ndarray, codes: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Labels of components holding two or more distinct codes among the records `where` selects."""
-    frame = pl.DataFrame({"label": labels[where], "code": codes[where]})
-    counts = frame.unique().group_by("label").len()
-    return np.sort(counts.filter(pl.col("len") > 1)["label"].to_numpy())
+    """Labels of components holding two or more distinct codes among the records `where` selects
+    (sorted): those whose smallest and largest code differ."""
+    low, high = _spans(labels, codes, where)
+    return np.nonzero(high > low)[0]
+
+
+def _spans(labels: np.ndarray, values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, the smallest and largest of the values `where` selects (for a label with none
+    selected, high < low)."""
+    size = int(labels.max(initial=-1)) + 1
+    low = np.full(size, np.iinfo(np.int64).max)
+    high = np.full(size, np.iinfo(np.int64).min)
+    chosen, values = labels[where], values[where].astype(np.int64)   # one dtype: ufunc.at's fast path
+    np.minimum.at(low, chosen, values)
+    np.maximum.at(high, chosen, values)
+    return low, high
 
 
 def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarray:
@@ -53,14 +65,8 @@ def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarra
     if passports is not None:
         both = np.intersect1d(_several(labels, passports, passports >= 0), _several(labels, phones, phones >= 0))
         id_conflict = np.union1d(id_conflict, both)
-    has_dob = data.dob_days != MISSING_DAY
-    lab, dob = labels[has_dob], data.dob_days[has_dob].astype(np.int64)
-    size = labels.max() + 1
-    low = np.full(size, np.iinfo(np.int64).max)
-    high = np.full(size, np.iinfo(np.int64).min)
-    np.minimum.at(low, lab, dob)
-    np.maximum.at(high, lab, dob)
-    dob_suspect = np.nonzero((high - low) > 365)[0]
+    low, high = _spans(labels, data.dob_days, data.dob_days != MISSING_DAY)
+    dob_suspect = np.nonzero((high > low) & (high - low > 365))[0]
     return np.union1d(id_conflict, dob_suspect)
 
 
