@@ -108,10 +108,11 @@ def test_a_split_traveler_is_joined_and_evaluated_again(ops, as_of):
     con = duckdb.connect(str(ops.workspace / "linkage.duckdb"))
     records = [r for (r,) in con.execute("SELECT record_id FROM records ORDER BY record_id").fetchall()]
     con.execute("INSERT INTO match_runs (run_id, started_at, finished_at) VALUES (1, now(), now())")
-    for record in records:
+    for rid, record in enumerate(records):
         person = "ok-2" if record == "ok-handover" else record.rsplit("-", 1)[0]
-        con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1)", [record, person])
-    con.execute("INSERT INTO links VALUES (1, 'ops', 'ok-arrival', 'ops', 'ok-handover', 1.0, 0.6, false, false, false)")
+        con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1, ?)", [record, person, rid])
+    con.execute("INSERT INTO link_pairs VALUES (1, ?, ?, 1.0, 0.6, false, false, false)",
+                [records.index("ok-arrival"), records.index("ok-handover")])
     con.close()
     summary = json.loads(ops("chain", "--as-of", as_of, "--json").stdout)
     assert summary["merged"] == 1
@@ -217,7 +218,8 @@ def test_window_join_of_a_split_traveler_without_a_stored_link(tmp_path, name_b,
     con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
     con.execute("INSERT INTO match_runs (run_id, started_at, finished_at) VALUES (1, now(), now())")
     for (record,) in con.execute("SELECT record_id FROM records").fetchall():
-        con.execute("INSERT INTO persons VALUES ('ops', ?, ?, 1)", [record, record.split("-")[0]])
+        con.execute("INSERT INTO persons (source, record_id, person_id, run_id) VALUES ('ops', ?, ?, 1)",
+                    [record, record.split("-")[0]])
     con.close()
     summary = json.loads(cli("chain", "--as-of", AS_OF, "--json").stdout)
     got = flags_of(cli)

@@ -91,7 +91,8 @@ def flagged(cli):
         ("INSERT INTO records (source, record_id, batch_id, row_no, full_name, local_name, dob, sex, nationality, "
          "passport, id_number, permit_no, phone) VALUES (?, ?, 1, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
          [[r[0], r[1], *r[3:]] for r in RECORDS]),
-        ("INSERT INTO persons VALUES (?, ?, ?, 1)", [[r[0], r[1], r[2]] for r in RECORDS]))
+        ("INSERT INTO persons (source, record_id, person_id, run_id) VALUES (?, ?, ?, 1)",
+         [[r[0], r[1], r[2]] for r in RECORDS]))
     add_chain_runs(cli)
     return cli
 

@@ -412,3 +412,32 @@ def test_candidate_pairs_are_the_union_of_every_rule_s_pairs(matched, tmp_path, 
     assert len(got) == len(pairs.left) > 0
     assert got == expected
     assert list(got) == sorted(got)
+
+
+def test_a_version_3_workspace_keeps_its_persons_and_links_when_migrated(tmp_path, monkeypatch):
+    """Migration 4 numbers the stored persons and turns each stored link into a pair of those numbers;
+    the `links` view gives back the links as they were."""
+    import linkage.workspace as workspace
+
+    every = workspace.MIGRATIONS
+    monkeypatch.setattr(workspace, "MIGRATIONS", every[:3])
+    monkeypatch.setattr(workspace, "SCHEMA_VERSION", 3)
+    ws = workspace.Workspace.create(tmp_path / "ws")
+    persons = [("police", "B-2", "P2"), ("health", "A-9", "P1"), ("health", "A-1", "P1"), ("police", "B-1", "P3")]
+    links = [(1, "health", "A-1", "health", "A-9", 12.5, 0.99, True, False, False),
+             (1, "health", "A-9", "police", "B-2", -1.0, 0.33, False, False, False),
+             (1, "police", "B-1", "police", "B-2", 9.0, 0.98, False, True, False)]
+    with ws.transaction():
+        for row in persons:
+            ws.run("person", "INSERT INTO persons VALUES (?, ?, ?, 1)", list(row))
+        for row in links:
+            ws.run("link", "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(row))
+    ws.close()
+    monkeypatch.setattr(workspace, "MIGRATIONS", every)
+    monkeypatch.setattr(workspace, "SCHEMA_VERSION", every[-1][0])
+    with workspace.Workspace.open(tmp_path / "ws") as ws:
+        assert ws.schema_version() == every[-1][0]
+        numbered = ws.rows("persons", "SELECT source, record_id, rid FROM persons ORDER BY rid")
+        assert numbered == [("health", "A-1", 0), ("health", "A-9", 1), ("police", "B-1", 2), ("police", "B-2", 3)]
+        assert ws.rows("links", "SELECT * FROM links ORDER BY weight DESC") == sorted(links, key=lambda r: -r[5])
+        assert ws.rows("pairs", "SELECT rid_l, rid_r FROM link_pairs ORDER BY weight DESC") == [(0, 1), (2, 3), (1, 3)]

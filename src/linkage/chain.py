@@ -212,11 +212,11 @@ FLAG_CONFIDENCE = """
     CREATE OR REPLACE TEMP TABLE current_flags AS
     WITH flagged AS (SELECT * FROM chain_persons SEMI JOIN flag_rows USING (person_id)),
     inside AS (
-        SELECT a.person_id, l.source_l || ':' || l.record_id_l AS rl, l.source_r || ':' || l.record_id_r AS rr,
+        SELECT a.person_id, a.source || ':' || a.record_id AS rl, b.source || ':' || b.record_id AS rr,
                l.probability
-        FROM links l
-        JOIN flagged a ON a.source = l.source_l AND a.record_id = l.record_id_l
-        JOIN flagged b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        FROM link_pairs l
+        JOIN flagged a ON a.rid = l.rid_l
+        JOIN flagged b ON b.rid = l.rid_r
         WHERE l.linked AND a.person_id = b.person_id),
     ends AS (SELECT person_id, rl AS record, probability FROM inside
              UNION ALL SELECT person_id, rr, probability FROM inside),
@@ -229,10 +229,10 @@ def _identity_conflicts_sql(with_links: bool) -> str:
     """Persons whose records contradict: two valid resident IDs, birth dates more than a year apart,
     or (with the match's persons) links the identity guard refused or kept for review."""
     kept = """
-        SELECT a.person_id, [l.source_l || ':' || l.record_id_l, l.source_r || ':' || l.record_id_r] AS evidence
-        FROM links l
-        JOIN chain_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-        JOIN chain_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        SELECT a.person_id, [a.source || ':' || a.record_id, b.source || ':' || b.record_id] AS evidence
+        FROM link_pairs l
+        JOIN chain_persons a ON a.rid = l.rid_l
+        JOIN chain_persons b ON b.rid = l.rid_r
         WHERE (l.conflict OR l.refused) AND a.person_id = b.person_id  -- refused, then joined by the chain
         UNION ALL""" if with_links else ""
     return f"""
@@ -289,9 +289,9 @@ GAP_STEPS = [
         CREATE OR REPLACE TEMP TABLE gap_pairs AS
         WITH linked AS (
             SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score
-            FROM links l
-            JOIN gap_persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-            JOIN gap_persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+            FROM link_pairs l
+            JOIN gap_persons a ON a.rid = l.rid_l
+            JOIN gap_persons b ON b.rid = l.rid_r
             WHERE a.person_id <> b.person_id
             GROUP BY ALL),
         windowed AS (
@@ -390,12 +390,16 @@ def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], tabl
 
 
 def _load_chain_persons(ws: Workspace, clusters: pl.DataFrame | None) -> None:
-    """The temp `chain_persons`: the match's persons, or given clusters (source, record_id, person_id)."""
+    """The temp `chain_persons`: the match's persons, or given clusters (source, record_id, person_id),
+    each record with the match's record number (`rid`, which its link pairs refer to)."""
     if clusters is None:
-        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT source, record_id, person_id FROM persons")
+        ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS "
+                                "SELECT source, record_id, person_id, rid FROM persons")
         return
     ws.register("clusters_input", clusters.select("source", "record_id", "person_id").to_arrow())
-    ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS SELECT * FROM clusters_input")
+    ws.run("chain persons", """
+        CREATE OR REPLACE TEMP TABLE chain_persons AS
+        SELECT c.source, c.record_id, c.person_id, p.rid FROM clusters_input c LEFT JOIN persons p USING (source, record_id)""")
     ws.unregister("clusters_input")
 
 

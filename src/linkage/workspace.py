@@ -210,6 +210,42 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        4,
+        "links by record number: persons carry the match's record number, link_pairs hold two of them",
+        [
+            "ALTER TABLE persons ADD COLUMN rid INTEGER",
+            """
+            UPDATE persons SET rid = n.rid
+            FROM (SELECT source, record_id, (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid
+                  FROM persons) n
+            WHERE persons.source = n.source AND persons.record_id = n.record_id""",
+            """
+            CREATE TABLE link_pairs (
+                run_id INTEGER NOT NULL,
+                rid_l INTEGER NOT NULL,
+                rid_r INTEGER NOT NULL,
+                weight DOUBLE NOT NULL,
+                probability DOUBLE NOT NULL,
+                linked BOOLEAN NOT NULL,
+                refused BOOLEAN NOT NULL,
+                conflict BOOLEAN NOT NULL
+            )""",
+            """
+            INSERT INTO link_pairs
+            SELECT l.run_id, a.rid, b.rid, l.weight, l.probability, l.linked, l.refused, l.conflict
+            FROM links l
+            JOIN persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
+            JOIN persons b ON b.source = l.source_r AND b.record_id = l.record_id_r""",
+            "DROP TABLE links",
+            # The links with their records' keys, for queries by hand and for reading them back.
+            """
+            CREATE VIEW links AS
+            SELECT l.run_id, a.source AS source_l, a.record_id AS record_id_l, b.source AS source_r,
+                   b.record_id AS record_id_r, l.weight, l.probability, l.linked, l.refused, l.conflict
+            FROM link_pairs l JOIN persons a ON a.rid = l.rid_l JOIN persons b ON b.rid = l.rid_r""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

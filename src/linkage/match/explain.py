@@ -132,11 +132,9 @@ def explain_person(ws: Workspace, person_id: str) -> PersonExplanation:
     if not records:
         raise InputError(f"no person {person_id}; person ids look like P00000001 (see 'linkage export clusters')")
     edges = ws.rows("person edges", """
-        SELECT l.source_l || ':' || l.record_id_l, l.source_r || ':' || l.record_id_r, l.weight, l.probability,
+        SELECT a.source || ':' || a.record_id, b.source || ':' || b.record_id, l.weight, l.probability,
                l.linked, l.refused, l.conflict
-        FROM links l
-        JOIN persons a ON a.source = l.source_l AND a.record_id = l.record_id_l
-        JOIN persons b ON b.source = l.source_r AND b.record_id = l.record_id_r
+        FROM link_pairs l JOIN persons a ON a.rid = l.rid_l JOIN persons b ON b.rid = l.rid_r
         WHERE a.person_id = ? OR b.person_id = ?
         ORDER BY l.weight DESC""", [person_id, person_id])
     return PersonExplanation(

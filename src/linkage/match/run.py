@@ -139,7 +139,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         conflict_mask = np.zeros(len(prob), dtype=bool)
 
         def store(index: np.ndarray) -> None:
-            store_links(ws, run_id, data.keys, pairs.left[index], pairs.right[index], weight[index], prob[index],
+            store_links(ws, run_id, pairs.left[index], pairs.right[index], weight[index], prob[index],
                         linked[index] & ~refused_mask[index], refused_mask[index], conflict_mask[index])
 
         # DuckDB work runs in a second thread while the guard works in Python: links it cannot touch

@@ -62,31 +62,28 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray, previous: pl.DataFrame 
 
 def store_persons(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray) -> None:
     """Replace persons with this run's. `names` holds each record's source and record_id, row i for
-    record id i."""
+    record id i (stored as `rid`, which this run's link pairs refer to)."""
     ws.register("run_persons", _chunked(pa.table({"source": names["source"], "record_id": names["record_id"],
-                                                  "person_id": pa.array(person_ids, type=pa.string())})))
+                                                  "person_id": pa.array(person_ids, type=pa.string()),
+                                                  "rid": pa.array(np.arange(len(person_ids), dtype=np.int32))})))
     ws.run("replace persons", "DELETE FROM persons")
-    ws.run("store persons", "INSERT INTO persons SELECT source, record_id, person_id, ? FROM run_persons", [run_id])
+    ws.run("store persons", "INSERT INTO persons (source, record_id, person_id, run_id, rid) "
+                            "SELECT source, record_id, person_id, ?, rid FROM run_persons", [run_id])
     ws.unregister("run_persons")
 
 
 def clear_links(ws: Workspace) -> None:
-    ws.run("replace links", "DELETE FROM links")
+    ws.run("replace links", "DELETE FROM link_pairs")
 
 
-def store_links(ws: Workspace, run_id: int, names: pa.Table, left: np.ndarray, right: np.ndarray,
-                weight: np.ndarray, probability: np.ndarray, linked: np.ndarray, refused: np.ndarray,
-                conflict: np.ndarray) -> None:
-    """Add links (record ids left/right with their scores and flags) to this run's links."""
-    l, r = pa.array(left), pa.array(right)
+def store_links(ws: Workspace, run_id: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
+                probability: np.ndarray, linked: np.ndarray, refused: np.ndarray, conflict: np.ndarray) -> None:
+    """Add links (record ids left/right with their scores and flags) to this run's link pairs."""
     ws.register("run_links", _chunked(pa.table({
-        "source_l": names["source"].take(l), "record_id_l": names["record_id"].take(l),
-        "source_r": names["source"].take(r), "record_id_r": names["record_id"].take(r),
-        "weight": weight, "probability": probability, "linked": linked, "refused": refused, "conflict": conflict,
-    })))
+        "rid_l": left.astype(np.int32), "rid_r": right.astype(np.int32), "weight": weight,
+        "probability": probability, "linked": linked, "refused": refused, "conflict": conflict})))
     ws.run("store links", """
-        INSERT INTO links SELECT ?, source_l, record_id_l, source_r, record_id_r, weight, probability,
-                                 linked, refused, conflict
+        INSERT INTO link_pairs SELECT ?, rid_l, rid_r, weight, probability, linked, refused, conflict
         FROM run_links""", [run_id])
     ws.unregister("run_links")
 
