@@ -414,6 +414,42 @@ def test_candidate_pairs_are_the_union_of_every_rule_s_pairs(matched, tmp_path, 
     assert list(got) == sorted(got)
 
 
+def test_name_levels_scored_once_per_pair_of_names_equal_the_pairwise_levels(matched, tmp_path):
+    """Name levels, computed once per distinct pair of name-part sets, against the same rule applied
+    pair by pair: candidate pairs in both orientations and random pairs, mixed in one call."""
+    from linkage.config import ModelConfig
+    from linkage.match.blocking import candidate_pairs
+    from linkage.match.compare import NameComparison, build_comparisons, same_code
+    from linkage.match.prepare import prepare
+    from linkage.workspace import Workspace
+
+    shutil.copytree(matched.workspace, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        data = prepare(ws)
+        pairs = candidate_pairs(ws, ModelConfig(), data.sources)
+    rng = np.random.default_rng(5)
+    left = np.concatenate([pairs.left, pairs.right, rng.integers(0, data.n, 20_000)]).astype(np.int32)
+    right = np.concatenate([pairs.right, pairs.left, rng.integers(0, data.n, 20_000)]).astype(np.int32)
+    name = next(c for c in build_comparisons(ModelConfig(), data) if isinstance(c, NameComparison))
+    got = name.levels(data, left, right)
+
+    s = data.strings
+    row = np.stack([s[c].codes for c in ("family_name", "given_name", "family_phonetic", "given_phonetic")], axis=1)
+    present = np.zeros(len(left), dtype=bool)
+    exact = np.zeros(len(left), dtype=bool)
+    for column in ("name_key", "local_name"):
+        a, b = s[column].codes[left], s[column].codes[right]
+        present |= (a >= 0) & (b >= 0)
+        exact |= same_code(a, b)
+    expected = np.where(exact, 6, np.where(present, 1, 0))
+    scored = present & ~exact
+    expected[scored] = name.part_levels(s["family_name"].values, row[left[scored]], row[right[scored]])
+    assert scored.sum() > 1000 and len(set(expected[scored].tolist())) >= 4
+    assert (got == expected).all()
+    n = len(pairs.left)
+    assert (got[:n] == got[n:2 * n]).all()   # the level does not depend on the orientation
+
+
 def test_a_version_3_workspace_keeps_its_persons_and_links_when_migrated(tmp_path, monkeypatch):
     """Migration 4 numbers the stored persons and turns each stored link into a pair of those numbers;
     the `links` view gives back the links as they were."""

@@ -114,6 +114,7 @@ class NameComparison(Comparison):
     high: float = 0.95
     mid: float = 0.88
     term_frequency: bool = True
+    _parts: tuple = field(default=(), repr=False, compare=False)
 
     def levels(self, data, left, right):
         s = data.strings
@@ -122,14 +123,37 @@ class NameComparison(Comparison):
         present = ((kl >= 0) & (kr >= 0)) | ((ll >= 0) & (lr >= 0))
         exact = same_code(kl, kr) | same_code(ll, lr)
         out = np.where(exact, 6, np.where(present, 1, MISSING)).astype(np.int8)
-        # Exact names are settled; only the rest are scored.
+        # Exact names are settled; the rest are scored once per pair of distinct name-part sets (the
+        # level is symmetric): at scale most pairs repeat one, e.g. a person's records in four sources.
         todo = np.nonzero(present & ~exact)[0]
-        left, right = left[todo], right[todo]
-        names = s["family_name"].values   # family and given names share one dictionary
-        fl, fr = s["family_name"].codes[left], s["family_name"].codes[right]
-        gl, gr = s["given_name"].codes[left], s["given_name"].codes[right]
+        code, parts = self.parts(data)
+        a, b = code[left[todo]], code[right[todo]]
+        width = np.int64(len(parts))
+        unique, inverse = distinct(np.minimum(a, b).astype(np.int64) * width + np.maximum(a, b))
+        out[todo] = self.part_levels(s["family_name"].values, parts[unique // width], parts[unique % width])[inverse]
+        return out
+
+    def parts(self, data: RecordArrays) -> tuple[np.ndarray, np.ndarray]:
+        """Per record, a code for its (family, given, family phonetic, given phonetic) name codes, and
+        per such code the four as a row. Computed once per set of records."""
+        s = data.strings
+        columns = [s[c].codes for c in ("family_name", "given_name", "family_phonetic", "given_phonetic")]
+        if not self._parts or self._parts[0] is not columns[0]:
+            code = np.zeros(len(columns[0]), dtype=np.int64)
+            for column in columns:
+                _, code = distinct(code.astype(np.int64) * (int(column.max(initial=-1)) + 2) + column + 1)
+            rows = np.empty((int(code.max(initial=-1)) + 1, len(columns)), dtype=np.int32)
+            rows[code] = np.stack(columns, axis=1)
+            self._parts = (columns[0], code, rows)
+        return self._parts[1], self._parts[2]
+
+    def part_levels(self, names: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Levels of pairs of different names, each side a row of `parts` (family, given and their
+        phonetic codes; family and given names share the dictionary `names`)."""
+        fl, gl, pl_, ql = a.T
+        fr, gr, pr, qr = b.T
         # The four part-by-part scores (straight and swapped) in one pass over distinct value pairs.
-        k = len(todo)
+        k = len(a)
         both_scores = scores(np.concatenate([fl, gl, fl, gl]), np.concatenate([fr, gr, gr, fr]), names, names,
                              JaroWinkler.normalized_similarity, 0.0, same=1.0)
         ff, gg, fg, gf = (both_scores[i * k:(i + 1) * k] for i in range(4))
@@ -139,12 +163,9 @@ class NameComparison(Comparison):
         swapped = np.where(one_part, np.maximum(fg, gf), np.minimum(fg, gf))
         score = np.maximum(straight, swapped)
         part = np.maximum.reduce([ff, gg, fg, gf]) >= self.high
-        pl_, pr = s["family_phonetic"].codes[left], s["family_phonetic"].codes[right]
-        ql, qr = s["given_phonetic"].codes[left], s["given_phonetic"].codes[right]
         phonetic = (same_code(pl_, pr) & same_code(ql, qr)) | (same_code(pl_, qr) & same_code(ql, pr))
-        out[todo] = select_levels([(5, score >= self.high), (4, score >= self.mid), (3, phonetic), (2, part)],
-                                  np.ones(len(todo), dtype=bool))
-        return out
+        return select_levels([(5, score >= self.high), (4, score >= self.mid), (3, phonetic), (2, part)],
+                             np.ones(k, dtype=bool))
 
     def term_frequencies(self, data):
         return data.tf("name_key") if self.term_frequency else None
