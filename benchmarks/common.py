@@ -33,6 +33,7 @@ class Run:
     peak_rss: list[int] = field(default_factory=list)
     scores: dict = field(default_factory=dict)
     detail: str = ""
+    phases: list[dict] = field(default_factory=list)   # seconds per phase, one dict per run
 
 
 def measured(args: list[str], env: dict | None = None) -> tuple[float, int, str]:
@@ -84,6 +85,7 @@ def run_linkage_match(workspace: Path, config_dir: Path, truth: Path, runs: int,
         run.peak_rss.append(rss)
         summary = json.loads(out.splitlines()[-1])
         run.detail = f"{summary['candidate_pairs']:,} pairs"
+        run.phases.append(summary["seconds"])
     clusters = scratch / "linkage_clusters.csv"
     measured(linkage_cmd(workspace, config_dir, "export", "clusters", "--out", str(clusters)))
     import csv
@@ -103,8 +105,10 @@ def run_peer(tool: str, records: Path, truth: Path, runs: int, scratch: Path, ex
     for _ in range(runs):
         seconds, rss, out = measured([*PEERS, tool, "--input", str(records), "--out", str(out_file), *extra])
         report = json.loads(out.splitlines()[-1])
-        # Matching time only (train + predict + cluster), as for linkage: loading the file is not counted.
+        # Matching time only, as for linkage: the check of the blocking rules' pair count, train, predict
+        # and cluster. Loading the file is not counted.
         run.seconds.append(sum(report["seconds"].get(k, 0.0) for k in ("check", "train", "predict", "cluster")))
+        run.phases.append(report["seconds"])
         run.peak_rss.append(rss)
         run.detail = f"{report.get('pairs_scored', 0):,} pairs"
     run.scores = score(out_file, truth)
@@ -121,4 +125,10 @@ def print_table(title: str, runs: list[Run]) -> None:
         t = statistics.median(run.seconds)
         print(f"{run.tool:<14}{run.scores['precision']:>10.4f}{run.scores['recall']:>9.4f}{run.scores['f1']:>9.4f}"
               f"{t:>10.1f}{t / base_time:>10.2f}{max(run.peak_rss) / 2**30:>14.2f}{len(run.seconds):>6}  {run.detail}")
+    for run in runs:
+        names = [name for name in run.phases[0] if all(name in p for p in run.phases)] if run.phases else []
+        if not names:
+            continue
+        print(f"  {run.tool} phases, median s: "
+              + ", ".join(f"{name} {statistics.median(p[name] for p in run.phases):.1f}" for name in names))
     sys.stdout.flush()
