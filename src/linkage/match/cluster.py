@@ -86,13 +86,11 @@ class _Group:
 class _Guard:
     """Contradiction checks between groups of records, on per-group sets (not record pairs)."""
 
-    def __init__(self, data: RecordArrays, labels: np.ndarray | None = None, suspects: np.ndarray | None = None):
+    def __init__(self, data: RecordArrays, labels: np.ndarray, suspects: np.ndarray):
         self.data = data
         self.ids = data.docs["id_any"].codes
         self.passports, self.phones = _passport_phone(data)
-        self._dob_different: dict[tuple[int, int], bool] = {}
-        if labels is not None and suspects is not None:
-            self._dob_different = _dob_pairs_different(data, labels, suspects)
+        self._dob_different = _dob_pairs_different(data, labels, suspects)
 
     def group(self, record: int) -> _Group:
         """The group of one record alone."""
