@@ -18,7 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
-from .config import ChainConfig, available_sources, load_source_config, parse_duration
+from .chain_joins import Joins, find_joins
+from .config import ChainConfig, available_sources, load_model_config, load_source_config, parse_duration
 from .errors import ConfigError, InputError
 from .sql import quote_literal
 from .workspace import Workspace
@@ -227,13 +228,13 @@ FLAG_CONFIDENCE = """
 
 def _identity_conflicts_sql(with_links: bool) -> str:
     """Persons whose records contradict: two valid resident IDs, birth dates more than a year apart,
-    or (with the match's persons) links the identity guard refused or kept for review."""
+    or (with the match's persons) a link the identity guard kept for review."""
     kept = """
         SELECT a.person_id, [a.source || ':' || a.record_id, b.source || ':' || b.record_id] AS evidence
         FROM link_pairs l
         JOIN chain_persons a ON a.rid = l.rid_l
         JOIN chain_persons b ON b.rid = l.rid_r
-        WHERE (l.conflict OR l.refused) AND a.person_id = b.person_id  -- refused, then joined by the chain
+        WHERE l.conflict AND a.person_id = b.person_id
         UNION ALL""" if with_links else ""
     return f"""
     CREATE OR REPLACE TEMP TABLE identity_conflicts AS
@@ -257,129 +258,6 @@ def _identity_conflicts_sql(with_links: bool) -> str:
     FROM all_ WHERE person_id IN (SELECT person_id FROM traveler_stages) GROUP BY person_id"""
 
 
-# Chain-aware linkage. A traveler split into two persons shows up as two travelers each missing
-# stages. Before such flags are raised, a person with open stages (missing, or pending: not yet
-# due) is joined with another person whose events fill them, when (a) neither has a stage the
-# other has, (b) the joined timeline keeps the stage order, and (c) their records are compatible:
-# a scored link between them, or, found through the time window of the open stage, the same birth
-# date (up to a day/month swap) and a similar name or a document one edit apart. The joins are
-# stored (chain_merges) and applied to persons: "link it", so exports and the next chain run agree.
-GAP_STEPS = [
-    # The later part of a split traveler misses its earlier stages; the earlier part misses its
-    # later ones once they are due, and before that holds them pending (a handover registered a
-    # day before the deadline belongs to someone whose handover is still pending). Persons with an
-    # open stage are paired through stored links; the search by time window (costlier) starts
-    # from a missing stage and looks among persons that miss stages themselves.
-    ("gap: missing stages", """
-        CREATE OR REPLACE TEMP TABLE gap_missing AS
-        SELECT person_id, stage, anchor_time, coalesce(due, anchor_time + INTERVAL 45 DAY) AS until
-        FROM timeline WHERE status = 'missing'"""),
-    ("gap: persons", """
-        CREATE OR REPLACE TEMP TABLE gap_persons AS
-        SELECT c.* FROM chain_persons c
-        SEMI JOIN (SELECT DISTINCT person_id FROM timeline WHERE status IN ('missing', 'pending')) m USING (person_id)"""),
-    ("gap: identity keys", """
-        CREATE OR REPLACE TEMP TABLE gap_keys AS  -- birth date, name key, hanzi name or a document
-        SELECT DISTINCT p.person_id, k
-        FROM gap_persons p SEMI JOIN gap_missing m USING (person_id) JOIN records r USING (source, record_id),
-             unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name]
-                    || list_transform(r.doc_numbers, x -> 'x' || x)) AS t(k)
-        WHERE k IS NOT NULL"""),
-    ("gap: pairs", """
-        CREATE OR REPLACE TEMP TABLE gap_pairs AS
-        WITH linked AS (
-            SELECT a.person_id AS a, b.person_id AS b, max(l.probability) AS score
-            FROM link_pairs l
-            JOIN gap_persons a ON a.rid = l.rid_l
-            JOIN gap_persons b ON b.rid = l.rid_r
-            WHERE a.person_id <> b.person_id
-            GROUP BY ALL),
-        windowed AS (
-            SELECT DISTINCT m.person_id AS a, st.person_id AS b
-            FROM gap_missing m
-            JOIN gap_keys ka ON ka.person_id = m.person_id
-            JOIN gap_keys kb ON kb.k = ka.k AND kb.person_id <> m.person_id
-            JOIN timeline st ON st.person_id = kb.person_id AND st.stage = m.stage
-                 AND st.time >= m.anchor_time - INTERVAL 1 DAY AND st.time <= m.until + INTERVAL 1 DAY
-            WHERE m.anchor_time IS NOT NULL),
-        compatible AS (
-            SELECT w.a, w.b, max(jaro_winkler_similarity(ra.name_key, rb.name_key)) AS score
-            FROM windowed w
-            JOIN gap_persons pa ON pa.person_id = w.a
-            JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
-            JOIN gap_persons pb ON pb.person_id = w.b
-            JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
-            WHERE (ra.sex IS NULL OR rb.sex IS NULL OR ra.sex = rb.sex)
-              AND (coalesce(ra.dob, ra.id_dob) IS NULL OR coalesce(rb.dob, rb.id_dob) IS NULL
-                   OR coalesce(ra.dob, ra.id_dob) = coalesce(rb.dob, rb.id_dob)
-                   OR (year(coalesce(ra.dob, ra.id_dob)) = year(coalesce(rb.dob, rb.id_dob))
-                       AND month(coalesce(ra.dob, ra.id_dob)) = day(coalesce(rb.dob, rb.id_dob))
-                       AND day(coalesce(ra.dob, ra.id_dob)) = month(coalesce(rb.dob, rb.id_dob)))
-                   -- the same name and sex filling the gap on time: a birth date that disagrees is an
-                   -- identity conflict to check (flagged as such), not another traveler
-                   OR ra.name_key = rb.name_key AND ra.sex = rb.sex)
-              AND (jaro_winkler_similarity(ra.name_key, rb.name_key) >= 0.8
-                   OR ra.family_phonetic = rb.family_phonetic AND ra.given_phonetic = rb.given_phonetic
-                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0
-                   -- the same letters: a space moved or names run together ("HANY ICAO" for CAO HAN YI)
-                   OR list_sort(string_split(replace(ra.name_key, ' ', ''), ''))
-                      = list_sort(string_split(replace(rb.name_key, ' ', ''), '')))
-              -- without both birth dates, only an exact name or a shared document will do
-              AND (coalesce(ra.dob, ra.id_dob) IS NOT NULL AND coalesce(rb.dob, rb.id_dob) IS NOT NULL
-                   OR ra.name_key = rb.name_key OR ra.local_name = rb.local_name
-                   OR len(list_intersect(ra.doc_numbers, rb.doc_numbers)) > 0)
-            GROUP BY ALL)
-        SELECT least(a, b) AS a, greatest(a, b) AS b, max(score) AS score, min(how) AS how
-        FROM (SELECT a, b, score, 'link' AS how FROM linked
-              UNION ALL SELECT a, b, score, 'window' AS how FROM compatible)
-        GROUP BY ALL"""),
-    ("gap: candidates", """
-        CREATE OR REPLACE TEMP TABLE gap_candidates AS
-        WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
-        overlap AS (  -- a stage both have
-            SELECT DISTINCT p.a, p.b FROM gap_pairs p
-            JOIN done x ON x.person_id = p.a JOIN done y ON y.person_id = p.b AND y.stage = x.stage),
-        disorder AS (  -- the joined timeline would break the stage order
-            SELECT DISTINCT p.a, p.b FROM gap_pairs p
-            JOIN done x ON x.person_id = p.a JOIN done y ON y.person_id = p.b
-            WHERE (x.ord < y.ord AND x.time > y.time) OR (x.ord > y.ord AND x.time < y.time))
-        SELECT * FROM gap_pairs p ANTI JOIN overlap USING (a, b) ANTI JOIN disorder USING (a, b)"""),
-]
-
-
-def _find_merges(ws: Workspace) -> dict[str, tuple[str, str, float]]:
-    """Join split travelers (see GAP_STEPS) in the temp `chain_persons`; {merged id: (kept id, how, score)}."""
-    for step, sql in GAP_STEPS:
-        ws.run(step, sql)
-    candidates = ws.rows("gap candidate list", "SELECT a, b, score, how FROM gap_candidates ORDER BY score DESC, a, b")
-    if not candidates:
-        return {}
-    stages = dict(ws.rows("done stages", "SELECT person_id, list(stage) FROM timeline WHERE status = 'done' "
-                                         "AND person_id IN (SELECT a FROM gap_candidates UNION SELECT b FROM gap_candidates) "
-                                         "GROUP BY 1"))
-    root: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while root.get(x, x) != x:
-            x = root[x]
-        return x
-
-    held = {p: set(s) for p, s in stages.items()}
-    joined: dict[str, tuple[str, float]] = {}
-    for a, b, score, how in candidates:
-        ra, rb = find(a), find(b)
-        if ra == rb or held.get(ra, set()) & held.get(rb, set()):
-            continue
-        keep, gone = sorted((ra, rb))
-        root[gone] = keep
-        held[keep] = held.get(keep, set()) | held.pop(gone, set())
-        joined[gone] = (how, float(score))
-    merges = {gone: (find(gone), how, score) for gone, (how, score) in joined.items()}
-    if merges:
-        _apply_merges(ws, merges, "chain_persons")
-    return merges
-
-
 def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], table: str) -> None:
     ws.register("merges_input", pl.DataFrame({"merged": list(merges), "person_id": [m[0] for m in merges.values()],
                                               "how": [m[1] for m in merges.values()],
@@ -389,12 +267,13 @@ def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], tabl
     ws.unregister("merges_input")
 
 
-def _load_chain_persons(ws: Workspace, clusters: pl.DataFrame | None) -> None:
-    """The temp `chain_persons`: the match's persons, or given clusters (source, record_id, person_id),
-    each record with the match's record number (`rid`, which its link pairs refer to)."""
+def _load_chain_persons(ws: Workspace, clusters: pl.DataFrame | None, source: str = "persons") -> None:
+    """The temp `chain_persons`: the match's persons (`source`; `linked_persons` with the latest
+    chain's joins), or given clusters (source, record_id, person_id), each record with the match's
+    record number (`rid`, which its link pairs refer to)."""
     if clusters is None:
         ws.run("chain persons", "CREATE OR REPLACE TEMP TABLE chain_persons AS "
-                                "SELECT source, record_id, person_id, rid FROM persons")
+                                f"SELECT source, record_id, person_id, rid FROM {source}")
         return
     ws.register("clusters_input", clusters.select("source", "record_id", "person_id").to_arrow())
     ws.run("chain persons", """
@@ -423,9 +302,19 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
     # created inside an open transaction without statistics); only the stores are transactional.
     ws.run("chain stages", _stages_sql(config))
     evaluate_timelines(ws, config, as_of)
-    merges = _find_merges(ws) if clusters is None else {}
+    joins = Joins()
+    if clusters is None and config.join_splits:
+        model_config, _ = load_model_config(config_dir)
+        threshold = ws.scalar("match threshold", "SELECT threshold FROM match_runs WHERE run_id = ?", [match_run[0][0]])
+        joins = find_joins(ws, config, model_config, float(threshold))
+    merges = joins.merges
     if merges:
+        _apply_merges(ws, merges, "chain_persons")
         evaluate_timelines(ws, config, as_of, merges)
+    ws.register("review_input", pl.DataFrame({"person_id": list(joins.review), "other": list(joins.review.values())},
+                                             schema={"person_id": pl.Utf8, "other": pl.Utf8}).to_arrow())
+    ws.run("join review", "CREATE OR REPLACE TEMP TABLE join_review AS SELECT * FROM review_input")
+    ws.unregister("review_input")
     ws.run("identity conflicts", _identity_conflicts_sql(with_links=clusters is None))
     ws.run("flags", _flags_sql())
     ws.run("flag confidence", FLAG_CONFIDENCE)
@@ -434,8 +323,7 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         ws.run("open chain run", "INSERT INTO chain_runs (run_id, as_of, started_at, match_run_id, chain_sha256) "
                                  "VALUES (?, ?, ?, ?, ?)",
                [run_id, as_of, datetime.now(), match_run[0][0] if match_run and clusters is None else None, chain_sha])
-        if merges:
-            _apply_merges(ws, merges, "persons")
+        if merges:   # the chain's own table: `persons` stays the match's (see linked_persons)
             ws.register("merges_input", pl.DataFrame(
                 {"merged": list(merges), "person_id": [m[0] for m in merges.values()],
                  "how": [m[1] for m in merges.values()], "score": [m[2] for m in merges.values()]}).to_arrow())
@@ -492,15 +380,19 @@ def _store(ws: Workspace, config: ChainConfig, run_id: int, previous: int | None
         INSERT INTO flags
         SELECT ?, c.flag_key, c.person_id, c.code, c.stage,
                CASE WHEN p.flag_key IS NULL THEN 'new' ELSE 'open' END,
-               CASE c.code {severity} END, c.district, c.confidence, c.confidence < ?,
+               CASE c.code {severity} END, c.district, c.confidence, c.confidence < ? OR j.other IS NOT NULL,
                c.reason || CASE WHEN c.confidence < ? THEN
                    format(' (rests on a link of confidence {{:.2f}}: check the records belong together)', c.confidence)
+                   ELSE '' END
+               || CASE WHEN j.other IS NOT NULL AND c.code <> 'IDENTITY_CONFLICT' THEN
+                   format(' (person {{}} may be another part of this traveler: check before acting)', j.other)
                    ELSE '' END,
                to_json(list_filter(c.evidence, x -> x IS NOT NULL))::VARCHAR,
                coalesce(p.first_seen_run, ?), c.due
         FROM current_flags c
         LEFT JOIN (SELECT flag_key, first_seen_run FROM flags WHERE run_id = ? AND status <> 'resolved') p
-          USING (flag_key)""", [run_id, config.review_below, config.review_below, run_id, previous or -1])
+          USING (flag_key)
+        LEFT JOIN join_review j ON j.person_id = c.person_id""", [run_id, config.review_below, config.review_below, run_id, previous or -1])
     if previous is not None:
         ws.run("resolved flags", """
             INSERT INTO flags
@@ -599,5 +491,5 @@ def score_flags(ws: Workspace, truth_flags_path: Path, truth_entities: pl.DataFr
     run = ws.scalar("latest chain run", "SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL")
     match_based = ws.scalar("chain on match persons", "SELECT match_run_id IS NOT NULL FROM chain_runs WHERE run_id = ?",
                             [run]) if run is not None else True
-    _load_chain_persons(ws, None if match_based else truth_entities)
+    _load_chain_persons(ws, None if match_based else truth_entities, "linked_persons")
     return evaluate_flags(ws, frame, truth_entities)

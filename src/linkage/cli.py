@@ -130,6 +130,7 @@ def ingest(
             out.line(
                 f"{config.name}: {r.file}: batch {r.batch_id}: {r.rows_read:,} rows read = {r.rows_loaded:,} loaded "
                 f"+ {r.rows_rejected:,} rejected; {r.events:,} events; {r.value_issues:,} values not standardized"
+                + (f"; {r.value_notes:,} kept unverified or read with day and month swapped" if r.value_notes else "")
                 + (f"; {r.records_replaced:,} earlier records replaced" if r.records_replaced else "")
             )
 
@@ -153,8 +154,9 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
         return
     out.table(
         f"Workspace {state.workspace} (schema {result.schema_version})",
-        ["source", "rows read", "records", "rejects", "values not standardized", "events", "batches"],
-        [(name, s.rows_read, s.records, s.rejects, s.value_issues, s.events, s.batches)
+        ["source", "rows read", "records", "rejects", "values not standardized", "values kept, noted", "events",
+         "batches"],
+        [(name, s.rows_read, s.records, s.rejects, s.value_issues, s.value_notes, s.events, s.batches)
          for name, s in result.sources.items()],
     )
     reasons = [(name, reason, n) for name, s in result.sources.items() for reason, n in s.rejects_by_reason.items()]
@@ -165,30 +167,59 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
         out.table("Values not standardized, by column", ["source", "column", "values"], issues)
 
 
-@app.command()
+class _SampleCommand(typer.core.TyperCommand):
+    """`linkage sample --help` also lists the corruption profiles, one line each, from
+    linkage.sample.CORRUPTIONS (imported only when the help is shown)."""
+
+    def format_help_text(self, ctx, formatter) -> None:
+        super().format_help_text(ctx, formatter)
+        from .sample import CORRUPTIONS
+
+        with formatter.section("Corruption profiles (--corruption NAME, repeatable or comma-separated; all)"):
+            width = max(len(name) for name in CORRUPTIONS)
+            for name, text in CORRUPTIONS.items():
+                formatter.write(f"{'':>{formatter.current_indent}}{name:<{width}}  {text}\n")
+
+
+@app.command(cls=_SampleCommand)
 def sample(
     people: int = typer.Option(2000, "--people", min=1, help="Number of travelers."),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same files)."),
     out_dir: Path = typer.Option(Path("sample_data"), "--out", help="Output directory."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluation time, e.g. 2026-03-31T00:00."),
+    corruption: list[str] = typer.Option([], "--corruption", metavar="NAME",
+                                         help="Apply a corruption profile (listed above); default none."),
 ) -> None:
     """Write realistic synthetic exports of the four agencies plus truth files.
 
+    Without --corruption the files are those of the generator alone (same seed, same bytes); each
+    profile adds one class of hard cases, with its own random stream, and the truth files follow.
+
     Example:
 
-        linkage sample --people 10000 --seed 1 --out data/
+        linkage sample --people 10000 --out data/ --corruption twins,thin
     """
-    from .sample import generate_sample
+    from .sample import corruption_names, generate_sample
 
     out = _out()
     when = _parse_time(as_of, "--as-of") if as_of else None
-    summary = generate_sample(people, seed, out_dir, as_of=when)
+    try:
+        profiles = corruption_names(corruption)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    summary = generate_sample(people, seed, out_dir, as_of=when, corruptions=profiles)
     if out.json_mode:
         out.json({"out_dir": str(summary.out_dir), "people": summary.people, "as_of": summary.as_of.isoformat(),
-                  "files": summary.files})
+                  "files": summary.files,
+                  "corruption": {name: {"people": touched, "eligible": eligible}
+                                 for name, (touched, eligible) in summary.corruptions.items()}})
         return
     out.table(f"Sample of {summary.people:,} travelers in {summary.out_dir} (as of {summary.as_of:%Y-%m-%d %H:%M})",
               ["file", "rows"], sorted(summary.files.items()))
+    if summary.corruptions:
+        out.table("Corruption profiles", ["profile", "people touched", "of people it applies to", "share"],
+                  [(name, touched, eligible, f"{touched / max(eligible, 1):.1%}")
+                   for name, (touched, eligible) in summary.corruptions.items()])
 
 
 @app.command()
@@ -312,15 +343,17 @@ def blocking(
     model_config: Optional[Path] = typer.Option(None, "--model-config", help="Use this model.toml."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
-    """Candidate pairs per blocking rule (counted in SQL before any comparison) and, with --truth, recall.
+    """The blocking rules and why: model.toml's, or (without [[blocking]] there) the rules chosen from
+    the data, every candidate with its pairs, the share of likely matches it finds and why it was or
+    was not chosen; candidate pairs per rule and, with --truth, the recall of blocking.
 
     Example:
 
         linkage blocking --truth sample_data/truth_entities.csv
     """
     from .config import load_model_config
-    from .match.blocking import blocking_report
     from .match.evaluate import load_truth
+    from .match.rules import blocking_report
     from .workspace import Workspace
 
     out = _out(json_flag)
@@ -331,8 +364,16 @@ def blocking(
     if out.json_mode:
         out.json(report)
         return
-    out.table("Blocking rules", ["rule", "pairs", "largest blocks"] + (["recall"] if frame is not None else []),
-              [(r["rule"], r["pairs"], ", ".join(f"{n:,}" for n in r["largest_blocks"]))
+    if "choice" in report:
+        choice = report["choice"]
+        out.table(f"Candidate rules (first pass: {choice['sampled_pairs']:,} pairs of {choice['sampled_records']:,} "
+                  f"sampled records, {choice['pseudo_matches']:,} likely matches)",
+                  ["rule", "on", "pairs", "finds", "added", "decision"],
+                  [(c["rule"], " + ".join(c["on"]), c["pairs"], f"{c['covers']:.1%}", f"{c['gain']:.2%}", c["why"])
+                   for c in choice["candidates"]])
+    out.table(f"Blocking rules (from {report['chosen_by']})",
+              ["rule", "on", "pairs", "largest blocks"] + (["recall"] if frame is not None else []),
+              [(r["rule"], " + ".join(r["on"]), r["pairs"], ", ".join(f"{n:,}" for n in r["largest_blocks"]))
                + ((f"{r['recall']:.4f}",) if frame is not None else ()) for r in report["rules"]])
     line = f"Union: {report['candidate_pairs']:,} candidate pairs (cap {config.max_pairs:,})"
     if frame is not None:

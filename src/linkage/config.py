@@ -316,10 +316,10 @@ def load_source_config(config_dir: Path, name: str | None, config_file: Path | N
 
 BLOCKING_FIELDS = (
     "dob", "birth_year", "name_key", "name_token", "family_name", "given_name", "local_name",
-    "family_phonetic", "given_phonetic", "name_phonetic", "doc_number", "phone", "email", "sex", "nationality", "address",
-    "district", "employer",
+    "family_phonetic", "given_phonetic", "name_phonetic", "phonetic_pair", "doc_number", "phone", "email", "sex",
+    "nationality", "address", "address_token", "district", "employer",
 )
-COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "text")
+COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "number", "text")
 
 
 class BlockingRule(_Strict):
@@ -348,7 +348,7 @@ class BlockingRule(_Strict):
 class ComparisonConfig(_Strict):
     """How one field is compared; `kind` picks the level scheme."""
 
-    kind: Literal["name", "date", "documents", "phone", "exact", "code", "text"]
+    kind: Literal["name", "date", "documents", "phone", "exact", "code", "number", "text"]
     field: str | None = None
     thresholds: list[Annotated[float, Field(gt=0, lt=1)]] | None = None
     term_frequency: bool | None = None
@@ -373,8 +373,18 @@ class ModelConfig(_Strict):
     em_max_iterations: int = Field(default=200, gt=0)
     em_tolerance: float = Field(default=1e-6, gt=0)
     compare: Literal["all"] | list[str] = "all"
-    blocking: list[BlockingRule] = Field(default_factory=lambda: list(DEFAULT_BLOCKING), min_length=1)
+    blocking: list[BlockingRule] | None = Field(default=None, min_length=1)   # None: chosen from the data
     comparisons: dict[str, ComparisonConfig | Literal[False]] = {}
+    # Fields whose disagreement the clustering guard treats as a contradiction (two people).
+    identity: list[str] = Field(default_factory=lambda: ["id_number", "dob"])
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in ("id_number", "dob", "passport") and not (name.startswith("extra.") and SLUG.match(name[6:])):
+                raise ValueError(f"'{name}' is not an identity field; valid: id_number, dob, passport, extra.NAME")
+        return value
 
     @field_validator("compare")
     @classmethod
@@ -388,7 +398,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_rules(self) -> ModelConfig:
-        names = [rule.name for rule in self.blocking]
+        names = [rule.name for rule in self.blocking or []]
         if len(names) != len(set(names)):
             raise ValueError("blocking rule names must be unique")
         return self
@@ -448,6 +458,8 @@ class ChainConfig(_Strict):
     severity: dict[Literal["MISSING_STAGE", "OUT_OF_ORDER", "GAP_EXCEEDED", "EARLY_RELEASE", "DISTRICT_MISMATCH",
                            "IDENTITY_CONFLICT"], Literal["low", "medium", "high", "critical"]] = {}
     review_below: float = Field(default=0.95, gt=0, le=1)
+    join_splits: bool = True              # join a traveler the match split in two, on evidence (chain_joins.py)
+    duplicate_within: Duration = "2h"     # the same stage this close in two persons: a duplicate record
 
     @model_validator(mode="after")
     def _graph(self) -> ChainConfig:

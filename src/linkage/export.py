@@ -58,7 +58,7 @@ def write_clusters(ws: Workspace, target: Path) -> int:
                          "run 'linkage match' first")
     with atomic_path(target) as temp:
         ws.run("export clusters", f"""
-            COPY (SELECT p.source, p.record_id, p.person_id FROM persons p JOIN records r USING (source, record_id)
+            COPY (SELECT p.source, p.record_id, p.person_id FROM linked_persons p JOIN records r USING (source, record_id)
                   ORDER BY p.source, p.record_id)
             TO '{str(temp).replace("'", "''")}' (HEADER, DELIMITER ',')""")
     return int(total)
@@ -129,7 +129,7 @@ def person_values_sql(run_id: int, fields: list[str]) -> str:
         for field in fields)
     return f"""
         WITH members AS (
-            SELECT p.person_id, r.* FROM persons p JOIN records r USING (source, record_id)
+            SELECT p.person_id, r.* FROM linked_persons p JOIN records r USING (source, record_id)
             WHERE p.person_id IN (SELECT person_id FROM flags WHERE run_id = {int(run_id)}
                                   AND status IN {_statuses_sql(False)})),
         candidates AS (

@@ -33,7 +33,7 @@ PARALLEL_FROM_BYTES = 8 << 20   # smaller files are mapped in-process (spawning 
 RECORD_COLUMNS = [
     "row_no", "record_id", "full_name", "family_name", "given_name", "local_name", "name_script", "name_key",
     "family_phonetic", "given_phonetic", "sex", "dob", "nationality", "passport", "id_number", "permit_no",
-    "doc_numbers", "id_dob", "id_sex", "phone", "email", "address", "district", "employer", "extra", "notes",
+    "doc_numbers", "id_dob", "id_sex", "phone", "phones", "email", "address", "district", "employer", "extra", "notes",
 ]
 
 
@@ -49,6 +49,7 @@ class BatchResult:
     events: int
     skipped: bool = False
     note: str = ""
+    value_notes: int = 0      # values kept in a normalized form that failed strict validation
 
 
 def file_sha256(path: Path) -> str:
@@ -194,13 +195,14 @@ def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
         },
         schema={"row_no": pl.Int64, "record_id": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8, "reason": pl.Utf8},
     )
-    for kind, frame in (("row", pl.concat([structural, mapped.rejects])), ("value", mapped.issues)):
+    rows = pl.concat([structural, mapped.rejects]).with_columns(kind=pl.lit("row"))
+    for frame in (rows, mapped.issues):   # issues are of kind 'value' (dropped) or 'note' (kept normalized)
         if frame.height:
             ws.register("chunk_rejects", frame.to_arrow())
             ws.run("stage rejects",
                    "INSERT INTO rejects (batch_id, source, file_name, row_no, record_id, column_name, value, reason, kind) "
-                   "SELECT ?, ?, ?, row_no, record_id, column_name, value, reason, ? FROM chunk_rejects",
-                   [batch_id, config.name, path.name, kind])
+                   "SELECT ?, ?, ?, row_no, record_id, column_name, value, reason, kind FROM chunk_rejects",
+                   [batch_id, config.name, path.name])
             ws.unregister("chunk_rejects")
 
 
@@ -230,7 +232,7 @@ def _close_batch(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
         ws.run(f"drop duplicate rows from {table}",
                f"DELETE FROM {table} WHERE batch_id = ? AND row_no IN ({duplicate_rows})", [batch_id, batch_id])
     ws.run("drop value issues of rejected rows",
-           f"DELETE FROM rejects WHERE batch_id = ? AND kind = 'value' AND row_no IN ({duplicate_rows})",
+           f"DELETE FROM rejects WHERE batch_id = ? AND kind IN ('value', 'note') AND row_no IN ({duplicate_rows})",
            [batch_id, batch_id])
     replaced = ws.scalar("count replaced records", """
         SELECT count(*) FROM records old
@@ -243,16 +245,18 @@ def _close_batch(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
                 DELETE FROM {table} WHERE source = ? AND batch_id <> ?
                   AND record_id IN (SELECT record_id FROM records WHERE batch_id = ?)""",
                    [config.name, batch_id, batch_id])
-    loaded, events, rejected, issues = ws.rows("count batch", """
+    loaded, events, rejected, issues, notes = ws.rows("count batch", """
         SELECT (SELECT count(*) FROM records WHERE batch_id = ?),
                (SELECT count(*) FROM events WHERE batch_id = ?),
                (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'row'),
-               (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'value')""",
-                                               [batch_id] * 4)[0]
+               (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'value'),
+               (SELECT count(*) FROM rejects WHERE batch_id = ? AND kind = 'note')""",
+                                                      [batch_id] * 5)[0]
     if loaded + rejected != rows_read:
         raise AssertionError(f"{path.name}: {rows_read} rows read but {loaded} loaded + {rejected} rejected")
     ws.run("close batch", """
-        UPDATE batches SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, value_issues = ?,
+        UPDATE batches SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, value_issues = ?, value_notes = ?,
                records_replaced = ?, events = ?, finished_at = ? WHERE batch_id = ?""",
-           [rows_read, loaded, rejected, issues, replaced, events, datetime.now(), batch_id])
-    return BatchResult(path.name, batch_id, rows_read, loaded, rejected, issues, replaced, events)
+           [rows_read, loaded, rejected, issues, notes, replaced, events, datetime.now(), batch_id])
+    return BatchResult(path.name, batch_id, rows_read, loaded, rejected, issues, replaced, events,
+                       value_notes=notes)

@@ -2,10 +2,12 @@
 
 Owns the per-source translation: configured columns -> canonical fields -> standardized
 values (via the pure functions in `standardize/`, applied to distinct values), the routing
-of document numbers into one set, the events a row carries, and the value-level issues
-(a value that could not be standardized is dropped from the record and reported, the row
-itself still loads). Row-level problems (a NUL byte, an oversized field, an empty record id)
-are returned as rejects.
+of document numbers into one set, the events a row carries, and the value-level issues: a
+value that could not be standardized is dropped from the record and reported (kind `value`),
+one that fails strict validation but is still evidence is kept in a normalized form and
+reported too (kind `note`: a phone number kept as digits, a birth date read with day and month
+swapped); the row itself still loads. Row-level problems (a NUL byte, an oversized field, an
+empty record id) are returned as rejects.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import polars as pl
 from .config import SourceConfig
 from .readers import MAX_FIELD_CHARS, ROW
 from .standardize import standardize_distinct
-from .standardize.countries import to_alpha3
-from .standardize.dates import parse_dates
+from .standardize.countries import to_alpha2, to_alpha3
+from .standardize.dates import parse_dates, swapped_formats
 from .standardize.ids import (
     classify_document_type,
     guess_document_type,
@@ -31,12 +33,12 @@ from .standardize.ids import (
     parse_resident_ids,
 )
 from .standardize.names import NAME_FIELDS, standardize_name
-from .standardize.phones import normalize_email, to_e164_many
+from .standardize.phones import normalize_email, phone_numbers_many
 from .standardize.sex import to_sex
 
 DOB_EARLIEST = date(1900, 1, 1)
-DOB_LATEST = date(2100, 1, 1)
-ISSUE_COLUMNS = {"row_no": pl.Int64, "record_id": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8, "reason": pl.Utf8}
+ISSUE_COLUMNS = {"row_no": pl.Int64, "record_id": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8, "reason": pl.Utf8,
+                 "kind": pl.Utf8}
 EVENT_COLUMNS = {"row_no": pl.Int64, "record_id": pl.Utf8, "stage": pl.Utf8, "time": pl.Datetime("us"),
                  "place": pl.Utf8, "district": pl.Utf8}
 NAME_COLUMNS = {
@@ -76,20 +78,21 @@ def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> Map
     extra_formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"] if typed_dates else []
     dob = col("dob")
     if dob is not None:
-        parsed, reasons = parse_dates(dob, config.date_formats("dob") + extra_formats, kind="date",
-                                      earliest=DOB_EARLIEST, latest=DOB_LATEST)
-        issues.append(_issues(base, fields["dob"], dob, reasons))
-        out["dob"] = parsed.alias("dob")
+        out["dob"] = _birth_dates(dob, config.date_formats("dob") + extra_formats, base, fields["dob"], issues)
     else:
         out["dob"] = pl.Series("dob", [None] * raw.height, dtype=pl.Date)
 
     out.update(_documents(raw, fields, base, issues))
     phone = col("phone")
     if phone is not None:
-        out["phone"], reasons = to_e164_many(phone, config.phone_region)
+        regions = out["nationality"].map_elements(to_alpha2, return_dtype=pl.Utf8, skip_nulls=True)
+        phones, reasons, notes = phone_numbers_many(phone, config.phone_region, regions)
         issues.append(_issues(base, fields["phone"], phone, reasons))
+        issues.append(_issues(base, fields["phone"], phone, notes, kind="note"))
+        out["phone"], out["phones"] = phones.list.first().alias("phone"), phones.alias("phones")
     else:
         out["phone"] = pl.Series([None] * raw.height, dtype=pl.Utf8)
+        out["phones"] = pl.Series([[]] * raw.height, dtype=pl.List(pl.Utf8))
     out["email"] = _apply(col("email"), normalize_email, pl.Utf8, base, fields.get("email"), issues)
     for field in ("address", "district", "employer"):
         series = col(field)
@@ -148,13 +151,38 @@ def _apply(series: pl.Series | None, fn: Callable[[Any], Any], dtype: pl.DataTyp
     return values
 
 
-def _issues(base: pl.DataFrame, column: str, values: pl.Series, reasons: pl.Series) -> pl.DataFrame:
+def _issues(base: pl.DataFrame, column: str, values: pl.Series, reasons: pl.Series,
+            kind: str = "value") -> pl.DataFrame:
+    """Rows whose reason is set: `value` = dropped from the record, `note` = kept in normalized form."""
     frame = base.with_columns(
         pl.lit(column, dtype=pl.Utf8).alias("column_name"),
         values.cast(pl.Utf8).alias("value"),
         reasons.cast(pl.Utf8).alias("reason"),
+        pl.lit(kind, dtype=pl.Utf8).alias("kind"),
     )
     return frame.filter(pl.col("reason").is_not_null()).select(list(ISSUE_COLUMNS))
+
+
+SWAPPED_NOTE = "day and month swapped for the declared format; read swapped"
+
+
+def _birth_dates(values: pl.Series, formats: list[str], base: pl.DataFrame, column: str,
+                 issues: list[pl.DataFrame]) -> pl.Series:
+    """Birth dates in the declared formats; a value that fails them but reads with day and month
+    exchanged is kept, read that way, and noted."""
+    latest = date.today()   # nobody is born after the export was written
+    parsed, reasons = parse_dates(values, formats, kind="date", earliest=DOB_EARLIEST, latest=latest)
+    swapped = swapped_formats(formats)
+    if swapped and reasons.is_not_null().any():
+        failed = pl.select(pl.when(reasons.is_not_null()).then(values.cast(pl.Utf8))).to_series()
+        again, _ = parse_dates(failed, swapped, kind="date", earliest=DOB_EARLIEST, latest=latest)
+        recovered = again.is_not_null()
+        parsed = parsed.fill_null(again)
+        issues.append(_issues(base, column, values, pl.select(pl.when(recovered).then(pl.lit(SWAPPED_NOTE))).to_series(),
+                              kind="note"))
+        reasons = pl.select(pl.when(~recovered).then(reasons)).to_series()
+    issues.append(_issues(base, column, values, reasons))
+    return parsed.alias("dob")
 
 
 def _names(raw: pl.DataFrame, config: SourceConfig) -> dict[str, pl.Series]:

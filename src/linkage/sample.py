@@ -60,6 +60,15 @@ shows the person's own, or a health record's DOB is 3-12 years off). Breaks that
 quarantine are drawn only among travelers who arrived 15-20+ days before as_of, with the rate
 scaled up so each type keeps its share.
 
+Corruption profiles (CORRUPTIONS, `--corruption NAME`, default none) each add one class of hard
+cases seen in real exports on top of this: unverified values, other document kinds, several
+phones, re-issued passports, thin records, duplicate stage records, twins and families. Each works
+on the uncorrupted exports with its own random stream (seed, profile name); profiles that edit the
+same fields (phones; documents) take disjoint shares of the people from one shared draw, so a
+profile does exactly the same whatever else is applied. Their new rows follow the row they copy
+and get the next record ids; the truth files are computed from the corrupted exports. Without a
+profile the files are byte-identical to the generator's alone.
+
 Everything is vectorized with numpy / polars over all people; Python loops run only over small
 vocabularies. Each concern draws from its own random stream derived from (seed, label), so the same
 (people, seed, as_of) gives byte-identical files. Files are written under temporary names in the
@@ -70,14 +79,15 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-__all__ = ["SampleSummary", "generate_sample", "DEFAULT_AS_OF", "STAGES", "resident_id_check_chars"]
+__all__ = ["CORRUPTIONS", "SampleSummary", "corruption_names", "generate_sample", "DEFAULT_AS_OF", "STAGES",
+           "resident_id_check_chars"]
 
 DEFAULT_AS_OF = datetime(2026, 3, 31, 0, 0)
 MAX_PEOPLE = 20_000_000
@@ -101,6 +111,8 @@ class SampleSummary:
     people: int
     files: dict[str, int]      # file name -> data rows written (exports and truth files)
     as_of: datetime
+    corruptions: dict[str, tuple[int, int]] = field(default_factory=dict)  # profile -> (people
+    # touched, people it could apply to); people added by a profile (twins) count as touched
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -1129,16 +1141,22 @@ def _stage_events(stage: int, secs: np.ndarray, present: np.ndarray):
 
 # --------------------------------------------------------------------------- the four exports
 
+def _immigration_names(P: _People, V: _Vocab, pid, r) -> pl.Series:
+    """One upper-case Latin name, given name first (3% family first), 0.5% with a typo."""
+    k = len(pid)
+    given, family = _latin_names(P, V, pid, r, pinyin_sep=(0.70, 0.25, 0.05))
+    given, family = given.str.to_uppercase(), family.str.to_uppercase()
+    full = _where(_pick(r, k, 0.03), _cat(family, " ", given), _cat(given, " ", family))
+    return _typo(full, _pick(r, k, 0.005), r)
+
+
 def _immigration(P: _People, TL: _Timeline, V: _Vocab, seed: int) -> _Export:
     r = _rng(seed, "immigration")
     pid, _ = _with_duplicates(r, np.flatnonzero(TL.present[:, 0]), 0.005)
     order = _sort_rows([TL.T[pid, 0], r.random(len(pid))])
     pid = pid[order]
     k = len(pid)
-    given, family = _latin_names(P, V, pid, r, pinyin_sep=(0.70, 0.25, 0.05))
-    given, family = given.str.to_uppercase(), family.str.to_uppercase()
-    full = _where(_pick(r, k, 0.03), _cat(family, " ", given), _cat(given, " ", family))
-    full = _typo(full, _pick(r, k, 0.005), r)
+    full = _immigration_names(P, V, pid, r)
     kind = np.maximum(_doc_kind(P, pid), 1)          # citizens enter on their passport
     arrival = TL.T[pid, 0]
     record_id = _daily_ids("IMM", arrival, 5)
@@ -1370,6 +1388,867 @@ def _commerce(P: _People, V: _Vocab, seed: int, as_of_s: int) -> _Export:
     return _Export(frame, record_id, pid, [])
 
 
+# --------------------------------------------------------------------------- corruption profiles
+
+# One line each; `linkage sample --help` and the README list them from here.
+CORRUPTIONS = {
+    "unverified": "fails strict validation: phones without country code or mistyped, Deutschland, 07/14/1977",
+    "doc_kinds": "a passport in one agency, a permanent-residence card or travel permit in another",
+    "multi_phone": "several phones per person: home-country number and Chinese mobile, two in one cell",
+    "reissued": "re-issued passports (a new number in some agencies); the same passport, a new phone",
+    "thin": "quarantine and test records with only name, sex, nationality, phone; spelling variants",
+    "duplicates": "a stage recorded twice: handovers minutes apart (one with a permit), re-entered registrations",
+    "twins": "people who must stay apart: twins, families sharing phone, flight, hotel and address",
+}
+
+# Profiles that edit the same field group of existing rows get disjoint shares of the people (one
+# shared draw per person), so no two profiles ever write the same cell and each does the same
+# whatever else is applied.
+_LOTS = {"phone": {"unverified": (0.00, 0.15), "multi_phone": (0.15, 0.40), "reissued": (0.40, 0.55)},
+         "document": {"doc_kinds": (0.00, 0.25), "reissued": (0.25, 0.45), "thin": (0.45, 0.65)}}
+
+# home-country mobiles: calling code, trunk prefix, prefixes, length of the national number
+_HOME_PHONES = {
+    "US": ("1", "", "201 202 212 213 305 312 415 617 646 702 713 718", 10),
+    "CA": ("1", "", "416 437 514 604 613 647 778", 10),
+    "GB": ("44", "0", "7400 7500 7711 7800 7900 7956 7960 7970 7980", 10),
+    "AU": ("61", "0", "400 401 402 403 404 405 410 412 413 414", 9),
+    "NZ": ("64", "0", "21 22 27", 9),
+    "IE": ("353", "0", "83 85 86 87", 9),
+    "DE": ("49", "0", "170 171 172 173 174 175", 10),
+    "AT": ("43", "0", "660 664 676 680 699", 10),
+    "CH": ("41", "0", "76 77 78 79", 9),
+    "FR": ("33", "0", "60 61 62 64 65 66 67 68 73 74 75 76 77 78", 9),
+    "BE": ("32", "0", "470 471 472 473 474 475 476 477 478 479 484 485 486 487 488 489 490 491 492 493 494 "
+                      "495 496 497 498 499", 9),
+    "RU": ("7", "8", "900 901 903 905 906 909 910 911 912 915 916 917 919 925 926 929 977 985 999", 10),
+    "KZ": ("7", "8", "700 701 702 705 707 747 771 775 776 777 778", 10),
+    "BY": ("375", "80", "29 33 44", 9),
+    "EG": ("20", "0", "10 11 12 15", 10),
+    "SA": ("966", "0", "50 53 54 55 56 58 59", 9),
+    "AE": ("971", "0", "50 52 54 55 56 58", 9),
+    "JO": ("962", "0", "79 775 776 777 781 785", 9),
+    "PK": ("92", "0", "300 301 303 311 313 321 333 345", 10),
+    "KR": ("82", "0", "102 103 104 106 107 108 109", 10),
+    "JP": ("81", "0", "70 80 90", 10),
+    "VN": ("84", "0", "32 33 34 35 36 37 38 39 90 91 93 94 96 97 98", 9),
+    "ES": ("34", "", "600 605 609 610 615 616 619 620 625 626 627 629 630 636 639 646 650 655 660 666 669 "
+                     "670 675 680 686 687 690 696 699", 9),
+    "MX": ("52", "", "55 33 81", 10),
+    "AR": ("54", "0", "112 113 114 115 116 117 118", 10),
+    "CO": ("57", "", "300 301 310 311 312 313 314 315 316 317 318 320 321", 10),
+    "CL": ("56", "", "9", 9),
+    "IN": ("91", "0", "70 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 93 94 95 96 97 98 99", 10),
+    "HK": ("852", "", "61 63 64 65 69 90 91 94 96 97", 8),
+    "MO": ("853", "", "62 63 65 66", 8),
+    "TW": ("886", "0", "9", 9),
+}
+# Chinese mobile prefixes that are not allocated (a clerk's slip on the first digits)
+_UNALLOCATED_CN = ("120", "121", "124", "127", "128", "140", "141", "143", "144", "154", "160", "164", "168",
+                   "169", "174", "179", "194")
+# country names in neither English nor Chinese (endonyms and other languages' names)
+_OTHER_COUNTRY_NAMES = {
+    "US": "Estados Unidos|États-Unis|Vereinigte Staaten", "GB": "Royaume-Uni|Reino Unido|Vereinigtes Königreich",
+    "CA": "Kanada|Canadá", "AU": "Australie|Australien", "NZ": "Aotearoa|Nouvelle-Zélande", "IE": "Éire|Irlande",
+    "DE": "Deutschland|Allemagne|Alemania|Germania", "AT": "Österreich|Autriche", "CH": "Schweiz|Suisse|Svizzera",
+    "FR": "Frankreich|Francia", "BE": "Belgique|België|Belgien", "RU": "Россия|Russland|Russie",
+    "KZ": "Қазақстан|Казахстан", "BY": "Беларусь|Weißrussland", "EG": "مصر|Ägypten|Égypte",
+    "SA": "السعودية|Arabie saoudite", "AE": "الإمارات|Émirats arabes unis", "JO": "الأردن|Jordanie",
+    "PK": "پاکستان|Pakistán", "KR": "대한민국|한국|Corée du Sud|Südkorea", "JP": "日本|日本国|Nippon|Japon",
+    "VN": "Việt Nam|Viêt Nam", "ES": "España|Espagne|Spanien", "MX": "México|Mexique", "AR": "Argentine|Argentinien",
+    "CO": "Colombie|Kolumbien", "CL": "Chili|República de Chile", "IN": "भारत|Bhārat|Inde",
+}
+_ISO_NUMERIC = {"US": 840, "GB": 826, "CA": 124, "AU": 36, "NZ": 554, "IE": 372, "DE": 276, "AT": 40, "CH": 756,
+                "FR": 250, "BE": 56, "RU": 643, "KZ": 398, "BY": 112, "EG": 818, "SA": 682, "AE": 784, "JO": 400,
+                "PK": 586, "KR": 410, "JP": 392, "VN": 704, "ES": 724, "MX": 484, "AR": 32, "CO": 170, "CL": 152,
+                "IN": 356}
+_HMT_PASSPORT = {"HK": "K########", "MO": "MA#######", "TW": "3########"}
+_PR_CARD = "外国人永久居留身份证"
+_TIME_COLUMNS = {   # the event columns a new row's times are written to: stage, column, format
+    "immigration": ((0, "ENTRY_TIME", "%Y-%m-%d %H:%M"),),
+    "health": tuple((s, c, "%Y/%m/%d %H:%M") for s, c in
+                    ((1, "登记时间"), (2, "健康检查时间"), (3, "转运时间"), (4, "隔离入住时间"), (5, "解除隔离时间"))),
+    "police": ((6, "登记时间", "%Y-%m-%d %H:%M:%S"),),
+    "commerce": (),
+}
+_ID_SCHEME = {"immigration": ("IMM", True, 5), "health": ("HC-", False, 7), "police": ("GA", True, 6),
+              "commerce": ("C-", False, 6)}     # prefix, per-day sequence, sequence width
+_CELL_SOURCES = ("health", "police", "commerce")   # the exports with phone, nationality and document cells
+
+
+def corruption_names(values) -> tuple[str, ...]:
+    """The profiles named by --corruption values (each may be a comma-separated list; "all" = every
+    profile), in CORRUPTIONS order. Raises ValueError naming the valid profiles."""
+    wanted = set()
+    for value in [values] if isinstance(values, str) else values:
+        for name in str(value).split(","):
+            name = name.strip().lower().replace("-", "_")
+            if name == "all":
+                wanted |= set(CORRUPTIONS)
+            elif name in CORRUPTIONS:
+                wanted.add(name)
+            elif name:
+                raise ValueError(f"unknown corruption profile '{name}'; valid profiles: "
+                                 f"{', '.join(CORRUPTIONS)} (or all)")
+    return tuple(name for name in CORRUPTIONS if name in wanted)
+
+
+@dataclass(frozen=True)
+class _Alternates:
+    """Each person's other identifiers, drawn once for everyone (whatever profiles are applied), so
+    two profiles showing the same person's second number show the same one, and no number is
+    anybody else's."""
+    home_nsn: pl.Series        # home-country mobile, national number ("" for citizens)
+    home_cc: pl.Series         # its calling code
+    home_trunk: pl.Series      # its national trunk prefix
+    home_split: np.ndarray     # length of its mobile prefix (for spacing)
+    cn_phone: pl.Series        # a second Chinese mobile
+    passport: pl.Series        # a re-issued passport number ("" for HK/Macao/Taiwan residents)
+    pr_card: pl.Series         # permanent-residence card (foreigners), "" otherwise
+    hmt_passport: pl.Series    # HKSAR / Macao SAR / ROC passport (HK/Macao/Taiwan), "" otherwise
+    taken: pl.Series           # every document number in use (base and alternates)
+
+
+def _fresh_patterned(r, patterns: np.ndarray, taken: pl.Series) -> pl.Series:
+    """A new number per row in its pattern ("" pattern -> ""), distinct and not in taken."""
+    names, code = np.unique(patterns.astype(str), return_inverse=True)
+    out = pl.Series(values=[""] * len(patterns), dtype=pl.String)
+    wanted = patterns != ""
+    redraw = wanted
+    for attempt in range(50):
+        for c in np.unique(code[redraw]):
+            idx = np.flatnonzero(redraw & (code == c))
+            space = _pattern_space(names[c])
+            values = r.integers(0, space, len(idx)) if attempt else _unique_ints(r, len(idx), space)
+            out = out.scatter(idx, _pattern_strings(names[c], values))
+        redraw = wanted & (out.is_in(taken.implode()) | ~out.is_first_distinct()).to_numpy()
+        if not redraw.any():
+            break
+    return out
+
+
+def _doc_patterns(numbers: pl.Series) -> np.ndarray:
+    """The pattern of each number (first character kept, then @ letter, # digit)."""
+    rest = numbers.str.slice(1).str.replace_all("[A-Z]", "@").str.replace_all("[0-9]", "#")
+    return np.array(_cat(numbers.str.slice(0, 1), rest).to_list(), dtype=object)
+
+
+def _home_phones(r, P: _People):
+    """A home-country mobile for every non-citizen: (national number, calling code, trunk, prefix length)."""
+    nsn = np.full(P.n, "", dtype=object)
+    cc = np.full(P.n, "", dtype=object)
+    trunk = np.full(P.n, "", dtype=object)
+    split = np.zeros(P.n, np.int64)
+    parts, where = [], []
+    for iso, (code, trunk_prefix, prefixes, length) in _HOME_PHONES.items():
+        m = np.flatnonzero((P.nat == _ISO[iso]) & (P.cat != 0))
+        if len(m) == 0:
+            continue
+        options = prefixes.split()
+        choice = r.integers(0, len(options), len(m))
+        cc[m], trunk[m] = code, trunk_prefix
+        for i, prefix in enumerate(options):
+            idx = m[choice == i]
+            rest = length - len(prefix)
+            v = _unique_ints(r, len(idx), 8 * 10 ** (rest - 1))      # first digit 2-9
+            parts.append(_cat(prefix, _digits(v + 2 * 10 ** (rest - 1), rest)))
+            where.append(idx)
+            split[idx] = len(prefix)
+    out = pl.Series(values=[""] * P.n, dtype=pl.String)
+    if parts:
+        out = out.scatter(np.concatenate(where), pl.concat(parts))
+    return out, _series(cc), _series(trunk), split
+
+
+def _second_cn_phones(r, P: _People) -> pl.Series:
+    """Another Chinese mobile per person, distinct and nobody's first number."""
+    taken = P.phone.cast(pl.Int64).to_numpy()
+    prefixes = np.array([int(p) for p in _PHONE_PREFIXES])
+    numbers = prefixes[r.integers(0, len(prefixes), P.n)] * 10**8 + r.integers(0, 10**8, P.n)
+    for _ in range(50):
+        clash = np.isin(numbers, taken)
+        _, first = np.unique(numbers, return_index=True)
+        dup = np.ones(P.n, bool)
+        dup[first] = False
+        bad = clash | dup
+        if not bad.any():
+            break
+        numbers[bad] = prefixes[r.integers(0, len(prefixes), int(bad.sum()))] * 10**8 + \
+            r.integers(0, 10**8, int(bad.sum()))
+    return _digits(numbers, 11)
+
+
+def _pr_cards(r, P: _People) -> pl.Series:
+    """Foreigners' permanent-residence card numbers: 70% the 18-digit form (9, province, ISO numeric
+    country, birth date, sequence, MOD 11-2 check), 30% the older 15-character form (ISO alpha-3,
+    province, YYMMDD, sequence, check digit). Distinct; "" for non-foreigners."""
+    n = P.n
+    foreign = P.cat == 1
+    numeric = np.array([_ISO_NUMERIC.get(c[0], 0) for c in _COUNTRIES])[P.nat]
+    alpha3 = _series([c[1] for c in _COUNTRIES]).gather(P.nat)
+    province = np.array([11, 11, 11, 31, 44, 32])[r.integers(0, 6, n)]
+    y, m, d = _days_to_ymd(P.dob)
+    seq = r.integers(0, 500, n) * 2 + (P.sex == 0)
+    idx = np.flatnonzero(foreign)
+    for _ in range(50):
+        b17 = ((9 * 100 + province) * 1000 + numeric) * 10**11 + (y * 10000 + m * 100 + d) * 1000 + seq
+        _, first = np.unique(b17[idx], return_index=True)
+        dup = np.ones(len(idx), bool)
+        dup[first] = False
+        if not dup.any():
+            break
+        seq[idx[dup]] = r.integers(0, 500, int(dup.sum())) * 2 + (P.sex[idx[dup]] == 0)
+    new = _cat(_digits(b17, 17), _series(resident_id_check_chars(b17)))
+    body = (province * 10**6 + (y % 100) * 10000 + m * 100 + d) * 1000 + seq
+    digits = (body[:, None] // (10 ** np.arange(10, -1, -1, dtype=np.int64))) % 10
+    check = (digits @ np.arange(1, 12)) % 10
+    old = _cat(alpha3, _digits(body, 11), _digits(check, 1))
+    card = _where(_pick(r, n, 0.7), new, old)
+    return _null_where(~foreign, card).fill_null("")
+
+
+def _alternates(P: _People, seed: int) -> _Alternates:
+    nsn, cc, trunk, split = _home_phones(_rng(seed, "alternate-home-phones"), P)
+    taken = pl.concat([P.rid, P.rid_alt, P.passport, P.old_passport, P.permit])
+    taken = taken.filter(taken != "")
+    renewed = _fresh_patterned(_rng(seed, "alternate-passports"),
+                               np.where(P.cat != 2, _doc_patterns(P.passport), ""), taken)
+    hmt_patterns = np.full(P.n, "", dtype=object)
+    for iso, pattern in _HMT_PASSPORT.items():
+        hmt_patterns[(P.nat == _ISO[iso]) & (P.cat == 2)] = pattern
+    hmt = _fresh_patterned(_rng(seed, "alternate-hmt-passports"), hmt_patterns, pl.concat([taken, renewed]))
+    pr = _pr_cards(_rng(seed, "alternate-pr-cards"), P)
+    taken = pl.concat([taken, renewed, hmt, pr])
+    return _Alternates(nsn, cc, trunk, split, _second_cn_phones(_rng(seed, "alternate-cn-phones"), P),
+                       renewed, pr, hmt, taken.filter(taken != ""))
+
+
+@dataclass
+class _NewRows:
+    """Rows a profile adds to one export, each placed right after the existing row it follows; the
+    record ids are given when all profiles' rows are merged. times: [k, 7] event times (_NEVER
+    where the row has none); the export's time columns are written from them."""
+    source: str
+    after: np.ndarray
+    frame: pl.DataFrame
+    pid: np.ndarray
+    times: np.ndarray
+
+
+@dataclass
+class _Changes:
+    """What one profile does: new values of existing cells, new rows, new people (rows of people
+    n.. refer to people.*), and which people it touched out of how many it could apply to."""
+    cells: list[tuple[str, str, np.ndarray, pl.Series]] = field(default_factory=list)
+    rows: list[_NewRows] = field(default_factory=list)
+    people: _People | None = None
+    touched: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    eligible: int = 0
+
+    def set(self, source: str, column: str, rows: np.ndarray, values) -> None:
+        if len(rows):
+            if not isinstance(values, pl.Series):
+                values = pl.Series(values=[values] * len(rows), dtype=pl.String)
+            self.cells.append((source, column, rows, values))
+
+
+@dataclass
+class _Base:
+    """What every profile reads: the population and the exports before any corruption."""
+    P: _People
+    V: _Vocab
+    exports: dict[str, _Export]
+    seed: int
+    as_of_s: int
+    alt: _Alternates
+    lots: dict[str, np.ndarray]
+
+    def rng(self, profile: str) -> np.random.Generator:
+        return _rng(self.seed, f"corruption:{profile}")
+
+    def slot(self, group: str, profile: str) -> np.ndarray:
+        """Per person: whether this profile may edit the person's fields of this group."""
+        lo, hi = _LOTS[group][profile]
+        return (self.lots[group] >= lo) & (self.lots[group] < hi)
+
+    def cells(self, column: str, sources=_CELL_SOURCES, where=None) -> pl.DataFrame:
+        """Non-empty cells of a column: source, row, pid, value (where: per-person mask)."""
+        parts = []
+        for name in sources:
+            ex = self.exports[name]
+            keep = ex.frame[column].is_not_null().to_numpy()
+            if where is not None:
+                keep &= where[ex.pid]
+            rows = np.flatnonzero(keep)
+            parts.append(pl.DataFrame({"source": pl.Series([name] * len(rows), dtype=pl.String),
+                                       "row": rows, "pid": ex.pid[rows],
+                                       "value": ex.frame[column].gather(rows).cast(pl.String)}))
+        return pl.concat(parts)
+
+
+def _first_per_person(pid: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Index of the row with the smallest key per person."""
+    order = np.lexsort((key, pid))
+    return order[np.unique(pid[order], return_index=True)[1]]
+
+
+def _set_cells(ch: _Changes, cells: pl.DataFrame, column: str, values: pl.Series) -> None:
+    for name in _CELL_SOURCES:
+        mask = (cells["source"] == name).to_numpy()
+        ch.set(name, column, cells["row"].to_numpy()[mask], values.filter(pl.Series(mask)))
+
+
+def _one_agency(cells: pl.DataFrame, r) -> pl.DataFrame:
+    """The cells of one randomly chosen agency per person."""
+    agencies = cells.select("pid", "source").unique(maintain_order=True)
+    chosen = agencies[_first_per_person(agencies["pid"].to_numpy(), r.random(agencies.height))]
+    return cells.join(chosen, on=["pid", "source"], how="semi", maintain_order="left")
+
+
+def _some_agencies(cells: pl.DataFrame, r, p: float) -> pl.DataFrame:
+    """The cells of each agency of a person with probability p, at least one agency, and (where the
+    person has two or more) not all."""
+    agencies = cells.select("pid", "source").unique(maintain_order=True)
+    pid = agencies["pid"].to_numpy()
+    u = r.random(len(pid))
+    take = u < p
+    ones = _first_per_person(pid, u)           # the agency with the smallest draw
+    keep = _first_per_person(pid, -u)          # the one with the largest
+    _, inverse, count = np.unique(pid, return_inverse=True, return_counts=True)
+    chosen = np.bincount(inverse, weights=take, minlength=len(count))
+    take[ones[chosen[inverse[ones]] == 0]] = True
+    take[keep[(count[inverse[keep]] > 1)]] = False
+    return cells.join(agencies.filter(pl.Series(take)), on=["pid", "source"], how="semi", maintain_order="left")
+
+
+def _cn_style(phone: pl.Series, r) -> pl.Series:
+    """A Chinese mobile as clerks type it: 13800138000 or 138 0013 8000."""
+    return _phone_formats(phone, r, (0.6, 0.4, 0, 0, 0))
+
+
+def _international(alt: _Alternates, pid: np.ndarray, r) -> pl.Series:
+    """Home numbers with their country code: +49 170 1234567, +491701234567 or 0049 1701234567."""
+    nsn, cc, split = alt.home_nsn.gather(pid), alt.home_cc.gather(pid), pl.Series(alt.home_split[pid])
+    frame = pl.DataFrame({"n": nsn, "c": cc, "k": split})
+    spaced = frame.select(pl.concat_str([pl.lit("+"), pl.col("c"), pl.lit(" "), pl.col("n").str.slice(0, pl.col("k")),
+                                         pl.lit(" "), pl.col("n").str.slice(pl.col("k"))])).to_series()
+    style = _weighted(r, (0.6, 0.2, 0.2), len(pid))
+    return _where(style == 0, spaced, _where(style == 1, _cat("+", cc, nsn), _cat("00", cc, " ", nsn)))
+
+
+def _national(alt: _Alternates, pid: np.ndarray, r) -> pl.Series:
+    """Home numbers as dialled at home, without the country code: 01701234567, 1701234567 or 0170 1234567."""
+    nsn, trunk, split = alt.home_nsn.gather(pid), alt.home_trunk.gather(pid), pl.Series(alt.home_split[pid])
+    frame = pl.DataFrame({"n": nsn, "t": trunk, "k": split})
+    spaced = frame.select(pl.concat_str([pl.col("t"), pl.col("n").str.slice(0, pl.col("k")), pl.lit(" "),
+                                         pl.col("n").str.slice(pl.col("k"))])).to_series()
+    style = _weighted(r, (0.4, 0.3, 0.3), len(pid))
+    return _where(style == 0, _cat(trunk, nsn), _where(style == 1, nsn, spaced))
+
+
+def _touched(*parts) -> np.ndarray:
+    return np.unique(np.concatenate([np.asarray(p, np.int64) for p in parts] or [np.zeros(0, np.int64)]))
+
+
+def _other_country_names(column: int) -> _NameTable:
+    """Per country, its names in neither English nor Chinese, minus any the column itself uses
+    (日本 is a Chinese name too)."""
+    own = _country_table(column)
+    entries = []
+    for i, country in enumerate(_COUNTRIES):
+        mine = set(own.flat.slice(int(own.off[i]), int(own.nvar[i])).to_list())
+        names = [x for x in _OTHER_COUNTRY_NAMES.get(country[0], "").split("|") if x and x not in mine]
+        entries.append("|".join(names))
+    return _NameTable.build(entries)
+
+
+def _mistyped_cn(phone: pl.Series, r) -> tuple[pl.Series, pl.Series]:
+    """(unallocated prefix, one digit mistyped) versions of Chinese mobiles."""
+    k = len(phone)
+    bad_prefix = _cat(_series(_UNALLOCATED_CN).gather(r.integers(0, len(_UNALLOCATED_CN), k)), phone.str.slice(3))
+    number = phone.cast(pl.Int64).to_numpy()
+    place = 10 ** (10 - r.integers(1, 11, k))                  # any digit but the leading 1
+    digit = number // place % 10
+    typo = number + ((digit + r.integers(1, 10, k)) % 10 - digit) * place
+    return bad_prefix, _digits(typo, 11)
+
+
+def _unverified(B: _Base) -> _Changes:
+    """Values that fail strict validation but are still evidence.
+
+    Phones (15% of people: their share of the phone lot): a non-citizen's home-country mobile in
+    every phone cell (half of them), at least one written without its country code in these
+    CN-default columns (01701234567, 1701234567, 2025550123), the others with it; everyone else
+    one cell with an unallocated prefix (14012345678) or one mistyped digit (which may still be a
+    valid number). Nationality: 15% of foreigners have one cell in a language that is neither
+    English nor Chinese (Deutschland, Allemagne, España, Россия, 日本 in English, 대한민국).
+    Birth date: 10% of the people with a police record have one written month first (07/14/1977)
+    in that day-first column: invalid where the day is over 12, silently another date otherwise."""
+    r = B.rng("unverified")
+    P, ch = B.P, _Changes()
+    n = P.n
+    home_kind = (P.cat != 0) & _pick(r, n, 0.5)
+    prefix_kind = _pick(r, n, 0.5)
+    phones = B.cells("联系电话", where=B.slot("phone", "unverified"))
+    pid = phones["pid"].to_numpy()
+    home = home_kind[pid]
+    national = _pick(r, len(pid), 0.6)
+    _, inverse = np.unique(pid, return_inverse=True)
+    first = _first_per_person(pid, np.arange(len(pid)))
+    none = np.bincount(inverse, weights=national & home, minlength=len(first))[inverse[first]] == 0
+    national[first[none]] = True
+    written = _where(national, _national(B.alt, pid, r), _international(B.alt, pid, r))
+    one = _first_per_person(pid, r.random(len(pid)))
+    one = one[~home[one]]
+    bad_prefix, typo = _mistyped_cn(P.phone.gather(pid[one]), r)
+    mistyped = _cn_style(_where(prefix_kind[pid[one]], bad_prefix, typo), r)
+    home_rows = np.flatnonzero(home)
+    _set_cells(ch, phones[home_rows], "联系电话", written.gather(home_rows))
+    _set_cells(ch, phones[one], "联系电话", mistyped)
+
+    nats = B.cells("国籍", where=(P.cat == 1) & _pick(r, n, 0.15))
+    nats = nats[_first_per_person(nats["pid"].to_numpy(), r.random(nats.height))]
+    nat = P.nat[nats["pid"].to_numpy()]
+    everywhere = np.ones(len(nat), bool)
+    english, chinese = _other_country_names(2).spell(nat, everywhere, r), _other_country_names(3).spell(nat, everywhere, r)
+    _set_cells(ch, nats, "国籍", _where((nats["source"] == "health").to_numpy(), english, chinese))
+
+    police = B.exports["police"]
+    rows = np.flatnonzero(police.frame["出生日期"].is_not_null().to_numpy())
+    _, m, d = _days_to_ymd(P.dob[police.pid[rows]])
+    rows = rows[(m != d) & _pick(r, n, 0.1)[police.pid[rows]]]
+    rows = rows[_first_per_person(police.pid[rows], r.random(len(rows)))]
+    ch.set("police", "出生日期", rows, _fmt_dates(P.dob[police.pid[rows]], np.zeros(len(rows), bool), "%m/%d/%Y"))
+
+    ch.touched = _touched(pid[home_rows], pid[one], nats["pid"], police.pid[rows])
+    ch.eligible = len(_touched(B.cells("联系电话")["pid"], B.cells("国籍", where=P.cat == 1)["pid"],
+                               police.pid[police.frame["出生日期"].is_not_null().to_numpy()]))
+    return ch
+
+
+def _doc_kinds(B: _Base) -> _Changes:
+    """Different kinds of document for one person: of the foreigners and HK/Macao/Taiwan residents
+    with a document in police or commerce, 25% (their share of the document lot) show in every row
+    of one of those two agencies a foreigner's permanent-residence card (外国人永久居留身份证, 18 or
+    15 characters) or an HK/Macao/Taiwan resident's passport (HKSAR, Macao SAR or ROC), where
+    immigration and the other agencies hold the passport or the travel permit."""
+    r = B.rng("doc_kinds")
+    P, ch = B.P, _Changes()
+    docs = B.cells("证件号码", ("police", "commerce"), where=P.cat != 0)
+    ch.eligible = docs["pid"].n_unique()
+    docs = _one_agency(docs.filter(pl.Series(B.slot("document", "doc_kinds")[docs["pid"].to_numpy()])), r)
+    pid = docs["pid"].to_numpy()
+    foreign = P.cat[pid] == 1
+    _set_cells(ch, docs, "证件类型", _where(foreign, _PR_CARD, "护照"))
+    _set_cells(ch, docs, "证件号码", _where(foreign, B.alt.pr_card.gather(pid), B.alt.hmt_passport.gather(pid)))
+    ch.touched = np.unique(pid)
+    return ch
+
+
+def _multi_phone(B: _Base) -> _Changes:
+    """More than one phone per person (25% of the people with a phone: their share of the phone
+    lot): a non-citizen's home-country number (+49 170 1234567), a citizen's second Chinese
+    mobile. Of those with phones in two or more agencies, 60% show the other number in every row
+    of one agency; the others, and everyone with one agency, get one cell holding both numbers
+    ("13812345678 / +49 170 1234567")."""
+    r = B.rng("multi_phone")
+    P, ch = B.P, _Changes()
+    whole = _pick(r, P.n, 0.6)
+    phones = B.cells("联系电话")
+    ch.eligible = phones["pid"].n_unique()
+    phones = phones.filter(pl.Series(B.slot("phone", "multi_phone")[phones["pid"].to_numpy()]))
+    agencies = phones.group_by("pid").agg(pl.col("source").n_unique().alias("agencies"))
+    phones = phones.join(agencies, on="pid", how="left", maintain_order="left")
+    split = (phones["agencies"].to_numpy() >= 2) & whole[phones["pid"].to_numpy()]
+    agency = _one_agency(phones.filter(pl.Series(split)), r)
+    cell = phones.filter(pl.Series(~split))
+    cell = cell[_first_per_person(cell["pid"].to_numpy(), r.random(cell.height))]
+
+    def other(pid: np.ndarray) -> pl.Series:
+        return _where(P.cat[pid] != 0, _international(B.alt, pid, r), _cn_style(B.alt.cn_phone.gather(pid), r))
+
+    _set_cells(ch, agency, "联系电话", other(agency["pid"].to_numpy()))
+    pid = cell["pid"].to_numpy()
+    sep = _series([" / ", "/", "; ", ", "]).gather(_weighted(r, (0.6, 0.15, 0.15, 0.1), len(pid)))
+    mine, second = cell["value"], other(pid)
+    _set_cells(ch, cell, "联系电话", _where(_pick(r, len(pid), 0.5), _cat(mine, sep, second), _cat(second, sep, mine)))
+    ch.touched = _touched(agency["pid"], pid)
+    return ch
+
+
+def _reissued(B: _Base) -> _Changes:
+    """Re-issued passports and changed phones. Passports: of the foreigners with a passport in
+    health, police or commerce, 20% (their share of the document lot) show a new number in some
+    of those agencies (each 60%, at least one, not all where there are several); immigration and
+    the rest keep the current one, and name, birth date and phone stay. Phones: of the people with
+    a phone in two or more agencies, 15% (their share of the phone lot) show a new Chinese mobile
+    in some agencies and the old one in the others; the documents stay."""
+    r = B.rng("reissued")
+    P, ch = B.P, _Changes()
+    docs = B.cells("证件号码", where=P.cat == 1)
+    docs_pid = docs["pid"].to_numpy()
+    renewed = _some_agencies(docs.filter(pl.Series(B.slot("document", "reissued")[docs_pid])), r, 0.6)
+    _set_cells(ch, renewed, "证件号码", B.alt.passport.gather(renewed["pid"].to_numpy()))
+    phones = B.cells("联系电话")
+    agencies = phones.group_by("pid").agg(pl.col("source").n_unique().alias("agencies"))
+    phones = phones.join(agencies.filter(pl.col("agencies") >= 2), on="pid", how="semi", maintain_order="left")
+    phones_pid = phones["pid"].to_numpy()
+    changed = _some_agencies(phones.filter(pl.Series(B.slot("phone", "reissued")[phones_pid])), r, 0.5)
+    _set_cells(ch, changed, "联系电话", _cn_style(B.alt.cn_phone.gather(changed["pid"].to_numpy()), r))
+    ch.touched = _touched(renewed["pid"], changed["pid"])
+    ch.eligible = len(_touched(docs_pid, phones_pid))
+    return ch
+
+
+def _drop_or_double(s: pl.Series, mask: np.ndarray, r) -> pl.Series:
+    """One letter (never the first) dropped or doubled on the masked rows: Meier -> Mier, Meierr."""
+    idx = np.flatnonzero(mask & (s.str.len_chars().to_numpy() >= 3))
+    k = len(idx)
+    df = pl.DataFrame({"s": s.gather(idx), "u": r.random(k), "drop": _pick(r, k, 0.5)})
+    n = pl.col("s").str.len_chars()
+    pos = (pl.col("u") * (n - 1)).floor().cast(pl.Int64) + 1
+    head, char, tail = pl.col("s").str.slice(0, pos), pl.col("s").str.slice(pos, 1), pl.col("s").str.slice(pos + 1)
+    out = df.select(pl.when(pl.col("drop")).then(pl.concat_str([head, tail]))
+                    .otherwise(pl.concat_str([head, char, char, tail]))).to_series()
+    return s.scatter(idx, out)
+
+
+def _thin_names(P: _People, V: _Vocab, pid, r) -> pl.Series:
+    """Names as a hotel list or a test site writes them: spelling variants (Stefan/Stephan,
+    Kato/Katou, Mohammed/Muhammad, Aleksandr/Alexander, Luis/Luiz), 35% with a dropped or doubled
+    letter; hanzi with a homophone for 30%."""
+    k = len(pid)
+    foreign = P.cat[pid] == 1
+    given, family = _latin_names(P, V, pid, r, p_variant=0.7, p_drop_second=0.5)
+    given = _where(_pick(r, k, 0.5), given.str.replace(r"^Luis$", "Luiz"), given)
+    typo, on_family = _pick(r, k, 0.35), _pick(r, k, 0.5)
+    family = _drop_or_double(family, typo & on_family, r)
+    given = _drop_or_double(given, typo & ~on_family, r)
+    latin = _where(_pick(r, k, 0.6), _cat(given, " ", family), _cat(family.str.to_uppercase(), " ", given))
+    hz_family, hz_given = _hanzi_names(P, V, pid, r, 0.3)
+    return _where(foreign, latin, _cat(hz_family, hz_given))
+
+
+def _row_times(ex: _Export) -> np.ndarray:
+    """[rows, 7] event times of an export's rows, _NEVER where a row has no such event."""
+    T = np.full((ex.frame.height, len(STAGES)), _NEVER, dtype=np.int64)
+    for stage, rows, secs in ex.events:
+        T[rows, stage] = secs
+    return T
+
+
+def _blank_rows(frame: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
+    return frame.select([pl.col(c) if c in keep else pl.lit(None, dtype=frame.schema[c]).alias(c)
+                         for c in frame.columns])
+
+
+def _thin(B: _Base) -> _Changes:
+    """Quarantine and test records that carry only name, sex, nationality and phone. Of the people
+    with a quarantine row, 20% (their share of the document lot) have every quarantine row without
+    birth date and document and the name written again (_thin_names); half of them also get one or
+    two nucleic-acid test rows (记录类型 核酸检测: no chain event) with just those four fields. The
+    quarantine rows keep their times, hotel and destination, so the chain is unchanged."""
+    r = B.rng("thin")
+    P, ch = B.P, _Changes()
+    health = B.exports["health"]
+    quarantine = health.frame["记录类型"].to_numpy() == "转运隔离"
+    ch.eligible = len(np.unique(health.pid[quarantine]))
+    rows = np.flatnonzero(quarantine & B.slot("document", "thin")[health.pid])
+    pid = health.pid[rows]
+    ch.set("health", "姓名", rows, _thin_names(P, B.V, pid, r))
+    for column in ("出生日期", "证件类型", "证件号码"):
+        ch.set("health", column, rows, pl.Series(values=[None] * len(rows), dtype=pl.String))
+    first = rows[_first_per_person(pid, rows)]
+    tests = np.repeat(first, np.where(_pick(r, len(first), 0.5), 1 + _pick(r, len(first), 0.4), 0))
+    frame = _blank_rows(health.frame[tests], ("性别", "国籍", "联系电话")).with_columns(
+        pl.lit("核酸检测").alias("记录类型"), _thin_names(P, B.V, health.pid[tests], r).alias("姓名"))
+    times = np.full((len(tests), len(STAGES)), _NEVER, dtype=np.int64)
+    ch.rows.append(_NewRows("health", tests, frame, health.pid[tests], times))
+    ch.touched = np.unique(pid)
+    return ch
+
+
+def _first_rows(ex: _Export, mask: np.ndarray) -> np.ndarray:
+    """The first masked row (in file order) of each person."""
+    rows = np.flatnonzero(mask)
+    return rows[_first_per_person(ex.pid[rows], rows)]
+
+
+def _duplicates(B: _Base) -> _Changes:
+    """One stage recorded twice (new record ids; the earliest time per stage, so the chain, is
+    unchanged). 17% of the people with a handover get a second handover registration 2-45 minutes
+    after the first (never after as_of), 70% of them with another of their documents: a
+    foreigner's permanent-residence card, a citizen's passport instead of the resident ID, an
+    HK/Macao/Taiwan resident's passport instead of the permit; 20% without the phone. 17% of the
+    people with a health registration have it entered again 0-10 minutes later with small
+    differences: the name typed again (50%), the phone in another format (30%) or left out (15%),
+    no birth date (15%), no document (15%)."""
+    r = B.rng("duplicates")
+    P, ch = B.P, _Changes()
+    twice_police, twice_health = _pick(r, P.n, 0.17), _pick(r, P.n, 0.17)
+    police = B.exports["police"]
+    times = _row_times(police)
+    handovers = _first_rows(police, times[:, 6] != _NEVER)
+    src = handovers[twice_police[police.pid[handovers]]]
+    pid, k = police.pid[src], len(src)
+    t = times[src]
+    t[:, 6] = np.minimum(t[:, 6] + r.integers(120, 2700, k), B.as_of_s)
+    cat = P.cat[pid]
+    other_type = _where(cat == 1, _PR_CARD, "护照")
+    other_no = _where(cat == 0, P.passport.gather(pid),
+                      _where(cat == 1, B.alt.pr_card.gather(pid), B.alt.hmt_passport.gather(pid)))
+    swap = _pick(r, k, 0.7)
+    frame = police.frame[src]
+    frame = frame.with_columns(_where(swap, other_type, frame["证件类型"]).alias("证件类型"),
+                               _where(swap, other_no, frame["证件号码"]).alias("证件号码"),
+                               _null_where(_pick(r, k, 0.2), frame["联系电话"]).alias("联系电话"))
+    ch.rows.append(_NewRows("police", src, frame, pid, t))
+
+    health = B.exports["health"]
+    times = _row_times(health)
+    registrations = _first_rows(health, health.frame["记录类型"].to_numpy() == "入境登记")
+    src_h = registrations[twice_health[health.pid[registrations]]]
+    pid_h, k = health.pid[src_h], len(src_h)
+    t = times[src_h]
+    later = t[:, 1] + r.integers(0, 11, k) * _MIN
+    t[:, 1] = np.where((t[:, 1] != _NEVER) & (later <= B.as_of_s), later, t[:, 1])
+    frame = health.frame[src_h]
+    name = _where(_pick(r, k, 0.5), _health_names(P, B.V, pid_h, r), frame["姓名"])
+    phone = _where(_pick(r, k, 0.3), _phone_formats(P.phone.gather(pid_h), r, (0.5, 0.3, 0.2, 0, 0)), frame["联系电话"])
+    frame = frame.with_columns(name.alias("姓名"), _null_where(_pick(r, k, 0.15), phone).alias("联系电话"),
+                               _null_where(_pick(r, k, 0.15), frame["出生日期"]).alias("出生日期"),
+                               _null_where(_pick(r, k, 0.15), frame["证件号码"]).alias("证件号码"))
+    ch.rows.append(_NewRows("health", src_h, frame, pid_h, t))
+    ch.touched = _touched(pid, pid_h)
+    ch.eligible = len(_touched(police.pid[handovers], health.pid[registrations]))
+    return ch
+
+
+def _one_digit_apart(numbers: pl.Series, taken: pl.Series, r) -> pl.Series:
+    """Each number with its last digit changed (+1, -1, +2, ...; a twin's passport applied for
+    together), distinct and not in taken; where none is free, a new number of the same pattern."""
+    k = len(numbers)
+    head, last = numbers.str.head(-1), numbers.str.tail(1).cast(pl.Int64).to_numpy()
+    out = numbers.clone()
+    pending = np.ones(k, bool)
+    for step in (1, 9, 2, 8, 3, 7, 4, 6, 5):
+        idx = np.flatnonzero(pending)
+        if len(idx) == 0:
+            break
+        cand = _cat(head.gather(idx), _digits((last[idx] + step) % 10, 1))
+        free = (~cand.is_in(taken.implode()) & cand.is_first_distinct()).to_numpy()
+        out = out.scatter(idx[free], cand.filter(pl.Series(free)))
+        taken = pl.concat([taken, cand.filter(pl.Series(free))])
+        pending[idx[free]] = False
+    idx = np.flatnonzero(pending)
+    if len(idx):
+        out = out.scatter(idx, _fresh_patterned(r, _doc_patterns(numbers.gather(idx)), taken))
+    return out
+
+
+def _kin_resident_ids(r, P: _People, origin, sex, dob, taken: pl.Series) -> pl.Series:
+    """Valid, new resident IDs for citizen kin: the traveler's area code, their own birth date."""
+    ids = pl.Series(values=[""] * len(origin), dtype=pl.String)
+    idx = np.flatnonzero(P.cat[origin] == 0)
+    area = P.rid.gather(origin[idx]).str.slice(0, 6).cast(pl.Int64).to_numpy()
+    y, m, d = _days_to_ymd(dob[idx])
+    seq = r.integers(1, 498, len(idx))
+    taken_b17 = taken.filter(taken.str.contains(r"^\d{17}[\dX]$")).str.slice(0, 17).cast(pl.Int64).to_numpy()
+    for _ in range(50):
+        b17 = ((area * 10**8 + y * 10000 + m * 100 + d) * 1000 + 2 * seq + (sex[idx] == 0)).astype(np.int64)
+        _, first = np.unique(b17, return_index=True)
+        bad = np.isin(b17, taken_b17)
+        bad[np.setdiff1d(np.arange(len(idx)), first)] = True
+        if not bad.any():
+            break
+        seq[bad] = r.integers(1, 498, int(bad.sum()))
+    return ids.scatter(idx, _cat(_digits(b17, 17), _series(resident_id_check_chars(b17))))
+
+
+def _kin(B: _Base, origin: np.ndarray, twin: np.ndarray, r) -> _People:
+    """The twins and family members of the travelers `origin` (twin: a twin, else a spouse, child
+    or sibling), as people of their own: shared family name (not a Chinese spouse's), phone,
+    address and destination; own given name, birth date (a twin's is the same) and documents (a
+    twin's one digit apart from the traveler's)."""
+    P, V = B.P, B.V
+    m = len(origin)
+    as_of_days = B.as_of_s // _D
+    age = as_of_days - P.dob[origin]
+    u = r.random(m)
+    spouse = ~twin & (age >= 22 * 365) & (u < 0.45)
+    child = ~twin & ~spouse & (age >= 30 * 365) & (u < 0.8)
+    sex = np.where(spouse, 1 - P.sex[origin], r.integers(0, 2, m)).astype(np.int8)
+    child_age = 20 * 365 + (r.random(m) * np.maximum(np.minimum(age - 365, 40 * 365) - 20 * 365, 1)).astype(np.int64)
+    apart = r.integers(365, 8 * 365, m) * np.where(_pick(r, m, 0.5), 1, -1)
+    dob = np.select([twin, spouse, child], [P.dob[origin], P.dob[origin] + r.integers(-6 * 365, 6 * 365 + 1, m),
+                                            P.dob[origin] + child_age], P.dob[origin] + apart)
+    dob = np.minimum(dob, as_of_days - 200)
+    cat, lang = P.cat[origin], P.lang[origin]
+    zfam = np.where(spouse & (P.zfam[origin] >= 0), _zipf_index(r, len(V.sur_hz), m, 0.7), P.zfam[origin])
+    zg1, zg2, fgiv = P.zg1[origin].copy(), P.zg2[origin].copy(), P.fgiv[origin].copy()
+    for _ in range(20):
+        same = (zg1 == P.zg1[origin]) & (zg2 == P.zg2[origin]) & (fgiv == P.fgiv[origin])
+        if not same.any():
+            break
+        idx = np.flatnonzero(same)
+        g1, g2 = _draw_zh_given(r, V, sex[idx])
+        zh = P.zg1[origin[idx]] >= 0
+        zg1[idx], zg2[idx] = np.where(zh, g1, -1), np.where(zh, g2, -1)
+        fgiv[idx] = np.where(P.fgiv[origin[idx]] >= 0, _draw_foreign_given(r, V, lang[idx], sex[idx]), -1)
+    taken = B.alt.taken
+    rid = _kin_resident_ids(r, P, origin, sex, dob, taken)
+    holder = cat != 2
+    documents = _where(holder, P.passport.gather(origin), P.permit.gather(origin))
+    own = _fresh_patterned(r, np.where(twin, "", _doc_patterns(documents)), taken)
+    twins = np.flatnonzero(twin)
+    own = own.scatter(twins, _one_digit_apart(documents.gather(twins), pl.concat([taken, own]), r))
+    none = pl.Series(values=[""] * m, dtype=pl.String)
+    return _People(m, cat, P.nat[origin], lang, sex, dob, zfam, zg1, zg2, P.ffam[origin], P.ffam2[origin], fgiv,
+                   rid, none, _where(holder, own, ""), none, np.zeros(m, bool), _where(holder, "", own),
+                   P.phone.gather(origin), P.home[origin], P.address.gather(origin), np.full(m, -1),
+                   (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+
+
+def _kin_rows(B: _Base, K: _People, origin: np.ndarray, source: str, firsts: np.ndarray, r) -> _NewRows:
+    """Copies of the travelers' rows `firsts` of one export for their kin, identity written anew
+    the way that agency writes it; phone, address, flight, hotel and times stay."""
+    ex = B.exports[source]
+    members = pl.DataFrame({"j": np.arange(len(origin)), "pid": origin})
+    pairs = members.join(pl.DataFrame({"pid": ex.pid[firsts], "row": firsts}), on="pid", how="inner").sort("row", "j")
+    src, j = pairs["row"].to_numpy(), pairs["j"].to_numpy()
+    k = len(j)
+    frame = ex.frame[src]
+    kind = _doc_kind(K, j)
+    dob = K.dob[j]
+    never = np.zeros(k, bool)
+    if source == "immigration":
+        kind = np.maximum(kind, 1)
+        frame = frame.with_columns(
+            _immigration_names(K, B.V, j, r).alias("FULL_NAME"), _series("MF").gather(K.sex[j]).alias("SEX"),
+            _fmt_dates(dob, never, "%Y%m%d").alias("DATE_OF_BIRTH"),
+            _where(kind == 1, K.passport.gather(j), K.permit.gather(j)).alias("TRAVEL_DOC_NO"))
+    elif source == "health":
+        frame = frame.with_columns(
+            _health_names(K, B.V, j, r).alias("姓名"), _series("男女").gather(K.sex[j]).alias("性别"),
+            _where(_pick(r, k, 0.5), _fmt_dates(dob, never, "%Y年%-m月%-d日"), _fmt_dates(dob, never, "%Y-%m-%d"))
+            .alias("出生日期"),
+            _held_documents(K, j, kind, never).alias("证件号码"))
+    else:
+        family, given = _police_names(K, B.V, j, r)
+        frame = frame.with_columns(
+            family.alias("姓"), given.alias("名"), _series("男女").gather(K.sex[j]).alias("性别"),
+            _fmt_dates(dob, never, "%d/%m/%Y").alias("出生日期"), _held_documents(K, j, kind, never).alias("证件号码"))
+    return _NewRows(source, src, frame, B.P.n + j, _row_times(ex)[src])
+
+
+def _twins(B: _Base) -> _Changes:
+    """People who must stay apart. Of the travelers with an arrival record (other than the
+    generator's own twins), 4% get a twin (same family name, birth date, phone, flight, hotel,
+    address and chain times; another given name, passport or permit and resident ID one digit
+    apart) and 8% travel with one (70%) or two family members: a spouse (a Chinese spouse keeps
+    her or his own family name), a child or a sibling, with their own given name, birth date and
+    documents. The kin's rows are copies of the traveler's first immigration, health registration,
+    quarantine and police handover rows (commerce is not copied) with the identity written anew
+    the way each agency writes it."""
+    r = B.rng("twins")
+    P = B.P
+    imm = B.exports["immigration"]
+    arrived = np.zeros(P.n, bool)
+    arrived[imm.pid] = True
+    arrived[np.concatenate(P.twin_pairs)] = False
+    u = r.random(P.n)
+    twin = arrived & (u < 0.04)
+    family = arrived & (u >= 0.04) & (u < 0.12)
+    size = np.where(twin, 1, np.where(family, 1 + _pick(r, P.n, 0.3), 0))
+    origin = np.repeat(np.arange(P.n), size)
+    K = _kin(B, origin, twin[origin], r)
+    ch = _Changes(people=K, eligible=int(arrived.sum()))
+    health, police = B.exports["health"], B.exports["police"]
+    firsts = {"immigration": _first_rows(imm, np.ones(imm.frame.height, bool)),
+              "health": np.concatenate([_first_rows(health, health.frame["记录类型"].to_numpy() == kind)
+                                        for kind in ("入境登记", "转运隔离")]),
+              "police": _first_rows(police, _row_times(police)[:, 6] != _NEVER)}
+    for source, rows in firsts.items():
+        ch.rows.append(_kin_rows(B, K, origin, source, rows, r))
+    ch.touched = _touched(origin, P.n + np.arange(len(origin)))
+    return ch
+
+
+_PROFILES = {"unverified": _unverified, "doc_kinds": _doc_kinds, "multi_phone": _multi_phone,
+             "reissued": _reissued, "thin": _thin, "duplicates": _duplicates, "twins": _twins}
+
+
+def _next_record_ids(source: str, existing: pl.Series, times: np.ndarray) -> pl.Series:
+    """Record ids for new rows that continue the export's scheme: the next sequence numbers (of
+    the day of the row's first event, for the per-day schemes)."""
+    prefix, daily, width = _ID_SCHEME[source]
+    k = len(times)
+    size = len(prefix) + (8 if daily else 0)
+    if daily:
+        day = times.min(axis=1) // _D
+        heads = _cat(prefix, _fmt_dates(day, np.zeros(k, bool), "%Y%m%d"))
+    else:
+        heads = pl.Series(values=[prefix] * k, dtype=pl.String)
+    used = pl.DataFrame({"head": existing.str.slice(0, size), "seq": existing.str.slice(size)}).group_by("head").agg(
+        pl.col("seq").cast(pl.Int64).max().alias("top"), pl.col("seq").str.len_chars().max().alias("width"))
+    new = pl.DataFrame({"head": heads, "i": np.arange(k)}).join(used, on="head", how="left").sort("i")
+    seq = new["top"].fill_null(0) + new.select(pl.int_range(1, pl.len() + 1).over("head")).to_series()
+    digits = max(width, int(new["width"].max() or 0), len(str(int(seq.max() or 0))))
+    return _cat(new["head"], seq.cast(pl.String).str.zfill(digits))
+
+
+def _merge(source: str, ex: _Export, frame: pl.DataFrame, new: list[tuple[int, _NewRows]]) -> tuple[_Export, np.ndarray]:
+    """The export with the new rows placed after their rows (in profile order); and where each
+    old row went."""
+    k = frame.height
+    after = np.concatenate([nr.after for _, nr in new])
+    times = np.concatenate([nr.times for _, nr in new])
+    added = pl.concat([nr.frame for _, nr in new])
+    for stage, column, fmt in _TIME_COLUMNS[source]:
+        added = added.with_columns(_fmt_times(times[:, stage], times[:, stage] != _NEVER, fmt).alias(column))
+    record_id = _next_record_ids(source, ex.record_id, times)
+    added = added.with_columns(record_id.alias(frame.columns[0]))
+    profile = np.concatenate([np.full(len(nr.after), i + 1) for i, nr in new])
+    order = np.lexsort((np.concatenate([np.zeros(k, np.int64), np.arange(len(after))]),
+                        np.concatenate([np.zeros(k, np.int64), profile]),
+                        np.concatenate([np.arange(k), after])))
+    where = np.empty(len(order), np.int64)
+    where[order] = np.arange(len(order))
+    events = []
+    for stage in range(len(STAGES)):
+        rows = [where[old] for s, old, _ in ex.events if s == stage]
+        secs = [t for s, _, t in ex.events if s == stage]
+        present = np.flatnonzero(times[:, stage] != _NEVER)
+        if rows or len(present):
+            rows.append(where[k + present])
+            secs.append(times[present, stage])
+            events.append((stage, np.concatenate(rows), np.concatenate(secs)))
+    district = None
+    if ex.handover_district is not None:
+        district = np.concatenate([ex.handover_district, ex.handover_district[after]])[order]
+    merged = _Export(pl.concat([frame, added])[order], pl.concat([ex.record_id, record_id]).gather(order),
+                     np.concatenate([ex.pid, np.concatenate([nr.pid for _, nr in new])])[order], events, district)
+    return merged, where[:k]
+
+
+def _apply(exports: dict[str, _Export], changes: list[_Changes]) -> tuple[dict[str, _Export], dict[str, np.ndarray]]:
+    """Every profile's cell values written into the exports, then their new rows merged in; and per
+    export where each original row is now."""
+    out, moved = {}, {}
+    for name, ex in exports.items():
+        frame = ex.frame
+        for ch in changes:
+            for source, column, rows, values in ch.cells:
+                if source == name:
+                    frame = frame.with_columns(frame[column].scatter(rows, values.cast(frame.schema[column])))
+        new = [(i, nr) for i, ch in enumerate(changes) for nr in ch.rows if nr.source == name]
+        if new:
+            out[name], moved[name] = _merge(name, ex, frame, new)
+        else:
+            out[name], moved[name] = replace(ex, frame=frame), np.arange(frame.height)
+    return out, moved
+
+
 # --------------------------------------------------------------------------- truth
 
 def _observed_stages(n: int, exports: list[_Export]):
@@ -1415,12 +2294,14 @@ def _person_ids(pid: np.ndarray) -> pl.Series:
     return _cat("P", _digits(pid + 1, 7))
 
 
-def _truth_flags(P: _People, exports: dict[str, _Export], identity: np.ndarray, as_of_s: int) -> pl.DataFrame:
-    T, present, ho_d = _observed_stages(P.n, list(exports.values()))
-    destination = np.full(P.n, -1, np.int64)
+def _truth_flags(home: np.ndarray, exports: dict[str, _Export], identity: np.ndarray, as_of_s: int) -> pl.DataFrame:
+    """home: every person's destination district (people added by a corruption profile included)."""
+    n = len(home)
+    T, present, ho_d = _observed_stages(n, list(exports.values()))
+    destination = np.full(n, -1, np.int64)
     health = exports["health"]
     q_rows = health.frame["记录类型"].to_numpy() == "转运隔离"
-    destination[health.pid[q_rows]] = P.home[health.pid[q_rows]]
+    destination[health.pid[q_rows]] = home[health.pid[q_rows]]
     flags = _chain_flags(T, present, ho_d, destination, as_of_s)
     flags.append((identity, "IDENTITY_CONFLICT", len(STAGES)))
     pid = np.concatenate([f[0] for f in flags])
@@ -1595,12 +2476,13 @@ def _validate(people: int, seed: int, as_of: datetime) -> None:
         raise ValueError(f"as_of must lie between 2000 and 2100, got {as_of:%Y-%m-%d %H:%M}")
 
 
-def _observable(P: _People, exports: list[_Export], id_conflicts: np.ndarray) -> np.ndarray:
+def _observable(rid: pl.Series, exports: list[_Export], id_conflicts: np.ndarray) -> np.ndarray:
     """Of the persons whose police handover holds another resident ID, those whose own ID still
-    shows intact in some record: where typos or missing values erased it, no one could tell."""
+    shows intact in some record: where typos or missing values erased it, no one could tell.
+    rid: every person's own resident ID ("" for none)."""
     shown = []
     for export in exports:
-        own = export.frame["证件号码"].str.replace_all(r"\s", "").str.to_uppercase() == P.rid.gather(export.pid)
+        own = export.frame["证件号码"].str.replace_all(r"\s", "").str.to_uppercase() == rid.gather(export.pid)
         shown.append(export.pid[own.fill_null(False).to_numpy()])
     return np.intersect1d(id_conflicts, np.concatenate(shown))
 
@@ -1617,13 +2499,38 @@ def _observable_dob(exports: dict[str, _Export], dob_conflicts: np.ndarray) -> n
     return np.intersect1d(dob_conflicts, pids[counts >= 2])
 
 
-def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | None = None) -> SampleSummary:
+def _corrupt(profiles: tuple[str, ...], P: _People, V: _Vocab, exports: dict[str, _Export], seed: int,
+             as_of_s: int, dob_conflicts: np.ndarray):
+    """Apply the profiles to the exports. Returns the exports, every person's home district and
+    resident ID (people added by a profile included), the DOB conflicts still shown, and per
+    profile (people touched, people it could apply to)."""
+    lots = _rng(seed, "corruption-lots")
+    B = _Base(P, V, exports, seed, as_of_s, _alternates(P, seed),
+              {"phone": lots.random(P.n), "document": lots.random(P.n)})
+    changes = [_PROFILES[name](B) for name in profiles]
+    health = exports["health"]
+    persons, first = np.unique(health.pid, return_index=True)     # a conflict is on the first row
+    conflict_rows = first[np.isin(persons, dob_conflicts)]
+    exports, moved = _apply(exports, changes)
+    shown = exports["health"].frame["出生日期"].gather(moved["health"][conflict_rows]).is_not_null().to_numpy()
+    kin = [ch.people for ch in changes if ch.people is not None]
+    home = np.concatenate([P.home] + [K.home for K in kin])
+    rid = pl.concat([P.rid] + [K.rid for K in kin])
+    touched = {name: (len(ch.touched), ch.eligible) for name, ch in zip(profiles, changes)}
+    return exports, home, rid, health.pid[conflict_rows[shown]], touched
+
+
+def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | None = None,
+                    corruptions=()) -> SampleSummary:
     """Write the four agencies' synthetic exports and the truth files into out_dir.
 
-    Same (people, seed, as_of) -> byte-identical files. as_of defaults to DEFAULT_AS_OF (never
-    "now"): only events at or before it exist, so some travelers are mid-chain."""
+    Same (people, seed, as_of, corruptions) -> byte-identical files. as_of defaults to
+    DEFAULT_AS_OF (never "now"): only events at or before it exist, so some travelers are
+    mid-chain. corruptions: names of CORRUPTIONS profiles (or "all", or comma-separated lists);
+    without any the files are exactly those of the generator alone."""
     as_of = DEFAULT_AS_OF if as_of is None else as_of
     _validate(people, seed, as_of)
+    profiles = corruption_names(corruptions)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output path exists and is not a directory: {out_dir}")
@@ -1635,9 +2542,12 @@ def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | Non
     police, id_conflicts = _police(P, TL, V, seed, as_of_s)
     exports = {"immigration": _immigration(P, TL, V, seed), "health": health, "police": police,
                "commerce": _commerce(P, V, seed, as_of_s)}
+    home, rid, touched = P.home, P.rid, {}
+    if profiles:
+        exports, home, rid, dob_conflicts, touched = _corrupt(profiles, P, V, exports, seed, as_of_s, dob_conflicts)
     identity = np.union1d(_observable_dob(exports, dob_conflicts),
-                          _observable(P, [exports["health"], exports["police"]], id_conflicts))
+                          _observable(rid, [exports["health"], exports["police"]], id_conflicts))
     truth = {"truth_entities.csv": _truth_entities(exports),
-             "truth_flags.csv": _truth_flags(P, exports, identity, as_of_s)}
+             "truth_flags.csv": _truth_flags(home, exports, identity, as_of_s)}
     files = _write_all(out_dir, exports, truth, as_of)
-    return SampleSummary(out_dir=out_dir, people=people, files=files, as_of=as_of)
+    return SampleSummary(out_dir=out_dir, people=people, files=files, as_of=as_of, corruptions=touched)

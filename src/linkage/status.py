@@ -15,6 +15,7 @@ class SourceStatus:
     events: int = 0
     batches: int = 0
     value_issues: int = 0
+    value_notes: int = 0      # kept in a normalized form (unverified phone, swapped day/month), still reported
     rows_read: int = 0
     events_by_stage: dict[str, int] = field(default_factory=dict)
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
@@ -56,6 +57,8 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
         if kind == "row":
             get(source).rejects += n
             get(source).rejects_by_reason[stem] = get(source).rejects_by_reason.get(stem, 0) + n
+        elif kind == "note":
+            get(source).value_notes += n
         else:
             get(source).value_issues += n
     for source, column, n in ws.rows("status: value issues",

@@ -246,6 +246,29 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             FROM link_pairs l JOIN persons a ON a.rid = l.rid_l JOIN persons b ON b.rid = l.rid_r""",
         ],
     ),
+    (
+        5,
+        "every phone number of a record (verified E.164 or unverified digits); notes counted per batch; "
+        "how a match run chose its blocking rules",
+        [
+            "ALTER TABLE records ADD COLUMN phones VARCHAR[]",
+            "UPDATE records SET phones = CASE WHEN phone IS NULL THEN []::VARCHAR[] ELSE [phone] END",
+            "ALTER TABLE batches ADD COLUMN value_notes BIGINT",
+            "ALTER TABLE match_runs ADD COLUMN blocking_choice VARCHAR",   # JSON: how the rules were chosen
+            # Every record with its person after the latest chain run's joins of split travelers
+            # (when that run evaluated the latest match); the match's own person as match_person_id.
+            """
+            CREATE VIEW linked_persons AS
+            WITH latest AS (
+                SELECT max(c.run_id) AS run_id FROM chain_runs c
+                WHERE c.finished_at IS NOT NULL
+                  AND c.match_run_id = (SELECT max(run_id) FROM match_runs WHERE finished_at IS NOT NULL)),
+            joins AS (SELECT merged_person_id, person_id FROM chain_merges WHERE run_id = (SELECT run_id FROM latest))
+            SELECT p.source, p.record_id, coalesce(j.person_id, p.person_id) AS person_id, p.rid,
+                   p.person_id AS match_person_id
+            FROM persons p LEFT JOIN joins j ON j.merged_person_id = p.person_id""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -22,18 +22,34 @@ from ..workspace import Workspace
 
 FIELD_SQL = {
     "birth_year": "year(dob)",
-    "doc_number": "unnest(list_distinct(doc_numbers))",
-    "name_token": "unnest(list_distinct(string_split(name_key, ' ')))",
+    # Both phonetic codes in sorted order: one key whichever name was read as the family name.
+    "phonetic_pair": "CASE WHEN family_phonetic IS NOT NULL AND given_phonetic IS NOT NULL "
+                     "THEN array_to_string(list_sort([family_phonetic, given_phonetic]), ' ') END",
+}
+# Fields with several values per record: each value is a key (a record joins several blocks).
+FIELD_LIST = {
+    "doc_number": "list_distinct(doc_numbers)",
+    "name_token": "list_distinct(string_split(name_key, ' '))",
     # Either name's phonetic code, so that a swapped family/given order still shares a key.
-    "name_phonetic": "unnest(list_distinct([family_phonetic, given_phonetic]))",
+    "name_phonetic": "list_distinct([family_phonetic, given_phonetic])",
+    # The last 8 digits of each number: the same phone with or without its country code.
+    "phone": "list_distinct(list_transform(phones, x -> right(regexp_replace(x, '[^0-9]', '', 'g'), 8)))",
+    "address_token": "list_distinct(list_filter(string_split(lower(address), ' '), x -> length(x) >= 3))",
 }
 # Which comparison a blocking field makes uninformative for pairs of that rule (see model training).
 FIELD_COMPARISON = {
     "dob": "dob", "birth_year": "dob", "name_key": "name", "name_token": "name", "family_name": "name",
     "given_name": "name", "local_name": "name", "family_phonetic": "name", "given_phonetic": "name",
-    "name_phonetic": "name", "doc_number": "documents", "phone": "phone", "email": "email", "sex": "sex", "nationality": "nationality",
-    "address": "address", "district": "district", "employer": "employer",
+    "name_phonetic": "name", "phonetic_pair": "name", "doc_number": "documents", "phone": "phone",
+    "email": "email", "sex": "sex", "nationality": "nationality", "address": "address",
+    "address_token": "address", "district": "district", "employer": "employer",
 }
+
+
+def blocked_comparison(key: str) -> str:
+    """The comparison a blocking key (`field` or `field:N`) is taken from."""
+    field = key.partition(":")[0]
+    return FIELD_COMPARISON.get(field, field)
 
 
 @dataclass(frozen=True)
@@ -51,9 +67,13 @@ class Candidates:
     counts: list[RuleCount]
 
 
-def key_expression(key: str) -> str:
+def key_expression(key: str, value: str | None = None) -> str:
+    """SQL for one key of a rule: the field's value (`value`: a list field's unnested element),
+    as text, cut to its first N characters for `field:N`."""
     field, _, prefix = key.partition(":")
-    if field.startswith("extra."):
+    if value is not None:
+        expr = value
+    elif field.startswith("extra."):
         expr = f"extra[{quote_literal(field[6:])}]"
     else:
         expr = FIELD_SQL.get(field, field)
@@ -62,18 +82,21 @@ def key_expression(key: str) -> str:
 
 def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
     """rid, source index (0 without `sources`) and one hash of the rule's keys, rows with any key
-    missing left out."""
-    keys = ", ".join(f"{key_expression(k)} AS k{i}" for i, k in enumerate(rule.on))
+    missing left out. A list field is unnested in a join of its own, so a rule on two list
+    fields takes every combination of their values (the cross product)."""
+    lists = [(i, key) for i, key in enumerate(rule.on) if key.partition(":")[0] in FIELD_LIST]
+    joins = "".join(f", unnest({FIELD_LIST[key.partition(':')[0]]}) AS u{i}(v)" for i, key in lists)
+    listed = {i for i, _ in lists}
+    keys = ", ".join(f"{key_expression(k, f'u{i}.v' if i in listed else None)} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
     source = (f"list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1"
               if sources else "0")
-    # An unnested field gives a record several keys, each once (the lists are made distinct); only
-    # prefixes of them can repeat a key.
-    distinct = "DISTINCT " if any("unnest(" in key_expression(k) and ":" in k for k in rule.on) else ""
+    # Each list is made distinct, so only prefixes of list values can repeat a key.
+    distinct = "DISTINCT " if any(":" in key for _, key in lists) else ""
     return f"""
         SELECT rid, ({source})::SMALLINT AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
-        FROM (SELECT {distinct}rid, source, {keys} FROM match_records) WHERE {not_null}"""
+        FROM (SELECT {distinct}rid, source, {keys} FROM match_records{joins}) WHERE {not_null}"""
 
 
 @dataclass
@@ -155,14 +178,16 @@ def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
     return allowed
 
 
-def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> Candidates:
-    """The union of every rule's pairs, duplicates merged into one pair with a rule mask.
+def candidate_pairs(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, sources: list[str],
+                    blocks: dict[str, Blocks] | None = None) -> Candidates:
+    """The union of every rule's pairs, duplicates merged into one pair with a rule mask; `blocks`
+    may bring some rules' blocks already computed (when the rules were chosen from the data).
 
     Pairs are packed as (l << (s + 5) | r << 5 | rule), s the bits of a record id, and sorted
     once; runs of one pair OR their rule bits together. The result is ordered by (l, r), whatever
     order DuckDB returned keys in.
     """
-    if len(config.blocking) > 32:
+    if len(rules) > 32:
         raise InputError("model.toml: at most 32 blocking rules")
     allowed = allowed_sources(config, sources)
     n = ws.scalar("count match records", "SELECT count(*) FROM match_records")
@@ -170,14 +195,15 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
     if 2 * shift + 5 > 63:
         raise InputError(f"{n:,} records are more than one match run can pair (at most {2 ** 29:,})")
     every = allowed.all()  # then no pair is filtered by source, and the keys need none
-    blocks = [rule_blocks(ws, rule, None if every else sources) for rule in config.blocking]
-    counts = [b.count(rule.name) for b, rule in zip(blocks, config.blocking)]
+    blocks = blocks or {}
+    found = [blocks.get(rule.name) or rule_blocks(ws, rule, None if every else sources) for rule in rules]
+    counts = [b.count(rule.name) for b, rule in zip(found, rules)]
     check_cap(counts, config.max_pairs)
     packed = []
-    for bit, rule_blocks_ in enumerate(blocks):
+    for bit, rule_blocks_ in enumerate(found):
         a, b = block_pairs(rule_blocks_, allowed)
         packed.append((a.astype(np.int64) << (shift + 5)) | (b.astype(np.int64) << 5) | bit)
-    del blocks
+    del found
     codes = pl.Series(np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)).sort().to_numpy()
     del packed
     pair = codes >> 5
@@ -190,40 +216,3 @@ def candidate_pairs(ws: Workspace, config: ModelConfig, sources: list[str]) -> C
     pair = pair[starts]
     return Candidates(left=(pair >> shift).astype(np.int32), right=(pair & ((1 << shift) - 1)).astype(np.int32),
                       mask=mask.astype(np.uint32), counts=counts)
-
-
-def blocking_report(ws: Workspace, config: ModelConfig, truth: pl.DataFrame | None) -> dict:
-    """Pairs per rule and of their union; with a truth table, the share of true pairs found."""
-    from .prepare import match_records_select
-
-    ws.run("prepare match records", f"CREATE OR REPLACE TEMP TABLE match_records AS {match_records_select()}")
-    sources = [r[0] for r in ws.rows("sources", "SELECT DISTINCT source FROM match_records ORDER BY 1")]
-    if not sources:
-        raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
-    pairs = candidate_pairs(ws, config, sources)
-    report: dict = {"candidate_pairs": int(len(pairs.left)),
-                    "rules": [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks}
-                              for c in pairs.counts]}
-    if truth is None:
-        return report
-    allowed = allowed_sources(config, sources)
-    ws.register("truth_input", truth.to_arrow())
-    true_pairs = ws.run("true pairs", f"""
-        WITH t AS (SELECT m.rid, (list_position({"[" + ", ".join(quote_literal(x) for x in sources) + "]"},
-                                                m.source) - 1)::SMALLINT AS s, t.person_id
-                   FROM truth_input t JOIN match_records m USING (source, record_id))
-        SELECT a.rid AS l, b.rid AS r, a.s AS sl, b.s AS sr
-        FROM t a JOIN t b ON a.person_id = b.person_id AND a.rid < b.rid""").fetchnumpy()
-    ws.unregister("truth_input")
-    compared = allowed[true_pairs["sl"], true_pairs["sr"]]
-    n = np.int64(ws.scalar("count match records", "SELECT count(*) FROM match_records"))
-    wanted = true_pairs["l"][compared].astype(np.int64) * n + true_pairs["r"][compared]
-    have = pairs.left.astype(np.int64) * n + pairs.right          # sorted: candidate pairs come ordered
-    position = np.minimum(np.searchsorted(have, wanted), max(len(have) - 1, 0))
-    found = (have[position] == wanted) if len(have) else np.zeros(len(wanted), dtype=bool)
-    report["true_pairs"] = int(len(wanted))
-    report["recall"] = float(found.mean()) if len(wanted) else 1.0
-    for bit, rule in enumerate(report["rules"]):
-        hit = found & (((pairs.mask[position] >> np.uint32(bit)) & 1) == 1) if len(have) else found
-        rule["recall"] = float(hit.mean()) if len(wanted) else 1.0
-    return report

@@ -1,13 +1,20 @@
-"""Clustering: connected components of the links above the threshold, with a chaining guard.
+"""Clustering: connected components of the links above the threshold, with an identity guard.
 
-A component that would hold two records with contradicting strong identifiers (two different
-valid resident IDs; two different passports together with two different phones; or birth dates
-that are not the same date up to a typo, a day/month swap or a year) is rebuilt edge by edge,
-strongest first. A merge that would join contradicting records
-is refused, unless the link itself joins the two contradicting records and still stands on its
-own (see `_direct_ok`): then it is one person whose records disagree, kept together and
-reported for review. Components without a conflict (the vast
-majority) are taken as they are, so the Python loop runs only over the few that need it.
+The guard keeps transitive chaining from joining records whose identifiers contradict. Which
+fields are identifiers comes from `model.toml` (`identity`, by default the resident ID and the
+birth date; an extra field such as `extra.soc_sec_id` can be one). Two records contradict on
+an identity field when both hold it and the values differ: two different valid resident IDs,
+birth dates at the date comparison's "different" level (not the same date up to a typo, a
+day/month swap or a year), or other identifiers more than one edit apart.
+
+A component holding such a contradiction is rebuilt edge by edge, strongest first. A merge
+that would bring a new contradicting pair into one group is refused, unless the link itself
+joins the two contradicting records and its evidence without what a household shares (phone,
+address, e-mail, employer, district, group extras) makes them more likely than not one person:
+then it is one person whose records disagree, kept together and marked `conflict` for review. A contradiction already inside a group is not new:
+a group that holds two IDs still accepts a record with one of them. Components without a
+contradiction (the vast majority) are taken as they are, so the Python loop runs only over the
+few that need it.
 """
 
 from __future__ import annotations
@@ -16,12 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from rapidfuzz.distance import OSA
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..errors import ConfigError
 from .blocking import Blocks, block_pairs
 from .compare import differing_date_levels
 from .prepare import MISSING_DAY, RecordArrays, date_digits
+
+DEFAULT_IDENTITY = ("id_number", "dob")
 
 
 @dataclass
@@ -56,65 +67,108 @@ def _spans(labels: np.ndarray, values: np.ndarray, where: np.ndarray) -> tuple[n
     return low, high
 
 
-def _conflicting_components(data: RecordArrays, labels: np.ndarray) -> np.ndarray:
-    """Labels of components holding two valid resident IDs, two passports and two phones, or birth
-    dates more than a year apart."""
-    ids = data.docs["id_any"].codes
-    id_conflict = _several(labels, ids, data.id_valid & (ids >= 0))
-    passports, phones = _passport_phone(data)
-    if passports is not None:
-        both = np.intersect1d(_several(labels, passports, passports >= 0), _several(labels, phones, phones >= 0))
-        id_conflict = np.union1d(id_conflict, both)
-    low, high = _spans(labels, data.dob_days, data.dob_days != MISSING_DAY)
-    dob_suspect = np.nonzero((high > low) & (high - low > 365))[0]
-    return np.union1d(id_conflict, dob_suspect)
+@dataclass
+class _Field:
+    """One identity field as the guard sees it: a code per record (-1 = none) and how two
+    different codes are judged (`differ(x, y)`: do they contradict?)."""
+
+    name: str
+    codes: np.ndarray
+    values: np.ndarray | None = None    # the strings behind the codes (for the one-edit test)
+
+    def differ(self, x: int, y: int) -> bool:
+        if self.values is None:
+            return True                  # valid resident IDs: a checksum already rules out typos
+        return OSA.distance(str(self.values[x]), str(self.values[y]), score_cutoff=2) > 1
+
+
+def identity_fields(data: RecordArrays, names: list[str] | tuple[str, ...]) -> list[str]:
+    """The configured identity fields, checked against the data (an unknown field is a ConfigError)."""
+    valid = ["id_number", "dob", "passport"] + [f"extra.{e}" for e in data.extras]
+    for name in names:
+        if name not in valid:
+            raise ConfigError(f"model.toml: key 'identity' names '{name}', which no source maps; "
+                              f"valid: {', '.join(valid)}")
+    return list(names)
+
+
+def _code_fields(data: RecordArrays, names: list[str]) -> list[_Field]:
+    fields = []
+    for name in names:
+        if name == "id_number":
+            ids = data.docs["id_any"].codes
+            fields.append(_Field(name, np.where(data.id_valid, ids, -1)))
+        elif name == "passport":
+            coded = data.docs["passport"]
+            fields.append(_Field(name, coded.codes, coded.values))
+        elif name.startswith("extra."):
+            coded = data.extras[name[6:]]
+            fields.append(_Field(name, coded.codes, coded.values))
+    return fields
+
+
+def _conflicting_components(data: RecordArrays, labels: np.ndarray, names: list[str]) -> np.ndarray:
+    """Labels of components that may hold contradicting identifiers: two distinct codes of an
+    identity field, or (with `dob`) birth dates more than a year apart."""
+    found = np.zeros(0, dtype=np.int64)
+    for field in _code_fields(data, names):
+        found = np.union1d(found, _several(labels, field.codes, field.codes >= 0))
+    if "dob" in names:
+        low, high = _spans(labels, data.dob_days, data.dob_days != MISSING_DAY)
+        found = np.union1d(found, np.nonzero((high > low) & (high - low > 365))[0])
+    return found
 
 
 @dataclass
 class _Group:
-    """What the guard needs to know of a group of records: its valid resident IDs, its
-    (passport, phone) pairs and its birth dates, as small sets."""
+    """What the guard knows of a group of records: per identity field, the set of its values."""
 
-    ids: frozenset
-    documents: frozenset
-    dobs: frozenset
+    values: tuple[frozenset, ...]
 
     def __or__(self, other: _Group) -> _Group:
-        return _Group(self.ids | other.ids, self.documents | other.documents, self.dobs | other.dobs)
+        return _Group(tuple(a | b for a, b in zip(self.values, other.values)))
 
 
 class _Guard:
     """Contradiction checks between groups of records, on per-group sets (not record pairs)."""
 
-    def __init__(self, data: RecordArrays, labels: np.ndarray, suspects: np.ndarray):
+    def __init__(self, data: RecordArrays, labels: np.ndarray, suspects: np.ndarray, names: list[str]):
         self.data = data
-        self.ids = data.docs["id_any"].codes
-        self.passports, self.phones = _passport_phone(data)
-        self._dob_different = _dob_pairs_different(data, labels, suspects)
+        self.fields = _code_fields(data, names)
+        self.use_dob = "dob" in names
+        self._dob_different = _dob_pairs_different(data, labels, suspects) if self.use_dob else {}
+        self._differ: list[dict[tuple[int, int], bool]] = [{} for _ in self.fields]
 
     def group(self, record: int) -> _Group:
         """The group of one record alone."""
-        data = self.data
-        ids = frozenset([int(self.ids[record])]) if data.id_valid[record] and self.ids[record] >= 0 else frozenset()
-        documents = frozenset()
-        if self.passports is not None and self.passports[record] >= 0 and self.phones[record] >= 0:
-            documents = frozenset([(int(self.passports[record]), int(self.phones[record]))])
-        dob = int(data.dob_days[record])
-        return _Group(ids, documents, frozenset([dob]) if dob != MISSING_DAY else frozenset())
+        values = [frozenset([int(f.codes[record])]) if f.codes[record] >= 0 else frozenset() for f in self.fields]
+        dob = int(self.data.dob_days[record])
+        values.append(frozenset([dob]) if self.use_dob and dob != MISSING_DAY else frozenset())
+        return _Group(tuple(values))
 
     def contradict(self, a: _Group, b: _Group) -> bool:
-        """Do any record of a and any record of b carry contradicting identifiers?"""
-        if a.ids and b.ids and (len(a.ids) > 1 or a.ids != b.ids):
-            return True
-        if self.documents_differ(a, b):
-            return True
-        return any(self.dob_different(x, y) for x in a.dobs for y in b.dobs)
+        """Would joining a and b bring a new contradicting pair of values into one group? A pair
+        already inside a or inside b is not new."""
+        for k, (xs, ys) in enumerate(zip(a.values, b.values)):
+            if not xs or not ys or xs == ys:
+                continue
+            judge = self.dob_different if k == len(self.fields) else self._field_judge(k)
+            for x in xs - ys:
+                for y in ys - xs:
+                    if judge(x, y):
+                        return True
+        return False
 
-    @staticmethod
-    def documents_differ(a: _Group, b: _Group) -> bool:
-        """Two different passports together with two different phones: a namesake born the same day,
-        not one person (a re-issued passport comes with the same phone)."""
-        return any(pa != pb and ha != hb for pa, ha in a.documents for pb, hb in b.documents)
+    def _field_judge(self, k: int):
+        field, memo = self.fields[k], self._differ[k]
+
+        def judge(x: int, y: int) -> bool:
+            key = (x, y) if x < y else (y, x)
+            if key not in memo:
+                memo[key] = field.differ(x, y)
+            return memo[key]
+
+        return judge
 
     def dob_different(self, x: int, y: int) -> bool:
         """Are two birth dates (days) at the date comparison's 'different' level? (memoized)"""
@@ -150,53 +204,26 @@ def _dob_pairs_different(data: RecordArrays, labels: np.ndarray, suspects: np.nd
     return _dates_different(a, b)
 
 
-def _passport_phone(data: RecordArrays) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if "passport" not in data.docs or "phone" not in data.strings:
-        return None, None
-    return data.docs["passport"].codes, data.strings["phone"].codes
-
-
-def _direct_ok(data: RecordArrays, guard: _Guard, u: int, v: int, identity_clears: bool) -> bool:
-    """May a link that itself joins contradicting records stand (kept, marked for review)?
-
-    Birth dates far apart on a link that still clears the threshold: the model has already
-    weighed that disagreement, so the link stands. Two valid resident IDs that differ: only
-    when the pair's own identity evidence clears the threshold (relatives share phones and
-    addresses) and a contact or document of the pair's own agrees as well (the same phone or
-    passport): namesakes born on the same day are common in a large population, one person
-    holding two valid ID numbers is not. A link whose own records do not contradict (the
-    contradiction comes from others it would chain in) never stands.
-    """
-    a, b = guard.group(u), guard.group(v)
-    if not guard.contradict(a, b) or guard.documents_differ(a, b):
-        return False
-    ids = data.docs["id_any"].codes
-    id_conflict = bool(data.id_valid[u] and data.id_valid[v] and ids[u] != ids[v])
-    return not id_conflict or (identity_clears and _corroborated(data, u, v))
-
-
-def _corroborated(data: RecordArrays, u: int, v: int) -> bool:
-    """Do the two records share a phone number or a passport number?"""
-    return any(codes is not None and codes[u] >= 0 and codes[u] == codes[v] for codes in _passport_phone(data))
-
-
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
-            identity_weight: np.ndarray, threshold_weight: float) -> Clusters:
+            identity_weight: np.ndarray, threshold_weight: float,
+            identity: list[str] | tuple[str, ...] = DEFAULT_IDENTITY) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
-    labels, suspects = suspect_components(data, left, right)
-    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects)
+    names = identity_fields(data, identity)
+    labels, suspects = suspect_components(data, left, right, names)
+    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects, names)
 
 
-def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray,
+                       identity: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Component labels of the links, and the labels of components the guard must rebuild: a link
     outside those is final as it is."""
     labels = components(data.n, left, right)
-    return labels, _conflicting_components(data, labels)
+    return labels, _conflicting_components(data, labels, identity)
 
 
 def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
           identity_weight: np.ndarray, threshold_weight: float, labels: np.ndarray,
-          suspects: np.ndarray) -> Clusters:
+          suspects: np.ndarray, identity: list[str]) -> Clusters:
     """Rebuild the suspect components edge by edge, strongest first (see the module docstring)."""
     none = np.empty(0, dtype=np.int64)
     if not len(suspects):
@@ -210,7 +237,7 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
             x = parent[x]
         return x
 
-    guard = _Guard(data, labels, suspects)
+    checks = _Guard(data, labels, suspects, identity)
     groups: dict[int, _Group] = {}
     refused, kept = [], []
     for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
@@ -218,10 +245,11 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
         a, b = find(u), find(v)
         if a == b:
             continue
-        group_a = groups.pop(a) if a in groups else guard.group(a)
-        group_b = groups.pop(b) if b in groups else guard.group(b)
-        if guard.contradict(group_a, group_b):
-            if _direct_ok(data, guard, u, v, identity_weight[index] >= threshold_weight):
+        group_a = groups.pop(a) if a in groups else checks.group(a)
+        group_b = groups.pop(b) if b in groups else checks.group(b)
+        if checks.contradict(group_a, group_b):
+            direct = checks.contradict(checks.group(u), checks.group(v))
+            if direct and identity_weight[index] >= threshold_weight:
                 kept.append(index)
             else:
                 refused.append(index)

@@ -67,7 +67,7 @@ def load_truth(path: Path) -> pl.DataFrame:
 
 
 PAIR_SQL = """
-    WITH j AS (SELECT p.person_id AS c, t.person_id AS t FROM persons p JOIN truth t USING (source, record_id)),
+    WITH j AS (SELECT p.person_id AS c, t.person_id AS t FROM linked_persons p JOIN truth t USING (source, record_id)),
     cells AS (SELECT c, t, count(*)::HUGEINT AS n FROM j GROUP BY c, t),
     cs AS (SELECT c, count(*)::HUGEINT AS n FROM j GROUP BY c),
     ts AS (SELECT t, count(*)::HUGEINT AS n FROM j GROUP BY t)
@@ -94,11 +94,11 @@ def evaluate(ws: Workspace, truth: pl.DataFrame) -> Evaluation:
     if not ws.scalar("count persons", "SELECT count(*) FROM persons"):
         raise InputError("no clusters yet; run 'linkage match' first")
     ws.run("truth groups", GROUP_SQL.format(table="truth_groups", source="truth"))
-    ws.run("cluster groups", GROUP_SQL.format(table="cluster_groups", source="persons"))
+    ws.run("cluster groups", GROUP_SQL.format(table="cluster_groups", source="linked_persons"))
     missing_truth = ws.scalar("records without truth", """
-        SELECT count(*) FROM persons p ANTI JOIN truth t USING (source, record_id)""")
+        SELECT count(*) FROM linked_persons p ANTI JOIN truth t USING (source, record_id)""")
     missing_ws = ws.scalar("truth without records", """
-        SELECT count(*) FROM truth t ANTI JOIN persons p USING (source, record_id)""")
+        SELECT count(*) FROM truth t ANTI JOIN linked_persons p USING (source, record_id)""")
     tp, predicted, actual, b_p, b_r, n = ws.rows("pairwise scores", PAIR_SQL)[0]
     bp, br = (b_p / n if n else 1.0), (b_r / n if n else 1.0)
     result = Evaluation(int(n), int(missing_ws), int(missing_truth), _scores(tp, predicted, actual),
@@ -114,7 +114,7 @@ def _by_group(ws: Workspace, group: str) -> dict[str, dict]:
         WITH j AS (
             SELECT p.person_id AS c, t.person_id AS t, coalesce(tg.{group}, '?') AS tg,
                    coalesce(cg.{group}, '?') AS cg
-            FROM persons p JOIN truth t USING (source, record_id)
+            FROM linked_persons p JOIN truth t USING (source, record_id)
             LEFT JOIN truth_groups tg ON tg.person_id = t.person_id
             LEFT JOIN cluster_groups cg ON cg.person_id = p.person_id
         ),

@@ -1,7 +1,8 @@
 """Explanations: why two records were or were not linked, and what holds a person together.
 
-A pair is compared with the very functions `linkage match` uses, on just those two records
-(term frequencies counted over the whole workspace), and scored with the stored model.
+A pair is scored as `score.py` scores any pair: the very comparisons `linkage match` uses, on
+just those two records (term frequencies counted over the whole workspace), and the stored model;
+the total is the sum of the terms shown and the prior.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 
 from ..config import ModelConfig
 from ..errors import InputError
 from ..sql import quote_literal
 from ..workspace import Workspace
-from .compare import build_comparisons, comparison_levels
-from .model import Model, probability
-from .prepare import load_arrays, match_records_select
+from .model import Model, probability, surprises
+from .score import score_pairs
 from .store import require_latest_model
 
 
@@ -73,33 +74,30 @@ def explain_pair(ws: Workspace, config: ModelConfig, key_a: str, key_b: str) -> 
     for (s, r), key in zip(keys, (key_a, key_b)):
         if (s, r) not in found:
             raise InputError(f"record {key} is not in the workspace")
-    data = load_arrays(ws, f"({match_records_select(where)})")
-    order = ws.rows("pair order", f"SELECT source, record_id FROM ({match_records_select(where)}) ORDER BY rid")
-    data.frequencies = _frequencies(ws, where)
-    comparisons = build_comparisons(config, data, names=model.comparisons)
-    names = [c.name for c in comparisons]
-    if names != model.comparisons:
-        raise InputError("model.toml or the workspace changed since the last match; run 'linkage match' again")
-    left, right = np.array([0], dtype=np.int32), np.array([1], dtype=np.int32)
-    levels = comparison_levels(comparisons, data, left, right)[0]
+    ordered = sorted(keys)
+    scored = score_pairs(ws, config, pl.DataFrame({"source_l": [ordered[0][0]], "record_id_l": [ordered[0][1]],
+                                                   "source_r": [ordered[1][0]], "record_id_r": [ordered[1][1]]}))
+    levels = scored.levels[0]
+    tf = [c.term_frequencies(scored.data) for c in scored.comparisons]
+    tf_levels = [level if tf[k] is not None else None for k, level in enumerate(model.tf_levels)]
+    surprise = surprises(tf, model.u, tf_levels)
     weights = model.weights()
+    left = int(scored.left[0])
     terms = []
-    for k, comparison in enumerate(comparisons):
+    for k, comparison in enumerate(scored.comparisons):
         level = int(levels[k])
         w = float(weights[k][level])
         note = ""
-        tf_level = model.tf_levels[k]
-        if tf_level is not None and level == tf_level:
-            tf = comparison.term_frequencies(data)
-            if tf is not None and tf[0] > 0:
-                adjust = math.log2(model.u[k][level] / tf[0])
-                w += adjust
-                note = f"term frequency {tf[0]:.2e} ({adjust:+.2f})"
+        if tf_levels[k] is not None and level == tf_levels[k]:
+            # the same adjustment as the match: log2(u) - log2(frequency of the left record's value)
+            adjust = float(np.log2(model.u[k][level]) + surprise[k][left])
+            w += adjust
+            note = (f"term frequency {tf[k][left]:.2e} ({adjust:+.2f})" if tf[k][left] > 0
+                    else "no frequency of its own: not adjusted")
         terms.append(Term(comparison.name, model.labels[k][level], round(w, 3), note))
-    total = model.prior_weight + sum(t.weight for t in terms)
+    total = float(scored.weights[0])
     persons = dict(((s, r), p) for s, r, p in ws.rows(
         "persons of pair", f"SELECT source, record_id, person_id FROM persons WHERE {where}"))
-    ordered = [tuple(o) for o in order]
     same = len(persons) == 2 and len(set(persons.values())) == 1
     return PairExplanation(f"{ordered[0][0]}:{ordered[0][1]}", f"{ordered[1][0]}:{ordered[1][1]}",
                            round(model.prior_weight, 3), terms, round(total, 3),
@@ -110,31 +108,17 @@ def _logit(p: float) -> float:
     return math.log2(p / (1 - p))
 
 
-def _frequencies(ws: Workspace, where: str) -> dict[str, np.ndarray]:
-    """Workspace-wide frequencies of the two records' own name key and birth date."""
-    rows = ws.rows("term frequencies", f"""
-        WITH m AS ({match_records_select(where)})
-        SELECT m.rid,
-               (SELECT count(*) FROM records r WHERE r.name_key = m.name_key)
-                 / greatest((SELECT count(name_key) FROM records), 1),
-               (SELECT count(*) FROM records r WHERE coalesce(r.dob, r.id_dob) = m.dob)
-                 / greatest((SELECT count(coalesce(dob, id_dob)) FROM records), 1)
-        FROM m ORDER BY m.rid""")
-    return {"name_key": np.array([r[1] for r in rows], dtype=float),
-            "dob": np.array([r[2] for r in rows], dtype=float)}
-
-
 def explain_person(ws: Workspace, person_id: str) -> PersonExplanation:
     records = ws.rows("person records", """
         SELECT r.source, r.record_id, r.full_name, r.dob, r.nationality, b.file_name, r.row_no
-        FROM persons p JOIN records r USING (source, record_id) JOIN batches b ON b.batch_id = r.batch_id
+        FROM linked_persons p JOIN records r USING (source, record_id) JOIN batches b ON b.batch_id = r.batch_id
         WHERE p.person_id = ? ORDER BY r.source, r.record_id""", [person_id])
     if not records:
         raise InputError(f"no person {person_id}; person ids look like P00000001 (see 'linkage export clusters')")
     edges = ws.rows("person edges", """
         SELECT a.source || ':' || a.record_id, b.source || ':' || b.record_id, l.weight, l.probability,
                l.linked, l.refused, l.conflict
-        FROM link_pairs l JOIN persons a ON a.rid = l.rid_l JOIN persons b ON b.rid = l.rid_r
+        FROM link_pairs l JOIN linked_persons a ON a.rid = l.rid_l JOIN linked_persons b ON b.rid = l.rid_r
         WHERE a.person_id = ? OR b.person_id = ?
         ORDER BY l.weight DESC""", [person_id, person_id])
     return PersonExplanation(

@@ -2,11 +2,18 @@
 
 Strings are dictionary-encoded once (int32 codes into an array of distinct values), so exact
 comparisons are integer comparisons and fuzzy ones run once per distinct pair of values.
+Documents are sorted into slots by kind (passport, resident ID, travel permit, permanent-residence
+card), so numbers are compared within one kind; a record's phones fill up to three slots.
+Values derived from the arrays (name-part codes, phone tails, document ends) are computed once
+per RecordArrays through `derived`, which is safe to call from the compare threads.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,19 +26,27 @@ from ..workspace import Workspace
 MISSING_DAY = np.iinfo(np.int32).min
 STRING_COLUMNS = (
     "family_name", "given_name", "local_name", "name_key", "family_phonetic", "given_phonetic",
-    "sex", "nationality", "phone", "email", "address", "district", "employer",
+    "sex", "nationality", "email", "address", "district", "employer",
 )
 # Columns encoded with one shared dictionary, so a value can be compared across them (swapped names).
 SHARED = (("family_name", "given_name"), ("family_phonetic", "given_phonetic"))
-DOC_SLOTS = ("passport", "id_any", "permit_no")
+# Document slots by kind; a number is compared with numbers of its own kind (and found in any).
+DOC_SLOTS = ("passport", "id_any", "permit_no", "pr_card")
+PHONE_SLOTS = ("phone_1", "phone_2", "phone_3")
+TAIL_SLOTS = ("tail_1", "tail_2", "tail_3")
+PHONE_TAIL_DIGITS = 8
+# A foreign permanent-residence card: 3 letters + 12 digits (before 2017), or 18 characters from 9.
+PR_CARD = "regexp_full_match({x}, '[A-Z]{{3}}[0-9]{{12}}|9[0-9]{{16}}[0-9X]')"
 
 
 MATCH_COLUMNS = """
     source, record_id, full_name, family_name, given_name, local_name, name_key, family_phonetic,
-    given_phonetic, sex, coalesce(dob, id_dob) AS dob, nationality, passport, id_number,
+    given_phonetic, sex, coalesce(dob, id_dob) AS dob,
+    CASE WHEN dob IS NOT NULL AND id_dob IS DISTINCT FROM dob THEN id_dob END AS id_dob, nationality, passport, id_number,
     coalesce(id_number, list_filter(doc_numbers, x -> x IS DISTINCT FROM passport
                                                  AND x IS DISTINCT FROM permit_no)[1]) AS id_any,
-    permit_no, doc_numbers, phone, email, address, district, employer, extra"""
+    permit_no, doc_numbers, phone, coalesce(phones, []::VARCHAR[]) AS phones, email, address, district, employer,
+    extra"""
 RECORD_NUMBER = "(row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid"
 
 
@@ -60,21 +75,34 @@ class RecordArrays:
     docs: dict[str, Coded]                   # passport / id_any / permit_no, one shared dictionary
     id_valid: np.ndarray                     # bool: id_any is a checksum-valid resident ID
     dob_days: np.ndarray                     # int32 days since 1970-01-01, MISSING_DAY if none
-    dob_digits: np.ndarray                   # (n, 8) int8 digits of YYYYMMDD, -1 if none
+    dob2_days: np.ndarray | None = None      # a second birth date: the one the record's resident ID encodes
+    phones: dict[str, Coded] = field(default_factory=dict)   # phone_1..3, one shared dictionary
+    tails: dict[str, Coded] = field(default_factory=dict)    # their last 8 digits, one shared dictionary
     extras: dict[str, Coded] = field(default_factory=dict)
     keys: pa.Table | None = None             # source, record_id per rid (for storing results)
     frequencies: dict[str, np.ndarray] = field(default_factory=dict)  # given, instead of counted here
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """A value computed from these arrays once (`build()`), shared by every caller and thread."""
+        with self._lock:
+            if name not in self._derived:
+                self._derived[name] = build()
+            return self._derived[name]
 
     def tf(self, name: str) -> np.ndarray:
-        """Per-record relative frequency of the record's own value of a string column."""
+        """Per-record relative frequency of the record's own value of a string column (0 = no value)."""
         if name in self.frequencies:
             return self.frequencies[name]
-        coded = self.strings[name]
-        present = coded.codes >= 0
-        counts = np.bincount(coded.codes[present], minlength=len(coded.values)).astype(np.float64)
-        out = np.zeros(self.n, dtype=np.float64)
-        out[present] = counts[coded.codes[present]] / max(int(present.sum()), 1)
-        return out
+        return value_frequencies(self.strings[name])
+
+    def name_tf(self) -> np.ndarray:
+        """Frequency of the record's name: its name key, else its hanzi name (0 = no name at all)."""
+        if "name_key" in self.frequencies:
+            return self.frequencies["name_key"]
+        key, local = self.tf("name_key"), self.tf("local_name")
+        return np.where(self.strings["name_key"].codes >= 0, key, local)
 
     def dob_tf(self) -> np.ndarray:
         if "dob" in self.frequencies:
@@ -86,6 +114,15 @@ class RecordArrays:
             days -= days.min()
             out[present] = np.bincount(days)[days] / int(present.sum())
         return out
+
+
+def value_frequencies(coded: Coded) -> np.ndarray:
+    """Per record, the share of records with a value that hold the record's own value (0 = none)."""
+    present = coded.codes >= 0
+    counts = np.bincount(coded.codes[present], minlength=len(coded.values)).astype(np.float64)
+    out = np.zeros(len(coded.codes), dtype=np.float64)
+    out[present] = counts[coded.codes[present]] / max(int(present.sum()), 1)
+    return out
 
 
 def prepare(ws: Workspace) -> RecordArrays:
@@ -129,10 +166,19 @@ def fetch_records(ws: Workspace, relation: str) -> Fetched:
     extra_names = [r[0] for r in ws.rows(
         "extra field names", f"SELECT DISTINCT unnest(map_keys(extra)) FROM {relation} ORDER BY 1")]
     extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
+    pr = {c: PR_CARD.format(x=c) for c in ("passport", "permit_no")}
+    phones = ", ".join(f"phones[{i + 1}] AS {p}" for i, p in enumerate(PHONE_SLOTS))
+    tails = ", ".join(f"right(regexp_replace(phones[{i + 1}], '[^0-9]', '', 'g'), {PHONE_TAIL_DIGITS}) AS {t}"
+                      for i, t in enumerate(TAIL_SLOTS))
     table = ws.run("load match records", f"""
-        SELECT rid, source, record_id, {', '.join(STRING_COLUMNS)}, {', '.join(DOC_SLOTS)},
+        SELECT rid, source, record_id, {', '.join(STRING_COLUMNS)},
+               CASE WHEN NOT {pr['passport']} THEN passport END AS passport, id_any,
+               CASE WHEN NOT {pr['permit_no']} THEN permit_no END AS permit_no,
+               CASE WHEN {pr['permit_no']} THEN permit_no WHEN {pr['passport']} THEN passport END AS pr_card,
+               {phones}, {tails},
                id_number IS NOT NULL AS id_valid,
-               (dob - DATE '1970-01-01')::INTEGER AS dob_days
+               (dob - DATE '1970-01-01')::INTEGER AS dob_days,
+               (id_dob - DATE '1970-01-01')::INTEGER AS dob2_days
                {', ' + extra_cols if extra_cols else ''}
         FROM {relation}""").to_arrow_table()
     return Fetched(table, extra_names)
@@ -151,7 +197,7 @@ def to_arrays(fetched: Fetched) -> RecordArrays:
     def ordered(coded: Coded) -> Coded:
         return coded if order is None else Coded(coded.codes[order], coded.values)
 
-    comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS)
+    comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS) + list(PHONE_SLOTS)
     if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
         raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "
                          "add them to [fields] in configs/sources/*.toml")
@@ -161,19 +207,23 @@ def to_arrays(fetched: Fetched) -> RecordArrays:
     for group in SHARED:
         strings.update({c: ordered(coded) for c, coded in _encode_shared(table, group, n).items()})
     dob_days = pc.fill_null(table.column("dob_days"), MISSING_DAY).to_numpy().astype(np.int32)
+    dob2_days = pc.fill_null(table.column("dob2_days"), MISSING_DAY).to_numpy().astype(np.int32)
     id_valid = table.column("id_valid").to_numpy(zero_copy_only=False).astype(bool)
     keys = table.select(["source", "record_id"])
     if order is not None:
-        source, dob_days, id_valid, keys = source[order], dob_days[order], id_valid[order], keys.take(order)
+        source, dob_days, dob2_days, id_valid, keys = (source[order], dob_days[order], dob2_days[order],
+                                                       id_valid[order], keys.take(order))
     return RecordArrays(
         n=n,
         sources=sources,
         source=source.astype(np.int16),
         strings=strings,
         docs={c: ordered(coded) for c, coded in _encode_shared(table, DOC_SLOTS, n).items()},
+        phones={c: ordered(coded) for c, coded in _encode_shared(table, PHONE_SLOTS, n).items()},
+        tails={c: ordered(coded) for c, coded in _encode_shared(table, TAIL_SLOTS, n).items()},
         id_valid=id_valid,
         dob_days=dob_days,
-        dob_digits=date_digits(dob_days),
+        dob2_days=dob2_days,
         extras={name: ordered(_encode(table.column("extra." + name))) for name in extra_names},
         keys=keys,
     )

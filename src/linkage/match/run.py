@@ -3,7 +3,6 @@ score, cluster with the chaining guard, and store persons, links and the run in 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,18 +14,20 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
-from .blocking import FIELD_COMPARISON, allowed_sources, candidate_pairs
-from .cluster import guard, suspect_components
-from .compare import build_comparisons, levels_in_batches
-from .model import (Model, estimate_u, fits_codes, pair_weights, pattern_codes, probability, rarity, surprises,
-                    train)
+from .blocking import allowed_sources, blocked_comparison, candidate_pairs
+from .cluster import guard, identity_fields, suspect_components
+from .compare import build_comparisons, group_comparisons, levels_in_batches
+from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, pair_weights, pattern_codes, probability, rarity,
+                    surprises, train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
+from .rules import choice_report, choose_rules, count_candidates
 from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_links,
                     store_persons)
 
-# A person's own identifiers, as opposed to what a household shares (phone, address, email).
-IDENTITY_COMPARISONS = {"name", "dob", "documents", "sex", "nationality"}
 KEEP_LINKS_ABOVE = 0.01
+# A link that joins contradicting records stands only if its own evidence (without what households
+# share) makes the two more likely than not one person.
+OWN_EVIDENCE_BITS = 0.0
 
 
 @dataclass
@@ -77,30 +78,47 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         fetched = fetch_records(ws, "match_records")
         lap("prepare")
 
-        def arrays_and_u():
-            """The arrays, comparisons and (when training) u: no DuckDB, so they run beside blocking."""
+        def arrays():
+            """The arrays and comparisons: no DuckDB, so they can run beside blocking."""
             data = to_arrays(fetched)
-            comparisons = build_comparisons(config, data)
+            comparisons = (build_comparisons(config, data) if loaded is None
+                           else build_comparisons(config, data, names=loaded.comparisons, kinds=loaded.kinds))
             if loaded and loaded.comparisons != [c.name for c in comparisons]:
                 raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
                                  f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
-            allowed = allowed_sources(config, data.sources)
-            u_sample = estimate_u(comparisons, data, config.random_pairs, config.seed, allowed) if loaded is None else None
-            return data, comparisons, allowed, u_sample
+            return data, comparisons, allowed_sources(config, data.sources)
+
+        def u_of(data, comparisons, allowed):
+            if loaded is not None:
+                return loaded.u, loaded.random_pairs
+            return estimate_u(comparisons, data, config.random_pairs, config.seed, allowed)
 
         step("blocking")
         with ThreadPoolExecutor(1) as pool:
-            beside = pool.submit(arrays_and_u)
-            pairs = candidate_pairs(ws, config, fetched.sources)
-            data, comparisons, allowed, u_sample = beside.result()
+            if config.blocking is not None:
+                beside = pool.submit(lambda: (lambda d, c, a: (d, c, a, u_of(d, c, a)))(*arrays()))
+                rules, choice = config.blocking, None
+                pairs = candidate_pairs(ws, rules, config, fetched.sources)
+                data, comparisons, allowed, u_sample = beside.result()
+            else:
+                data, comparisons, allowed = arrays()
+                beside = pool.submit(u_of, data, comparisons, allowed)
+                counted = count_candidates(ws, config, data, None if allowed.all() else data.sources)
+                u_sample = beside.result()
+                step("choosing blocking rules")
+                choice = choose_rules(counted, config, data, comparisons, u_sample[0], allowed, threshold)
+                rules = choice.rules
+                pairs = candidate_pairs(ws, rules, config, data.sources, choice.blocks)
         del fetched
         lap("block")
+        groups = group_comparisons(data)
         step(f"comparing {len(pairs.left):,} candidate pairs")
         sizes = [len(c.labels) for c in comparisons]
         codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
         tf = [c.term_frequencies(data) for c in comparisons]
         tf_levels = [c.tf_level for c in comparisons]
-        surprise = surprises(tf)
+        u_known = u_sample[0]
+        surprise = surprises(tf, u_known, loaded.tf_levels if loaded is not None else tf_levels)
         rare = np.empty(len(pairs.left), dtype=np.float64)
 
         def encode(rows: slice, block: np.ndarray) -> None:
@@ -110,21 +128,22 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             rare[rows] = rarity(block, pairs.left[rows], surprise, tf_levels)
 
         levels = levels_in_batches(comparisons, data, pairs.left, pairs.right, then=encode)
+        patterns = Patterns(codes, sizes) if codes is not None else Patterns.dense(levels, sizes)
         if loaded is not None and loaded.tf_levels != tf_levels:
             rare = None  # the saved model adjusts other levels: computed from its own
         lap("compare")
         if loaded is None:
             step("training the model")
             u, sampled = u_sample
-            rules = [(rule.name, {FIELD_COMPARISON.get(key.partition(":")[0], key.partition(":")[0])
-                                  for key in rule.on}) for rule in config.blocking]
-            model, base = train(comparisons, levels, pairs.mask, rules, u, comparable_pairs(data, allowed),
-                                config.em_max_iterations, config.em_tolerance, tf, pairs.left, codes, rare)
+            blocked = [(rule.name, {blocked_comparison(key) for key in rule.on}) for rule in rules]
+            model, base = train(comparisons, levels, pairs.mask, blocked, u, comparable_pairs(data, allowed),
+                                config.em_max_iterations, config.em_tolerance, tf, pairs.left, patterns, rare,
+                                groups=groups)
             model.random_pairs = sampled
         else:
             model = loaded
-            base = pair_weights(model, levels, tf, pairs.left, include_prior=False, codes=codes, rare=rare)
-        del codes, rare
+            base = pair_weights(model, levels, tf, pairs.left, include_prior=False, patterns=patterns, rare=rare)
+        del codes, patterns, rare
         lap("train")
         step("scoring and clustering")
         weight = base + model.prior_weight
@@ -137,6 +156,16 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         keep = prob >= KEEP_LINKS_ABOVE
         refused_mask = np.zeros(len(prob), dtype=bool)
         conflict_mask = np.zeros(len(prob), dtype=bool)
+        # A link whose records contradict each other on a person's own fields (documents of one kind,
+        # birth date, sex, name ...) must be more likely than not on that own evidence alone: what a
+        # household shares (a phone, an address, a flight) cannot carry twins or relatives into one.
+        if not model.groups:
+            model.groups = sorted(groups & set(model.comparisons))   # a model saved before groups were kept
+        own = [name not in model.groups for name in model.comparisons]
+        stands, _ = effective_weights(model, levels[links], tf, pairs.left[links], weight[links])
+        falls = stands < OWN_EVIDENCE_BITS
+        refused_mask[links[falls]] = True
+        links = links[~falls]
 
         def store(index: np.ndarray) -> None:
             store_links(ws, run_id, pairs.left[index], pairs.right[index], weight[index], prob[index],
@@ -147,23 +176,23 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         # person ids are read; the links it rebuilds follow with their flags.
         with ThreadPoolExecutor(1) as pool:
             unlinked = pool.submit(store, np.nonzero(keep & ~linked)[0])
-            labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links])
+            names = identity_fields(data, config.identity)
+            labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links], names)
             in_suspect = np.isin(labels[pairs.left[links]], suspects)
             guarded = np.zeros(len(prob), dtype=bool)
             guarded[links[in_suspect]] = True
             settled = pool.submit(store, np.nonzero(keep & linked & ~guarded)[0])
             earlier = pool.submit(earlier_person_ids, ws)
-            # The guard weighs a contradicting link's identity evidence alone (never phone or address).
-            identity = [name in IDENTITY_COMPARISONS for name in model.comparisons]
+            # The guard weighs a contradicting link's own evidence: never what a household shares.
             identity_weight = np.zeros(len(links))
-            identity_weight[in_suspect] = pair_weights(model, np.where(identity, levels[links[in_suspect]], 0), tf,
+            identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
                                                        pairs.left[links[in_suspect]])
             clusters = guard(data, pairs.left[links], pairs.right[links], weight[links], identity_weight,
-                             math.log2(threshold / (1 - threshold)), labels, suspects)
+                             OWN_EVIDENCE_BITS, labels, suspects, names)
             unlinked.result()
             settled.result()
             previous = earlier.result()
-        refused = links[clusters.refused]
+        refused = np.concatenate([links[clusters.refused], np.nonzero(refused_mask)[0]])
         kept = links[clusters.kept]
         refused_mask[refused] = True
         conflict_mask[kept] = True
@@ -173,10 +202,12 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels, previous))
         stored = int(keep.sum())
         lap("store")
-        blocking = [{"rule": c.name, "pairs": c.pairs, "largest_blocks": c.largest_blocks} for c in pairs.counts]
+        blocking = [{"rule": c.name, "on": rule.on, "pairs": c.pairs, "largest_blocks": c.largest_blocks}
+                    for c, rule in zip(pairs.counts, rules)]
         persons = int(clusters.labels.max()) + 1
+        chosen = choice_report(choice) if choice is not None else None
         close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), len(kept), model, blocking,
-                  clock)
+                  clock, chosen)
     if save_model:
         model.save(save_model)
     return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), len(kept),

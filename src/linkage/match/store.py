@@ -101,12 +101,14 @@ def open_run(ws: Workspace, threshold: float) -> int:
 
 
 def close_run(ws: Workspace, run_id: int, records: int, candidate_pairs: int, links: int, persons: int,
-              refused: int, conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float]) -> None:
+              refused: int, conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float],
+              choice: dict | None = None) -> None:
+    """Finish the run record; `choice` is how the blocking rules were chosen (None: model.toml gave them)."""
     ws.run("close match run", """
         UPDATE match_runs SET finished_at = ?, records = ?, candidate_pairs = ?, links = ?, persons = ?,
-               refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ? WHERE run_id = ?""",
+               refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ?, blocking_choice = ? WHERE run_id = ?""",
            [datetime.now(), records, candidate_pairs, links, persons, refused, conflicts, json.dumps(model.to_json()),
-            json.dumps(blocking), json.dumps(seconds), run_id])
+            json.dumps(blocking), json.dumps(seconds), json.dumps(choice) if choice is not None else None, run_id])
 
 
 def latest_model(ws: Workspace) -> Model | None:

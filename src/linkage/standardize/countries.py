@@ -1,21 +1,27 @@
-"""Countries and nationalities: codes, English and Chinese names, ICAO codes to ISO 3166-1 alpha-3.
+"""Countries and nationalities: codes, names in any language pycountry's locales know, ICAO codes
+to ISO 3166-1 alpha-3.
 
-The lookup table is built once at import from pycountry (codes, names, official and common names
-and their zh_CN / zh_TW / zh_HK translations) plus the aliases below. Keys are compared after
-NFKC, removal of diacritics, case folding and removal of spaces and punctuation.
+The lookup table is built once, on first use, from pycountry: codes, names, official and common
+names, their Chinese translations (zh_CN / zh_TW / zh_HK) and then the translations of every other
+locale pycountry ships (Deutschland, Allemagne, Россия, 대한민국 ...), plus the aliases below.
+English, the aliases and Chinese come first; a spelling that two locales give to different
+countries is left out as ambiguous. Keys are compared after NFKC, removal of diacritics, case
+folding and removal of spaces and punctuation.
 """
 
 from __future__ import annotations
 
 import gettext
 import math
+import os
 import unicodedata
+from functools import lru_cache
 
 import pycountry
 
 from linkage.standardize import InvalidValue
 
-__all__ = ["to_alpha3"]
+__all__ = ["to_alpha2", "to_alpha3"]
 
 # Aliases in common use that pycountry does not spell (English variants and demonyms).
 _ENGLISH_ALIASES: dict[str, str] = {
@@ -54,8 +60,7 @@ _ENGLISH_ALIASES: dict[str, str] = {
     "Ukrainian": "UKR", "Polish": "POL", "Kosovo": "XKX",
     "Saint Lucia": "LCA", "St Lucia": "LCA", "St Kitts and Nevis": "KNA",
     "St Vincent and the Grenadines": "VCT", "Bahamas": "BHS", "Gambia": "GMB",
-    "Taiwan, China": "TWN", "Taiwan (China)": "TWN", "Chinese Taipei": "TWN",
-    "Hong Kong, China": "HKG", "Hong Kong SAR, China": "HKG", "Macao, China": "MAC", "Macau, China": "MAC",
+    "Taiwan, China": "TWN", "Taiwan (China)": "TWN", "Hong Kong SAR, China": "HKG",
 }
 
 # Chinese short forms (simplified and traditional) that the locale files do not give.
@@ -88,6 +93,16 @@ _CHINESE_ALIASES: dict[str, str] = {
     "科索沃": "XKX",
 }
 
+# Short names in the country's own language where the locale files give only the official form.
+_NATIVE_ALIASES: dict[str, str] = {
+    "Россия": "RUS", "الإمارات": "ARE", "Беларусь": "BLR", "Україна": "UKR", "Қазақстан": "KAZ",
+    "한국": "KOR", "남한": "KOR", "조선": "PRK", "북한": "PRK", "Việt Nam": "VNM", "Ελλάδα": "GRC",
+    "Česko": "CZE", "Srbija": "SRB", "Hrvatska": "HRV", "Magyarország": "HUN", "Sverige": "SWE",
+    "Norge": "NOR", "Danmark": "DNK", "Suomi": "FIN", "Éire": "IRL", "Nippon": "JPN", "Nihon": "JPN",
+    "Misr": "EGY", "مصر": "EGY", "السعودية": "SAU", "ایران": "IRN", "پاکستان": "PAK", "भारत": "IND",
+    "Bharat": "IND", "ประเทศไทย": "THA", "Pilipinas": "PHL", "Türkiye Cumhuriyeti": "TUR",
+}
+
 # ICAO Doc 9303 codes that differ from ISO 3166-1 alpha-3.
 _ICAO_CODES: dict[str, str] = {
     "D": "DEU", "GBD": "GBR", "GBN": "GBR", "GBO": "GBR", "GBS": "GBR", "GBP": "GBR",
@@ -103,7 +118,7 @@ _NO_COUNTRY = (
 # Placeholders compared as written, before keying ("NA" alone is Namibia).
 _NOT_APPLICABLE = ("N/A", "n/a", "-", "--", "/")
 
-_LOCALES = ("zh_CN", "zh_TW", "zh_HK")
+_CHINESE_LOCALES = ("zh_CN", "zh_TW", "zh_HK")
 
 
 def _key(text: str) -> str:
@@ -123,9 +138,9 @@ def _pycountry_names(country: object) -> list[str]:
     ]
 
 
-def _translations() -> list[gettext.NullTranslations]:
+def _translations(locales: tuple[str, ...]) -> list[gettext.NullTranslations]:
     found = []
-    for locale in _LOCALES:
+    for locale in locales:
         try:
             found.append(gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[locale]))
         except OSError:
@@ -133,32 +148,52 @@ def _translations() -> list[gettext.NullTranslations]:
     return found
 
 
-def _build_lookup() -> dict[str, str | None]:
+def _other_locales() -> tuple[str, ...]:
+    try:
+        names = os.listdir(pycountry.LOCALES_DIR)
+    except OSError:
+        return ()
+    return tuple(sorted(n for n in names if n not in _CHINESE_LOCALES and n != "en"))
+
+
+@lru_cache(maxsize=1)
+def _lookup() -> dict[str, str | None]:
     lookup: dict[str, str | None] = {}
-    translations = _translations()
+    countries = [(c.alpha_3, _pycountry_names(c)) for c in pycountry.countries]
     for country in pycountry.countries:
-        alpha3 = country.alpha_3
-        names = _pycountry_names(country)
-        spellings = [country.alpha_2, alpha3, country.numeric, *names]
-        spellings += [t.gettext(name) for t in translations for name in names]
-        for spelling in spellings:
-            lookup.setdefault(_key(spelling), alpha3)
-    for table in (_ENGLISH_ALIASES, _CHINESE_ALIASES, _ICAO_CODES):
+        for spelling in (country.alpha_2, country.alpha_3, country.numeric, *_pycountry_names(country)):
+            lookup.setdefault(_key(spelling), country.alpha_3)
+    for table in (_ENGLISH_ALIASES, _CHINESE_ALIASES, _NATIVE_ALIASES, _ICAO_CODES):
         for spelling, alpha3 in table.items():
             lookup[_key(spelling)] = alpha3
     for spelling in _NO_COUNTRY:
         lookup[_key(spelling)] = None
+    for translation in _translations(_CHINESE_LOCALES):
+        for alpha3, names in countries:
+            for name in names:
+                lookup.setdefault(_key(translation.gettext(name)), alpha3)
+    # Every other locale: a spelling not taken above, unless two countries claim it.
+    claims: dict[str, set[str]] = {}
+    for translation in _translations(_other_locales()):
+        for alpha3, names in countries:
+            for name in names:
+                key = _key(translation.gettext(name))
+                if key and key not in lookup:
+                    claims.setdefault(key, set()).add(alpha3)
+    for key, claimed in claims.items():
+        if len(claimed) == 1:
+            lookup[key] = next(iter(claimed))
     return lookup
 
 
-_LOOKUP = _build_lookup()
 _NATIONALITY_SUFFIXES = ("籍", "人", "国籍")
 
 
 def to_alpha3(value: object) -> str | None:
     """Return the ISO 3166-1 alpha-3 code; None when empty or explicitly unknown ("UNK").
 
-    Accepts alpha-2/alpha-3/ICAO codes, English and Chinese names and common variants.
+    Accepts alpha-2/alpha-3/ICAO codes, country names in English, Chinese and every language
+    pycountry's locales know, and common variants.
     Raises InvalidValue("unknown country") for anything else. Idempotent on its output.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -174,10 +209,18 @@ def to_alpha3(value: object) -> str | None:
         if value.strip():
             raise InvalidValue("unknown country")
         return None
-    if key in _LOOKUP:
-        return _LOOKUP[key]
+    lookup = _lookup()
+    if key in lookup:
+        return lookup[key]
     for suffix in _NATIONALITY_SUFFIXES:
         stem = key.removesuffix(suffix)
-        if stem != key and stem in _LOOKUP:
-            return _LOOKUP[stem]
+        if stem != key and stem in lookup:
+            return lookup[stem]
     raise InvalidValue("unknown country")
+
+
+@lru_cache(maxsize=1024)
+def to_alpha2(alpha3: str) -> str | None:
+    """The ISO 3166-1 alpha-2 code of an alpha-3 code (e.g. a phone region), None if unknown."""
+    country = pycountry.countries.get(alpha_3=alpha3)
+    return country.alpha_2 if country is not None else None

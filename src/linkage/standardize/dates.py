@@ -464,6 +464,16 @@ def _in_bounds(parsed: pl.Series, earliest: date | None, latest: date | None) ->
     return frame.select(pl.when(keep.fill_null(True)).then(pl.col("t")).alias("t")).get_column("t")
 
 
+def swapped_formats(formats: Sequence[str]) -> list[str]:
+    """The formats that hold both a day and a month, with the two exchanged ("%d/%m/%Y" ->
+    "%m/%d/%Y"): for reading a date whose writer swapped them ("07/14/1977" in a %d/%m/%Y column)."""
+    out = []
+    for fmt in formats:
+        if fmt != EXCEL and "%d" in fmt and "%m" in fmt:
+            out.append(fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m"))
+    return out
+
+
 def parse_dates(
     values: pl.Series,
     formats: Sequence[str],

@@ -1,4 +1,11 @@
-"""Contact details: phone numbers to E.164 (via phonenumbers) and e-mail addresses to one spelling."""
+"""Contact details: phone numbers to E.164 (via phonenumbers) and e-mail addresses to one spelling.
+
+A phone cell may hold several numbers ("138 1234 5678 / +49 170 1234567"); each is read in the
+source's default region, then in the region of the record's nationality (a foreign number
+written without its country code), and when neither makes it a valid number, kept as its digits:
+unverified, but still evidence for matching (`phone_numbers_many`). Verified numbers are E.164
+("+8613812345678"); unverified ones are digits only, so the two never look alike.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import polars as pl
 
 from linkage.standardize import InvalidValue, fallback_table
 
-__all__ = ["normalize_email", "to_e164", "to_e164_many"]
+__all__ = ["normalize_email", "phone_numbers_many", "split_phones", "to_e164", "to_e164_many", "unverified_digits"]
 
 
 def _phone_text(value: object) -> str | None:
@@ -216,3 +223,79 @@ def to_e164_many(values: pl.Series, region: str | None) -> tuple[pl.Series, pl.S
     result = joined.select(pl.coalesce("fast", "slow").alias(values.name or "phone"),
                            pl.when(pl.col("fast").is_null()).then(pl.col("reason")).alias("reason"))
     return result.get_column(values.name or "phone"), result.get_column("reason")
+
+
+# ---- a cell of numbers, with unverified ones kept --------------------------------------------
+
+MAX_PHONES = 3            # numbers kept per record (the first ones in the cell)
+UNVERIFIED_DIGITS = (6, 17)
+_PHONE_SEPARATORS = r"[/;,|\n\u3001\uff0c\uff1b]|\s+(?:or|OR|Or)\s+|\u6216"
+UNVERIFIED_NOTE = "not a valid phone number for the source's region or the nationality's region; kept as digits (unverified)"
+
+
+def split_phones(text: str) -> list[str]:
+    """The numbers of one cell: split on / ; , | 、 ， ； newlines, "or" and 或 (spaces and hyphens
+    inside one number are kept: "+86 138 1234 5678" is one number)."""
+    return [part.strip() for part in re.split(_PHONE_SEPARATORS, text) if part.strip()]
+
+
+def unverified_digits(text: str) -> str | None:
+    """The digits of a number no region validates (NFKC first), or None when too short or too long
+    to be a phone number at all."""
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isdigit() and ch.isascii())
+    low, high = UNVERIFIED_DIGITS
+    return digits if low <= len(digits) <= high else None
+
+
+def phone_numbers_many(values: pl.Series, region: str | None,
+                       nationality_regions: pl.Series | None = None) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(numbers per row as a list, reason per row a value was dropped, note per row a value was kept
+    unverified). Each number of a cell is E.164 when the source's region or the row's nationality
+    region (ISO alpha-2, may be null) makes it valid, else its digits; at most MAX_PHONES per row,
+    distinct, in the cell's order."""
+    n = len(values)
+    nat = nationality_regions if nationality_regions is not None else pl.Series([None] * n, dtype=pl.Utf8)
+    frame = pl.DataFrame({"row": pl.int_range(n, eager=True), "raw": values.cast(pl.Utf8), "nat": nat.cast(pl.Utf8)})
+    # Only cells with a separator need splitting; the rest are one number each.
+    multi = frame["raw"].str.contains(_PHONE_SEPARATORS).fill_null(False)
+    single = frame.filter(~multi).select("row", "nat", part=pl.col("raw"))
+    split = frame.filter(multi)
+    split = split.with_columns(part=pl.Series([split_phones(v) for v in split["raw"].to_list()],
+                                              dtype=pl.List(pl.Utf8))).explode("part").select("row", "nat", "part")
+    parts = pl.concat([single, split]).filter(pl.col("part").is_not_null())
+    strict, _ = to_e164_many(parts["part"], region)
+    parts = parts.with_columns(strict=strict)
+    retry = parts.filter(pl.col("strict").is_null() & pl.col("nat").is_not_null()).select("part", "nat").unique()
+    if retry.height:
+        again = [_again(part, nat) for part, nat in retry.iter_rows()]
+        retry = retry.with_columns(again=pl.Series(again, dtype=pl.Utf8))
+        parts = parts.join(retry, on=["part", "nat"], how="left", nulls_equal=False)
+    else:
+        parts = parts.with_columns(again=pl.lit(None, dtype=pl.Utf8))
+    failed = parts.filter(pl.col("strict").is_null() & pl.col("again").is_null())
+    digits = fallback_table(failed["part"], unverified_digits, pl.Utf8).rename({"slow": "digits"})
+    parts = parts.join(digits.select("raw", "digits"), left_on="part", right_on="raw", how="left")
+    parts = parts.with_columns(number=pl.coalesce("strict", "again", "digits"),
+                               unverified=pl.col("strict").is_null() & pl.col("again").is_null()
+                               & pl.col("digits").is_not_null(),
+                               dropped=pl.col("strict").is_null() & pl.col("again").is_null()
+                               & pl.col("digits").is_null())
+    where = f" for region {region.strip().upper()}" if region else " (no country code and no default region)"
+    per_row = parts.sort("row", maintain_order=True).group_by("row", maintain_order=True).agg(
+        numbers=pl.col("number").drop_nulls().unique(maintain_order=True).head(MAX_PHONES),
+        dropped=pl.col("dropped").any(), unverified=pl.col("unverified").any())
+    out = frame.select("row").join(per_row, on="row", how="left", maintain_order="left")
+    numbers = out["numbers"].fill_null(pl.Series([[]], dtype=pl.List(pl.Utf8)).first())
+    reasons = out.select(pl.when(pl.col("dropped")).then(pl.lit(f"not a valid phone number{where}"))).to_series()
+    notes = out.select(pl.when(pl.col("unverified")).then(pl.lit(UNVERIFIED_NOTE))).to_series()
+    name = values.name or "phone"
+    return numbers.alias(name), reasons.alias("reason"), notes.alias("note")
+
+
+@lru_cache(maxsize=1 << 16)
+def _again(part: str, nationality_region: str) -> str | None:
+    """The number read in the nationality's region, if that makes it valid."""
+    try:
+        return to_e164(part, nationality_region)
+    except InvalidValue:
+        return None

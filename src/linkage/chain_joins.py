@@ -1,0 +1,243 @@
+"""Chain-aware joins: one traveler split into two persons by the match, found from the timeline.
+
+A split traveler shows up as two persons each missing what the other has: the later part misses
+the earlier stages, the earlier part holds later ones open (missing, or pending while not due),
+or one part only repeats stages of the other minutes apart (a second handover registration with
+a permit number instead of the passport). Before such flags are raised, every person with an open
+stage is paired with the persons whose events of that stage fall in its window, and with those
+that duplicate its stages, when the two share an identifier key or a scored link.
+
+A pair is joined only on evidence, never on a fixed rule:
+- the window of a stage is learned from the data (the gaps seen between the stage and its anchor
+  across all travelers, widened by a slack), as is how rare it is that some other person fills it:
+  the timeline adds log2(travelers / persons with that stage in the window) bits;
+- the records' own evidence is their best match weight under the trained model (scored now with
+  the match's comparisons; a pair that contradicts on a person's own fields counts that own
+  evidence only, as in the match), and that weight plus the timeline's must clear the match
+  threshold;
+- two different valid resident IDs are never joined; birth dates that differ count as the model
+  weighs them (a joined traveler with two birth dates is then flagged IDENTITY_CONFLICT).
+A pair that falls short but would be more likely than not the same traveler is not joined; the
+flags of both are marked for review instead, naming the other part.
+
+The joins go into `chain_merges` (this module's table); `persons`, which the match owns, is never
+rewritten. `linked_persons` (a view) gives every record its person after the latest chain's joins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from .config import ChainConfig, ModelConfig, parse_duration
+from .match.score import score_pairs
+from .workspace import Workspace
+
+WINDOW_QUANTILES = (0.001, 0.999)
+MIN_SLACK_S = 3600.0
+MAX_SCORED_PAIRS_PER_JOIN = 16
+
+
+@dataclass
+class Joins:
+    merges: dict[str, tuple[str, str, float]] = field(default_factory=dict)   # merged -> (kept, how, bits)
+    review: dict[str, str] = field(default_factory=dict)                      # person -> the other part
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)     # stage -> seconds from anchor
+
+
+def learned_windows(ws: Workspace, config: ChainConfig) -> dict[str, tuple[float, float]]:
+    """Per stage with an anchor, the span (seconds after the anchor) in which its event is looked
+    for: the 0.1 % and 99.9 % quantiles of the gaps seen, widened by a tenth of their span (at
+    least an hour), and always covering the stage's own deadline."""
+    rows = ws.rows("chain join windows", f"""
+        SELECT stage, quantile_cont(epoch(time - anchor_time), {WINDOW_QUANTILES[0]}),
+               quantile_cont(epoch(time - anchor_time), {WINDOW_QUANTILES[1]})
+        FROM timeline WHERE time IS NOT NULL AND anchor_time IS NOT NULL GROUP BY stage""")
+    seen = {stage: (float(low), float(high)) for stage, low, high in rows if low is not None}
+    out = {}
+    for i, stage in enumerate(config.stages):
+        if config.after_of(i) is None:
+            continue
+        deadline = max(parse_duration(stage.max_gap) if stage.max_gap else 0.0,
+                       parse_duration(stage.min_gap) if stage.min_gap else 0.0)
+        low, high = seen.get(stage.name, (0.0, deadline))
+        slack = max(MIN_SLACK_S, 0.1 * (high - low))
+        out[stage.name] = (min(low, 0.0) - slack, max(high, deadline) + slack)
+    return out
+
+
+def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, threshold: float) -> Joins:
+    """The joins of split travelers in the temp tables `timeline` / `chain_persons` (see the module
+    docstring); the caller applies them."""
+    joins = Joins(windows=learned_windows(ws, config))
+    if not joins.windows:
+        return joins
+    duplicate = parse_duration(config.duplicate_within)
+    ws.register("join_windows", pl.DataFrame({
+        "stage": list(joins.windows), "w_from": [w[0] for w in joins.windows.values()],
+        "w_to": [w[1] for w in joins.windows.values()]}).to_arrow())
+    try:
+        candidates = _candidates(ws, duplicate)
+    finally:
+        ws.unregister("join_windows")
+    if not candidates.height:
+        return joins
+    # Each stage b fills (or repeats) is evidence; the strongest one counts (they are not independent).
+    candidates = _timeline_bits(ws, candidates, joins.windows, duplicate).sort("bits", descending=True) \
+        .group_by("a", "b", maintain_order=True).agg(pl.first("stage"), pl.first("how"), pl.first("duplicates"),
+                                                     pl.max("bits"))
+    candidates = _record_weights(ws, model_config, candidates)
+    candidates = candidates.filter(~_contradicting(ws, candidates))
+    threshold_weight = math.log2(threshold / (1 - threshold))
+    candidates = candidates.with_columns(total=pl.col("weight") + pl.col("bits")).sort(
+        ["total", "a", "b"], descending=[True, False, False])
+    stages = dict(ws.rows("done stages of join candidates", """
+        SELECT person_id, list(stage ORDER BY stage) FROM timeline WHERE status = 'done'
+        AND person_id IN (SELECT a FROM join_pairs UNION SELECT b FROM join_pairs) GROUP BY 1"""))
+    root: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while root.get(x, x) != x:
+            x = root[x]
+        return x
+
+    held = {p: set(s) for p, s in stages.items()}
+    for a, b, total, how, duplicates in candidates.select("a", "b", "total", "how", "duplicates").iter_rows():
+        if total < threshold_weight:
+            if total >= 0:    # more likely than not one traveler: an officer should look before acting
+                joins.review.setdefault(a, b)
+                joins.review.setdefault(b, a)
+            continue
+        ra, rb = find(a), find(b)
+        if ra == rb or (held.get(ra, set()) & held.get(rb, set()) and not duplicates):
+            continue
+        keep, gone = sorted((ra, rb))
+        root[gone] = keep
+        held[keep] = held.get(keep, set()) | held.pop(gone, set())
+        joins.merges[gone] = (keep, how, float(total))
+    joins.merges = {gone: (find(gone), how, score) for gone, (_, how, score) in joins.merges.items()}
+    for person in list(joins.review):
+        if person in joins.merges or find(person) in joins.merges.values():
+            joins.review.pop(person, None)
+    return joins
+
+
+def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
+    """Pairs of persons (a with an open stage, b with that stage's event in a's window; or b
+    repeating a's stages within `duplicate` seconds) that share an identifier key or a stored
+    link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
+    duplicates; also left as the temp table `join_pairs`."""
+    ws.run("join: open stages", """
+        CREATE OR REPLACE TEMP TABLE join_open AS
+        SELECT t.person_id, t.stage, t.anchor_time + to_microseconds(CAST(w.w_from * 1e6 AS BIGINT)) AS w_from,
+               t.anchor_time + to_microseconds(CAST(w.w_to * 1e6 AS BIGINT)) AS w_to
+        FROM timeline t JOIN join_windows w USING (stage)
+        WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
+    ws.run("join: keys", """
+        CREATE OR REPLACE TEMP TABLE join_keys AS  -- birth date, names, documents, phones
+        SELECT DISTINCT p.person_id, k
+        FROM chain_persons p JOIN records r USING (source, record_id),
+             unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
+                     'f' || r.family_phonetic || ' ' || r.given_phonetic]
+                    || list_transform(r.doc_numbers, x -> 'x' || x)
+                    || list_transform(coalesce(r.phones, []), x -> 'p' || right(regexp_replace(x, '[^0-9]', '', 'g'), 8)))
+             AS t(k)
+        WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM timeline)""")
+    ws.run("join: pairs", f"""
+        CREATE OR REPLACE TEMP TABLE join_pairs AS
+        WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
+        filling AS (  -- b has the stage a holds open, in a's window
+            SELECT o.person_id AS a, d.person_id AS b, o.stage, d.time, 'fills' AS how
+            FROM join_open o JOIN done d ON d.stage = o.stage AND d.time BETWEEN o.w_from AND o.w_to
+            WHERE d.person_id <> o.person_id),
+        missing AS (SELECT DISTINCT person_id FROM timeline WHERE status = 'missing'),
+        repeating AS (  -- b, which misses stages, repeats a stage of a within minutes
+            SELECT x.person_id AS a, y.person_id AS b, x.stage, y.time, 'duplicates' AS how
+            FROM done x JOIN done y ON y.stage = x.stage AND x.person_id <> y.person_id
+                 AND abs(epoch(y.time - x.time)) <= {duplicate}
+            WHERE y.person_id IN (SELECT person_id FROM missing)),
+        near AS (SELECT * FROM filling UNION ALL SELECT * FROM repeating),
+        keyed AS (SELECT DISTINCT n.a, n.b FROM near n
+                  JOIN join_keys ka ON ka.person_id = n.a JOIN join_keys kb ON kb.person_id = n.b AND kb.k = ka.k),
+        linked AS (SELECT DISTINCT pa.person_id AS a, pb.person_id AS b
+                   FROM link_pairs l JOIN chain_persons pa ON pa.rid = l.rid_l JOIN chain_persons pb ON pb.rid = l.rid_r
+                   WHERE pa.person_id <> pb.person_id),
+        sharing AS (SELECT a, b FROM keyed UNION SELECT a, b FROM linked UNION SELECT b, a FROM linked),
+        chosen AS (SELECT n.* FROM near n SEMI JOIN sharing s USING (a, b)),
+        overlap AS (  -- stages both have: allowed only as duplicates (within minutes of each other)
+            SELECT c.a, c.b, bool_and(abs(epoch(y.time - x.time)) <= {duplicate}) AS duplicates
+            FROM (SELECT DISTINCT a, b FROM chosen) c
+            JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b AND y.stage = x.stage
+            GROUP BY ALL),
+        disorder AS (  -- the joined timeline would break the stage order
+            SELECT DISTINCT c.a, c.b FROM (SELECT DISTINCT a, b FROM chosen) c
+            JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b
+            WHERE y.stage <> x.stage AND ((x.ord < y.ord AND x.time > y.time) OR (x.ord > y.ord AND x.time < y.time)))
+        SELECT least(c.a, c.b) AS a, greatest(c.a, c.b) AS b, c.stage, c.time, c.how,
+               coalesce(o.duplicates, false) AS duplicates
+        FROM chosen c LEFT JOIN overlap o USING (a, b) ANTI JOIN disorder USING (a, b)
+        WHERE o.a IS NULL OR o.duplicates""")
+    return ws.run("join pairs", "SELECT DISTINCT a, b, stage, epoch(time) AS time, how, duplicates FROM join_pairs").pl()
+
+
+def _timeline_bits(ws: Workspace, candidates: pl.DataFrame, windows: dict[str, tuple[float, float]],
+                   duplicate: float) -> pl.DataFrame:
+    """The timeline's evidence that a and b are one traveler, in bits: the likelihood ratio of b's
+    event at its time, if b is a's missing part (anywhere in the stage's window: density one per
+    window width) against b being any traveler with that stage (the density of the stage's events
+    around that time). That is log2(travelers / events of the stage within half a window width
+    either side), and for a repeated stage the same within the duplicate span."""
+    done = ws.run("stage times", "SELECT stage, epoch(time) AS t FROM timeline WHERE time IS NOT NULL").pl()
+    travelers = max(int(ws.scalar("travelers", "SELECT count(*) FROM traveler_stages")), 1)
+    by_stage = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
+    bits = []
+    for stage, time, how in candidates.select("stage", "time", "how").iter_rows():
+        times = by_stage.get(stage, np.zeros(0))
+        t = float(time)
+        low, high = windows.get(stage, (-MIN_SLACK_S, MIN_SLACK_S))
+        span = duplicate if how == "duplicates" else (high - low) / 2
+        near = int(np.searchsorted(times, t + span, "right") - np.searchsorted(times, t - span, "left"))
+        bits.append(math.log2(travelers / max(near, 1)))
+    return candidates.with_columns(bits=pl.Series(bits, dtype=pl.Float64))
+
+
+def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.DataFrame) -> pl.DataFrame:
+    """Per candidate pair of persons: the best weight a link between their records would stand on
+    (the records scored with the trained model; a pair that contradicts on a person's own fields
+    counts its own evidence only, as in the match)."""
+    ws.register("join_candidates", candidates.select("a", "b").to_arrow())
+    try:
+        record_pairs = ws.run("join: record pairs to score", f"""
+            SELECT c.a, c.b, pa.source AS source_l, pa.record_id AS record_id_l,
+                   pb.source AS source_r, pb.record_id AS record_id_r
+            FROM join_candidates c JOIN chain_persons pa ON pa.person_id = c.a JOIN chain_persons pb ON pb.person_id = c.b
+            QUALIFY row_number() OVER (PARTITION BY c.a, c.b ORDER BY pa.source, pa.record_id, pb.source, pb.record_id)
+                    <= {MAX_SCORED_PAIRS_PER_JOIN}""").pl()
+    finally:
+        ws.unregister("join_candidates")
+    best = pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "weight": pl.Float64})
+    if record_pairs.height:
+        scored = score_pairs(ws, model_config, record_pairs.select("source_l", "record_id_l", "source_r",
+                                                                   "record_id_r"))
+        best = record_pairs.select("a", "b").with_columns(weight=pl.Series(scored.stands)).group_by("a", "b").agg(
+            pl.col("weight").max())
+    return candidates.join(best, on=["a", "b"], how="left").with_columns(pl.col("weight").fill_null(-1e9))
+
+
+def _contradicting(ws: Workspace, candidates: pl.DataFrame) -> pl.Series:
+    """Per candidate: do the two persons hold two different valid resident IDs (none in common)?"""
+    ws.register("join_candidates", candidates.select("a", "b").to_arrow())
+    try:
+        bad = ws.run("join: resident IDs", """
+            SELECT c.a, c.b FROM join_candidates c
+            JOIN chain_persons pa ON pa.person_id = c.a JOIN records ra ON ra.source = pa.source AND ra.record_id = pa.record_id
+            JOIN chain_persons pb ON pb.person_id = c.b JOIN records rb ON rb.source = pb.source AND rb.record_id = pb.record_id
+            WHERE ra.id_number IS NOT NULL AND rb.id_number IS NOT NULL
+            GROUP BY ALL HAVING NOT bool_or(ra.id_number = rb.id_number)""").pl()
+    finally:
+        ws.unregister("join_candidates")
+    pairs = set(bad.select("a", "b").iter_rows())
+    return pl.Series([(a, b) in pairs for a, b in candidates.select("a", "b").iter_rows()], dtype=pl.Boolean)
