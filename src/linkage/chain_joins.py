@@ -11,10 +11,11 @@ A pair is joined only on evidence, never on a fixed rule:
 - the window of a stage is learned from the data (the gaps seen between the stage and its anchor
   across all travelers, widened by a slack), as is how rare it is that some other person fills it:
   the timeline adds log2(travelers / persons with that stage in the window) bits;
-- the records' own evidence is their best match weight under the trained model (scored now with
-  the match's comparisons; a pair that contradicts on a person's own fields counts that own
-  evidence only, as in the match), and that weight plus the timeline's must clear the match
-  threshold;
+- the records' evidence is their best match weight under the trained model (scored now with the
+  match's comparisons), and that weight plus the timeline's must clear the match threshold; for a
+  duplicate (stages repeated minutes apart, as a relative travelling along would repeat them) a
+  pair whose records say "two people" counts its own evidence only, as in the match, while parts
+  that complement each other count everything (a relative would have a timeline of their own);
 - two different valid resident IDs are never joined; birth dates that differ count as the model
   weighs them (a joined traveler with two birth dates is then flagged IDENTITY_CONFLICT).
 A pair that falls short but would be more likely than not the same traveler is not joined; the
@@ -143,7 +144,7 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
                      'f' || r.family_phonetic || ' ' || r.given_phonetic]
                     || list_transform(r.doc_numbers, x -> 'x' || x)
-                    || list_transform(coalesce(r.phones, []), x -> 'p' || right(regexp_replace(x, '[^0-9]', '', 'g'), 8)))
+                    || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
              AS t(k)
         WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM timeline)""")
     ws.run("join: pairs", f"""
@@ -218,13 +219,18 @@ def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.Dat
                     <= {MAX_SCORED_PAIRS_PER_JOIN}""").pl()
     finally:
         ws.unregister("join_candidates")
-    best = pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "weight": pl.Float64})
+    best = pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "full": pl.Float64, "stands": pl.Float64})
     if record_pairs.height:
         scored = score_pairs(ws, model_config, record_pairs.select("source_l", "record_id_l", "source_r",
                                                                    "record_id_r"))
-        best = record_pairs.select("a", "b").with_columns(weight=pl.Series(scored.stands)).group_by("a", "b").agg(
-            pl.col("weight").max())
-    return candidates.join(best, on=["a", "b"], how="left").with_columns(pl.col("weight").fill_null(-1e9))
+        best = record_pairs.select("a", "b").with_columns(full=pl.Series(scored.weights),
+                                                           stands=pl.Series(scored.stands)).group_by("a", "b").agg(
+            pl.col("full").max(), pl.col("stands").max())
+    # b filling a's open stages (timelines that complement each other) is no sign of a relative, who
+    # would have a timeline of their own: there, what a household shares counts. A repeat of a's
+    # stages minutes apart may be a relative travelling along: there, only the records' own evidence.
+    return candidates.join(best, on=["a", "b"], how="left").with_columns(
+        weight=pl.when(pl.col("how") == "fills").then(pl.col("full")).otherwise(pl.col("stands")).fill_null(-1e9))
 
 
 def _contradicting(ws: Workspace, candidates: pl.DataFrame) -> pl.Series:

@@ -23,8 +23,7 @@ from ..workspace import Workspace
 FIELD_SQL = {
     "birth_year": "year(dob)",
     # Both phonetic codes in sorted order: one key whichever name was read as the family name.
-    "phonetic_pair": "CASE WHEN family_phonetic IS NOT NULL AND given_phonetic IS NOT NULL "
-                     "THEN array_to_string(list_sort([family_phonetic, given_phonetic]), ' ') END",
+    "phonetic_pair": "least(family_phonetic, given_phonetic) || ' ' || greatest(family_phonetic, given_phonetic)",
 }
 # Fields with several values per record: each value is a key (a record joins several blocks).
 FIELD_LIST = {
@@ -33,7 +32,7 @@ FIELD_LIST = {
     # Either name's phonetic code, so that a swapped family/given order still shares a key.
     "name_phonetic": "list_distinct([family_phonetic, given_phonetic])",
     # The last 8 digits of each number: the same phone with or without its country code.
-    "phone": "list_distinct(list_transform(phones, x -> right(regexp_replace(x, '[^0-9]', '', 'g'), 8)))",
+    "phone": "list_distinct(list_transform(phones, x -> right(ltrim(x, '+'), 8)))",   # stored as digits, a verified one after a "+"
     "address_token": "list_distinct(list_filter(string_split(lower(address), ' '), x -> length(x) >= 3))",
 }
 # Which comparison a blocking field makes uninformative for pairs of that rule (see model training).
@@ -85,9 +84,13 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
     missing left out. A list field is unnested in a join of its own, so a rule on two list
     fields takes every combination of their values (the cross product)."""
     lists = [(i, key) for i, key in enumerate(rule.on) if key.partition(":")[0] in FIELD_LIST]
-    joins = "".join(f", unnest({FIELD_LIST[key.partition(':')[0]]}) AS u{i}(v)" for i, key in lists)
-    listed = {i for i, _ in lists}
-    keys = ", ".join(f"{key_expression(k, f'u{i}.v' if i in listed else None)} AS k{i}" for i, k in enumerate(rule.on))
+    if len(lists) == 1:   # one list: unnested in the select list (cheaper than a lateral join)
+        i, key = lists[0]
+        joins, values = "", {i: f"unnest({FIELD_LIST[key.partition(':')[0]]})"}
+    else:
+        joins = "".join(f", unnest({FIELD_LIST[key.partition(':')[0]]}) AS u{i}(v)" for i, key in lists)
+        values = {i: f"u{i}.v" for i, _ in lists}
+    keys = ", ".join(f"{key_expression(k, values.get(i))} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
     source = (f"list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1"
               if sources else "0")

@@ -168,8 +168,8 @@ def fetch_records(ws: Workspace, relation: str) -> Fetched:
     extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
     pr = {c: PR_CARD.format(x=c) for c in ("passport", "permit_no")}
     phones = ", ".join(f"phones[{i + 1}] AS {p}" for i, p in enumerate(PHONE_SLOTS))
-    tails = ", ".join(f"right(regexp_replace(phones[{i + 1}], '[^0-9]', '', 'g'), {PHONE_TAIL_DIGITS}) AS {t}"
-                      for i, t in enumerate(TAIL_SLOTS))
+    # phones are stored as digits (a verified one after a '+'): the last digits are the last characters
+    tails = ", ".join(f"right(ltrim(phones[{i + 1}], '+'), {PHONE_TAIL_DIGITS}) AS {t}" for i, t in enumerate(TAIL_SLOTS))
     table = ws.run("load match records", f"""
         SELECT rid, source, record_id, {', '.join(STRING_COLUMNS)},
                CASE WHEN NOT {pr['passport']} THEN passport END AS passport, id_any,
