@@ -41,9 +41,11 @@ def run_pipeline(folder: Path, configs: Path, files: dict[str, list[Path]], trut
     seconds, rss, out = measured(linkage_cmd(ws, configs, "match", "--json"))
     match = json.loads(out.splitlines()[-1])
     _, _, out = measured(linkage_cmd(ws, configs, "chain", "--as-of", as_of, "--json"))
+    _, _, out = measured(linkage_cmd(ws, configs, "evaluate", "--truth", str(truth), "--json"))
+    scores = json.loads(out.splitlines()[-1])
     _, _, out = measured(linkage_cmd(ws, configs, "evaluate", "--truth", str(truth), "--truth-flags",
                                      str(truth_flags), "--json"))
-    scores = json.loads(out.splitlines()[-1])
+    scores |= json.loads(out.splitlines()[-1])
     return {"records": match["records"], "pairs": match["candidate_pairs"], "match_s": round(seconds, 1),
             "match_rss_gib": round(rss / 2**30, 2), "pairwise": scores["pairwise"], "bcubed": scores["bcubed"],
             "flags": scores.get("flags", {})}
