@@ -5,12 +5,13 @@ the earlier stages, the earlier part holds later ones open (missing, or pending 
 or one part only repeats stages of the other minutes apart (a second handover registration with
 a permit number instead of the passport). Before such flags are raised, every person with an open
 stage is paired with the persons whose events of that stage fall in its window, and with those
-that duplicate its stages, when the two share an identifier key or a scored link.
+that duplicate its stages, when the two share a key (birth date, name, one name part, document,
+phone) or a scored link; the window and the key only propose a pair, the evidence below decides.
 
 A pair is joined only on evidence, never on a fixed rule:
 - the window of a stage is learned from the data (the gaps seen between the stage and its anchor
   across all travelers, widened by a slack), as is how rare it is that some other person fills it:
-  the timeline adds log2(travelers / persons with that stage in the window) bits;
+  the timeline adds log2(travelers / persons missing stages with that stage in the window) bits;
 - the records' evidence is their best match weight under the trained model (scored now with the
   match's comparisons), and that weight plus the timeline's must clear the match threshold; for a
   duplicate (stages repeated minutes apart, as a relative travelling along would repeat them) a
@@ -138,11 +139,13 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
         FROM timeline t JOIN join_windows w USING (stage)
         WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
     ws.run("join: keys", """
-        CREATE OR REPLACE TEMP TABLE join_keys AS  -- birth date, names, documents, phones
+        CREATE OR REPLACE TEMP TABLE join_keys AS  -- birth date, names, name parts, documents, phones
         SELECT DISTINCT p.person_id, k
         FROM chain_persons p JOIN records r USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
-                     'f' || r.family_phonetic || ' ' || r.given_phonetic]
+                     'f' || r.family_phonetic || ' ' || r.given_phonetic,
+                     -- one name part alone: a thin record with a typo in the other part (Mier, Meier)
+                     'F' || r.family_name, 'G' || r.given_name]
                     || list_transform(r.doc_numbers, x -> 'x' || x)
                     || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
              AS t(k)
@@ -186,17 +189,26 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
 
 def _timeline_bits(ws: Workspace, candidates: pl.DataFrame, windows: dict[str, tuple[float, float]],
                    duplicate: float) -> pl.DataFrame:
-    """The timeline's evidence that a and b are one traveler, in bits: the likelihood ratio of b's
-    event at its time, if b is a's missing part (anywhere in the stage's window: density one per
-    window width) against b being any traveler with that stage (the density of the stage's events
-    around that time). That is log2(travelers / events of the stage within half a window width
-    either side), and for a repeated stage the same within the duplicate span."""
-    done = ws.run("stage times", "SELECT stage, epoch(time) AS t FROM timeline WHERE time IS NOT NULL").pl()
+    """The timeline's evidence that a and b are one traveler, in bits: log2 of the odds that b is
+    a's missing part before the records are compared, over the match model's prior (which the
+    records' weight already carries: about one in `travelers`).
+
+    b's event falls where a's missing stage would be. a's missing part is one of the persons that
+    miss stages themselves (a complete traveler cannot be the rest of another), so the odds are one
+    in the number of such persons with that stage's event within half a window width either side
+    of b's. A repeated stage (minutes apart) may be a relative travelling along, who need not miss
+    anything: there every event of the stage within the duplicate span counts."""
+    done = ws.run("stage times", """
+        SELECT stage, epoch(time) AS t, person_id IN (SELECT person_id FROM timeline WHERE status = 'missing')
+               AS incomplete
+        FROM timeline WHERE time IS NOT NULL""").pl()
     travelers = max(int(ws.scalar("travelers", "SELECT count(*) FROM traveler_stages")), 1)
-    by_stage = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
+    every = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
+    incomplete = {stage: np.sort(group["t"].to_numpy())
+                  for (stage,), group in done.filter("incomplete").group_by("stage")}
     bits = []
     for stage, time, how in candidates.select("stage", "time", "how").iter_rows():
-        times = by_stage.get(stage, np.zeros(0))
+        times = (every if how == "duplicates" else incomplete).get(stage, np.zeros(0))
         t = float(time)
         low, high = windows.get(stage, (-MIN_SLACK_S, MIN_SLACK_S))
         span = duplicate if how == "duplicates" else (high - low) / 2

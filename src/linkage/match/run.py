@@ -165,7 +165,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         stands, _ = effective_weights(model, levels[links], tf, pairs.left[links], weight[links])
         falls = stands < OWN_EVIDENCE_BITS
         refused_mask[links[falls]] = True
-        links = links[~falls]
+        links, stands = links[~falls], stands[~falls]
 
         def store(index: np.ndarray) -> None:
             store_links(ws, run_id, pairs.left[index], pairs.right[index], weight[index], prob[index],
@@ -187,7 +187,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             identity_weight = np.zeros(len(links))
             identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
                                                        pairs.left[links[in_suspect]])
-            clusters = guard(data, pairs.left[links], pairs.right[links], weight[links], identity_weight,
+            # Strongest first by the weight each link stands on: a link whose records say "two people"
+            # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
+            clusters = guard(data, pairs.left[links], pairs.right[links], stands, identity_weight,
                              OWN_EVIDENCE_BITS, labels, suspects, names)
             unlinked.result()
             settled.result()
