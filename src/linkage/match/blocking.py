@@ -92,12 +92,10 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
         values = {i: f"u{i}.v" for i, _ in lists}
     keys = ", ".join(f"{key_expression(k, values.get(i))} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
-    source = (f"list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1"
-              if sources else "0")
     # Each list is made distinct, so only prefixes of list values can repeat a key.
     distinct = "DISTINCT " if any(":" in key for _, key in lists) else ""
     return f"""
-        SELECT rid, ({source})::SMALLINT AS s,
+        SELECT rid, {_source_sql(sources)} AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
         FROM (SELECT {distinct}rid, source, {keys} FROM match_records{joins}) WHERE {not_null}"""
 
@@ -117,16 +115,54 @@ class Blocks:
         return RuleCount(name, pairs, [int(x) for x in largest if x > 1] if pairs else [])
 
 
-def rule_blocks(ws: Workspace, rule: BlockingRule, sources: list[str] | None) -> Blocks:
-    keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).pl().sort("h")
-    h = keys["h"].to_numpy()
+def _is_list_rule(rule: BlockingRule) -> bool:
+    return any(key.partition(":")[0] in FIELD_LIST for key in rule.on)
+
+
+def _source_sql(sources: list[str] | None) -> str:
+    return (f"(list_position([{', '.join(quote_literal(name) for name in sources)}], source) - 1)::SMALLINT"
+            if sources else "0::SMALLINT")
+
+
+def _blocks_of(rid: np.ndarray, source: np.ndarray, h: np.ndarray) -> Blocks:
+    """Blocks from one key hash per (record, key): sorted by hash, blocks of one record dropped."""
+    order = np.argsort(h, kind="stable")
+    h = h[order]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
     sizes = np.diff(np.r_[starts, len(h)])
     multi = sizes > 1  # a block of one record makes no pair
-    keep = np.repeat(multi, sizes)
+    keep = order[np.repeat(multi, sizes)]
     sizes = sizes[multi]
-    return Blocks(keys["rid"].to_numpy()[keep].astype(np.int32), keys["s"].to_numpy()[keep],
-                  (np.cumsum(sizes) - sizes).astype(np.int64), sizes.astype(np.int64))
+    return Blocks(rid[keep].astype(np.int32), source[keep], (np.cumsum(sizes) - sizes).astype(np.int64),
+                  sizes.astype(np.int64))
+
+
+def rules_blocks(ws: Workspace, rules: list[BlockingRule], sources: list[str] | None) -> list[Blocks]:
+    """Every rule's blocks. Rules on single-valued fields share one scan of the records (one hash
+    column each, NULL where a key is missing); a rule on a list field has a query of its own."""
+    out: dict[int, Blocks] = {}
+    scalar = [i for i, rule in enumerate(rules) if not _is_list_rule(rule)]
+    if scalar:
+        columns = []
+        for i in scalar:
+            keys = [key_expression(k) for k in rules[i].on]
+            present = " AND ".join(f"{k} IS NOT NULL AND {k} <> ''" for k in keys)
+            columns.append(f"CASE WHEN {present} THEN hash({', '.join(keys)}) END AS h{i}")
+        table = ws.run("keys of the blocking rules", f"""
+            SELECT rid, {_source_sql(sources)} AS s, {', '.join(columns)} FROM match_records""").fetchnumpy()
+        rid, source = np.asarray(table["rid"]), np.asarray(table["s"])
+        for i in scalar:
+            column = table[f"h{i}"]
+            if np.ma.isMaskedArray(column):
+                present = ~np.ma.getmaskarray(column)
+                out[i] = _blocks_of(rid[present], source[present], np.asarray(column.data)[present])
+            else:
+                out[i] = _blocks_of(rid, source, np.asarray(column))
+    for i, rule in enumerate(rules):
+        if i not in out:
+            keys = ws.run(f"keys of blocking rule '{rule.name}'", rule_keys_sql(rule, sources)).fetchnumpy()
+            out[i] = _blocks_of(np.asarray(keys["rid"]), np.asarray(keys["s"]), np.asarray(keys["h"]))
+    return [out[i] for i in range(len(rules))]
 
 
 def block_pairs(blocks: Blocks, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,12 +235,14 @@ def candidate_pairs(ws: Workspace, rules: list[BlockingRule], config: ModelConfi
         raise InputError(f"{n:,} records are more than one match run can pair (at most {2 ** 29:,})")
     every = allowed.all()  # then no pair is filtered by source, and the keys need none
     blocks = blocks or {}
-    found = [blocks.get(rule.name) or rule_blocks(ws, rule, None if every else sources) for rule in rules]
+    missing = [rule for rule in rules if rule.name not in blocks]
+    computed = dict(zip([r.name for r in missing], rules_blocks(ws, missing, None if every else sources)))
+    found = [blocks.get(rule.name) or computed[rule.name] for rule in rules]
     counts = [b.count(rule.name) for b, rule in zip(found, rules)]
     check_cap(counts, config.max_pairs)
     packed = []
-    for bit, rule_blocks_ in enumerate(found):
-        a, b = block_pairs(rule_blocks_, allowed)
+    for bit, blocks_ in enumerate(found):
+        a, b = block_pairs(blocks_, allowed)
         packed.append((a.astype(np.int64) << (shift + 5)) | (b.astype(np.int64) << 5) | bit)
     del found
     codes = pl.Series(np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)).sort().to_numpy()

@@ -25,7 +25,7 @@ import polars as pl
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..sql import quote_literal
-from .blocking import Blocks, allowed_sources, blocked_comparison, candidate_pairs, rule_blocks
+from .blocking import Blocks, allowed_sources, blocked_comparison, candidate_pairs, rules_blocks
 from .compare import Comparison, build_comparisons, group_comparisons, infer_kind, is_identifier, levels_in_batches
 from .model import Patterns, estimate_u, train
 from .prepare import MISSING_DAY, RecordArrays, build_match_records, fetch_records, to_arrays
@@ -143,8 +143,7 @@ def count_candidates(ws, config: ModelConfig, data: RecordArrays, sources: list[
     budget = pair_budget(config, data.n)
     candidates = [Candidate(rule) for rule in candidate_rules(data)]
     blocks: dict[str, Blocks] = {}
-    for candidate in candidates:
-        found = rule_blocks(ws, candidate.rule, sources)
+    for candidate, found in zip(candidates, rules_blocks(ws, [c.rule for c in candidates], sources)):
         count = found.count(candidate.rule.name)
         candidate.pairs, candidate.largest_blocks = count.pairs, count.largest_blocks
         if count.pairs == 0:
