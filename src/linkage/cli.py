@@ -1,13 +1,16 @@
 """The command line: thin typer commands (parse options, call one library function, render).
 
 Every command runs inside one error boundary (`_Boundary`): typed LinkageErrors become a
-single `Error: ...` line and their exit code; anything else is an internal error (exit 1)
-whose details are shown only with LINKAGE_DEBUG=1, so no personal data leaks into logs.
+single `Error: ...` line and their exit code; a DuckDB failure is an internal error (exit 1)
+named by the command, the step and DuckDB's error class; anything else is an internal error
+(exit 1) too. Details (tracebacks, DuckDB's text) are shown only with LINKAGE_DEBUG=1, so no
+personal data leaks into logs.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from .errors import InputError, LinkageError
+from .errors import DatabaseError, InputError, LinkageError
 from .output import Output, print_error
 
 
@@ -25,16 +28,49 @@ class _Boundary(TyperGroup):
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except LinkageError as exc:
-            print_error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except Exception as exc:
-            if os.environ.get("LINKAGE_DEBUG"):
+            if ctx.meta.get("linkage.error_shown"):   # by a nested group's boundary, with LINKAGE_DEBUG=1
                 raise
-            print_error(f"internal error ({type(exc).__name__}); rerun with LINKAGE_DEBUG=1 for details")
-            raise typer.Exit(1) from None
+            ctx.meta["linkage.error_shown"] = True
+            code = _render_error(ctx, exc)
+            if code is None:
+                raise
+            raise typer.Exit(code) from None
+
+
+def _render_error(ctx, exc: Exception) -> int | None:
+    """Print the one line for `exc` and return its exit code; None when the exception should
+    propagate (LINKAGE_DEBUG=1 and an internal error: Python prints its traceback).
+
+    A DuckDB failure (a DatabaseError, or a duckdb.Error no step wrapped) is an internal error:
+    the line names the command, the step and DuckDB's error class, never DuckDB's text, which can
+    quote the values it was working on.
+    """
+    duckdb = sys.modules.get("duckdb")   # not imported: then no duckdb.Error can have happened
+    debug = bool(os.environ.get("LINKAGE_DEBUG"))
+    if isinstance(exc, DatabaseError) or (duckdb is not None and isinstance(exc, duckdb.Error)):
+        cause, step = (exc.cause, f", step '{exc.step}'") if isinstance(exc, DatabaseError) else (exc, "")
+        print_error(f"internal database error in '{_command_name(ctx)}' ({type(cause).__name__}{step}); "
+                    "rerun with LINKAGE_DEBUG=1 for details")
+        return None if debug else 1
+    if isinstance(exc, LinkageError):
+        print_error(str(exc))
+        return exc.exit_code
+    if debug:
+        return None
+    print_error(f"internal error ({type(exc).__name__}); rerun with LINKAGE_DEBUG=1 for details")
+    return 1
+
+
+def _command_name(ctx) -> str:
+    """'linkage export flags' for the command a group's context is running."""
+    names = [ctx.invoked_subcommand or ""]
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["linkage", *names]).strip()
 
 
 app = typer.Typer(

@@ -1,8 +1,9 @@
 """Configuration files: pydantic models for every TOML file and their loading.
 
 A bad file becomes a ConfigError whose message names the file, the key and the valid
-choices. Checks that need the data (a configured column absent from an export) live in
-ingest, which reports them the same way.
+choices. Fields that model.toml and chain.toml name are checked against the fields the source configs
+map when those files are loaded. Checks that need the data (a configured column absent from an
+export) live in ingest, which reports them the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -312,6 +314,68 @@ def load_source_config(config_dir: Path, name: str | None, config_file: Path | N
     return config, path
 
 
+# ---- fields the source configs map (what model.toml and chain.toml may name) ---------------
+
+NAME_PARTS = ("full_name", "family_name", "given_name", "local_name")
+DOCUMENT_FIELDS = ("passport", "id_number", "permit_no", "doc_no")
+# A field that model.toml can name -> the canonical fields it is made of (any one mapped will do:
+# every name column comes from any name field, a doc_no holds documents of every kind). A
+# canonical field not listed is made of itself; an unknown name of nothing.
+MADE_OF: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("name", "name_key", "name_token", "family_name", "given_name", "local_name", "family_phonetic",
+                     "given_phonetic", "name_phonetic", "phonetic_pair"), NAME_PARTS),
+    "birth_year": ("dob",),
+    **dict.fromkeys(("documents", "doc_number"), DOCUMENT_FIELDS),
+    "passport": ("passport", "doc_no"),
+    "id_number": ("id_number", "doc_no"),
+    "permit_no": ("permit_no", "doc_no"),
+    "address_token": ("address",),
+}
+
+
+@dataclass(frozen=True)
+class MappedFields:
+    """The canonical fields and [extra] names that the source configs of a config dir map."""
+
+    folder: Path
+    canonical: frozenset[str]
+    extra: frozenset[str]
+
+    def maps(self, field: str) -> bool:
+        """Does some source map `field` (canonical, derived or extra.NAME), or what it is made of?"""
+        if field.startswith("extra."):
+            return field[6:] in self.extra
+        made_of = MADE_OF.get(field, (field,) if field in CANONICAL_FIELDS else ())
+        return any(part in self.canonical for part in made_of)
+
+    def listing(self) -> str:
+        names = [f for f in CANONICAL_FIELDS if f in self.canonical] + [f"extra.{e}" for e in sorted(self.extra)]
+        return f"fields the source configs in {self.folder} map: {', '.join(names) or 'none'}"
+
+
+def mapped_fields(config_dir: Path) -> MappedFields:
+    """What configs/sources/*.toml map, together (each file loaded and validated)."""
+    canonical: set[str] = set()
+    extra: set[str] = set()
+    for name in available_sources(config_dir):
+        source, _ = load_source_config(config_dir, name)
+        canonical.update(source.fields.mapped())
+        extra.update(source.extra)
+    return MappedFields(Path(config_dir) / "sources", frozenset(canonical), frozenset(extra))
+
+
+def check_references(path: Path, references: list[tuple[str, str]], fields: MappedFields) -> None:
+    """A ConfigError naming every (key, field) of `references` that no source maps."""
+    problems = []
+    for key, field in dict.fromkeys(references):
+        if not fields.maps(field):
+            made_of = MADE_OF.get(field)
+            problems.append(f"key '{key}' names '{field}', which no source maps"
+                            + (f" (it is made of {' or '.join(made_of)})" if made_of else ""))
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems) + "; " + fields.listing())
+
+
 # ---- configs/model.toml --------------------------------------------------------------------
 
 BLOCKING_FIELDS = (
@@ -404,14 +468,44 @@ class ModelConfig(_Strict):
         return self
 
 
+# The data a comparison of these kinds reads, whatever its name or `field`.
+KIND_FIELD = {"name": "name", "date": "dob", "documents": "documents", "phone": "phone"}
+
+
+def model_references(config: ModelConfig) -> list[tuple[str, str]]:
+    """(key, field) for every field model.toml itself names (the defaults name none)."""
+    references = []
+    for i, rule in enumerate(config.blocking or []):
+        references += [(f"blocking[{i}].on", key.partition(":")[0]) for key in rule.on]
+    for name, override in config.comparisons.items():
+        key = f"comparisons.{name}"
+        if override is False:
+            references.append((key, name))
+            continue
+        if override.field is not None:
+            references.append((f"{key}.field", override.field))
+        if override.kind in KIND_FIELD:
+            references.append((key, KIND_FIELD[override.kind]))
+        elif override.field is None:
+            references.append((key, name))
+    if "identity" in config.model_fields_set:
+        references += [(f"identity[{i}]", name) for i, name in enumerate(config.identity)]
+    return references
+
+
 def load_model_config(config_dir: Path, path: Path | None = None) -> tuple[ModelConfig, Path | None]:
-    """configs/model.toml if present (or the given file), else the defaults."""
+    """configs/model.toml if present (or the given file), else the defaults. Every field it names
+    must be one that configs/sources/*.toml map."""
     path = Path(path) if path else Path(config_dir) / "model.toml"
     if not path.is_file():
         if path.name != "model.toml" or path.parent != Path(config_dir):
             raise ConfigError(f"{path}: config file not found")
         return ModelConfig(), None
-    return load_model(path, ModelConfig), path
+    config = load_model(path, ModelConfig)
+    references = model_references(config)
+    if references:
+        check_references(path, references, mapped_fields(config_dir))
+    return config, path
 
 
 # ---- configs/chain.toml --------------------------------------------------------------------
@@ -489,8 +583,19 @@ class ChainConfig(_Strict):
 
 
 def load_chain_config(config_dir: Path, path: Path | None = None) -> tuple[ChainConfig, Path]:
+    """configs/chain.toml (or the given file); a stage's `destination` must be an [extra] field
+    that configs/sources/*.toml map."""
     path = Path(path) if path else Path(config_dir) / "chain.toml"
-    return load_model(path, ChainConfig), path
+    config = load_model(path, ChainConfig)
+    destinations = [(i, stage.destination) for i, stage in enumerate(config.stages) if stage.destination]
+    if destinations:
+        fields = mapped_fields(config_dir)
+        unknown = [f"key 'stages[{i}].destination' names '{name}', which no source maps as an [extra] field"
+                   for i, name in destinations if name not in fields.extra]
+        if unknown:
+            raise ConfigError(f"{path}: " + "; ".join(unknown) + f"; extra fields the source configs in "
+                              f"{fields.folder} map: {', '.join(sorted(fields.extra)) or 'none'}")
+    return config, path
 
 
 # ---- configs/export.toml -------------------------------------------------------------------

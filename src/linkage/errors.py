@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 
 class LinkageError(Exception):
     """Base class: a failure the user can understand. `exit_code` is what the CLI returns."""
@@ -29,12 +27,12 @@ class DatabaseError(LinkageError):
     """DuckDB failed while running one named step; carries the step and its SQL (exit 1).
 
     The message names the step and the kind of DuckDB error only: DuckDB's own text can quote the
-    values it was working on (names, document numbers), so it is shown only with LINKAGE_DEBUG=1.
+    values it was working on (names, document numbers), so it stays on `cause`, which the CLI shows
+    (as a traceback) only with LINKAGE_DEBUG=1.
     """
 
     def __init__(self, step: str, sql: str, cause: Exception):
         self.step = step
         self.sql = sql
         self.cause = cause
-        detail = f": {cause}" if os.environ.get("LINKAGE_DEBUG") else "; rerun with LINKAGE_DEBUG=1 for details"
-        super().__init__(f"database step '{step}' failed ({type(cause).__name__}){detail}")
+        super().__init__(f"database step '{step}' failed ({type(cause).__name__})")
