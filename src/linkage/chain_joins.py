@@ -11,7 +11,7 @@ phone) or a scored link; the window and the key only propose a pair, the evidenc
 A pair is joined only on evidence, never on a fixed rule:
 - the window of a stage is learned from the data (the gaps seen between the stage and its anchor
   across all travelers, widened by a slack), as is how rare it is that some other person fills it:
-  the timeline adds log2(travelers / persons missing stages with that stage in the window) bits;
+  the timeline adds log2(travelers / persons with that stage in the window) bits;
 - the records' evidence is their best match weight under the trained model (scored now with the
   match's comparisons), and that weight plus the timeline's must clear the match threshold; for a
   duplicate (stages repeated minutes apart, as a relative travelling along would repeat them) a
@@ -189,26 +189,17 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
 
 def _timeline_bits(ws: Workspace, candidates: pl.DataFrame, windows: dict[str, tuple[float, float]],
                    duplicate: float) -> pl.DataFrame:
-    """The timeline's evidence that a and b are one traveler, in bits: log2 of the odds that b is
-    a's missing part before the records are compared, over the match model's prior (which the
-    records' weight already carries: about one in `travelers`).
-
-    b's event falls where a's missing stage would be. a's missing part is one of the persons that
-    miss stages themselves (a complete traveler cannot be the rest of another), so the odds are one
-    in the number of such persons with that stage's event within half a window width either side
-    of b's. A repeated stage (minutes apart) may be a relative travelling along, who need not miss
-    anything: there every event of the stage within the duplicate span counts."""
-    done = ws.run("stage times", """
-        SELECT stage, epoch(time) AS t, person_id IN (SELECT person_id FROM timeline WHERE status = 'missing')
-               AS incomplete
-        FROM timeline WHERE time IS NOT NULL""").pl()
+    """The timeline's evidence that a and b are one traveler, in bits: the likelihood ratio of b's
+    event at its time, if b is a's missing part (anywhere in the stage's window: density one per
+    window width) against b being any traveler with that stage (the density of the stage's events
+    around that time). That is log2(travelers / events of the stage within half a window width
+    either side), and for a repeated stage the same within the duplicate span."""
+    done = ws.run("stage times", "SELECT stage, epoch(time) AS t FROM timeline WHERE time IS NOT NULL").pl()
     travelers = max(int(ws.scalar("travelers", "SELECT count(*) FROM traveler_stages")), 1)
-    every = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
-    incomplete = {stage: np.sort(group["t"].to_numpy())
-                  for (stage,), group in done.filter("incomplete").group_by("stage")}
+    by_stage = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
     bits = []
     for stage, time, how in candidates.select("stage", "time", "how").iter_rows():
-        times = (every if how == "duplicates" else incomplete).get(stage, np.zeros(0))
+        times = by_stage.get(stage, np.zeros(0))
         t = float(time)
         low, high = windows.get(stage, (-MIN_SLACK_S, MIN_SLACK_S))
         span = duplicate if how == "duplicates" else (high - low) / 2
