@@ -447,6 +447,10 @@ def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output
                          f"{weights[k][level]:+.2f}"))
     out.table(f"Model (prior {model.prior:.3g} = weight {model.prior_weight:+.2f}; "
               f"u from {model.random_pairs:,} random pairs)", ["comparison", "level", "m", "u", "weight"], rows)
+    unestimated = [name for name, estimated in zip(model.comparisons, model.m_estimated) if not estimated]
+    if unestimated:
+        out.line(f"m not estimated for {', '.join(unestimated)}: every blocking rule that trained blocks on it "
+                 "('left out' below), so its m is a default; add a rule that does not (configs/model.toml).")
     out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged", "left out"],
               [(f.rule, f.pairs, f"{f.match_share:.4f}", f.iterations, "yes" if f.converged else "NO",
                 ", ".join(f.excluded)) for f in model.fits])

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
-from .compare import Comparison, levels_in_batches
+from .compare import Comparison, distinct, levels_in_batches
 from .prepare import RecordArrays
 
 EPS = 1e-12
@@ -133,7 +133,10 @@ def fits_codes(sizes: list[int]) -> bool:
 
 
 def pattern_codes(levels: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """One int32 code per pair for its whole row of levels (see `fits_codes`)."""
+    """One int32 code per pair for its whole row of levels; sizes that do not fit (`fits_codes`)
+    are refused (the codes would wrap around): their patterns take `Patterns.dense`."""
+    if not fits_codes(sizes):
+        raise ValueError(f"level patterns of {len(sizes)} comparisons do not fit an int32 code; use Patterns.dense")
     code = np.zeros(len(levels), dtype=np.int32)
     for k, stride in enumerate(strides(sizes)):
         code += levels[:, k].astype(np.int32) * np.int32(stride)
@@ -159,8 +162,6 @@ class Patterns:
     def dense(cls, levels: np.ndarray, sizes: list[int]) -> Patterns:
         """Dense codes of a level matrix, built one column at a time (each step keeps the codes
         below the number of distinct partial rows, so nothing overflows)."""
-        from .compare import distinct
-
         code = np.zeros(len(levels), dtype=np.int64)
         for k, size in enumerate(sizes):
             _, code = distinct(code * size + levels[:, k])
@@ -290,10 +291,8 @@ def train(comparisons: list[Comparison], levels: np.ndarray, mask: np.ndarray, r
                 weights[k] += expected
     m_final = []
     for k, size in enumerate(sizes):
-        if weights[k] > 0:
-            mk = monotone_m(sums[k] / weights[k], u[k])
-        else:
-            mk = _initial_m(size)  # no rule could estimate it: a default, disclosed by m_estimated
+        # no rule could estimate it: a default, disclosed by m_estimated (and in order like the rest)
+        mk = monotone_m(sums[k] / weights[k] if weights[k] > 0 else _initial_m(size), u[k])
         mk[0] = 1.0
         m_final.append(mk)
     model = Model(names, [list(c.labels) for c in comparisons], [list(map(float, x)) for x in m_final],
@@ -387,12 +386,10 @@ def _summed(weights: list[np.ndarray], model: Model, tf: list[np.ndarray | None]
     for k, level in enumerate(model.tf_levels):
         if level is not None and tf[k] is not None:
             weights[k][level] += np.log2(model.u[k][level])
-    if patterns is not None:
-        present = pl.Series(patterns.codes).unique().to_numpy()
+    if patterns is not None:   # a table per distinct code present, not one as long as the largest code
+        present, inverse = distinct(patterns.codes)
         rows = patterns.levels_of(present)
-        table = np.zeros(int(present.max(initial=0)) + 1, dtype=np.float64)
-        table[present] = sum(w[rows[:, k]] for k, w in enumerate(weights))
-        return table[patterns.codes]
+        return sum(w[rows[:, k]] for k, w in enumerate(weights))[inverse]
     total = np.zeros(len(levels), dtype=np.float64)
     for k, w in enumerate(weights):
         total += w[levels[:, k]]
