@@ -203,6 +203,57 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
         out.table("Values not standardized, by column", ["source", "column", "values"], issues)
 
 
+@app.command()
+def rejects(
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Also write every rejected row and value issue "
+                                                                "to this CSV (values masked)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Per source: rejected rows by reason, value issues by column and reason.
+
+    With --out, one CSV line per rejected row and per value issue (source, batch, file, row, kind,
+    column, reason, value with only its last 2 characters shown), UTF-8 with BOM.
+
+    Example:
+
+        linkage rejects --source police --out police_rejects.csv
+    """
+    from .rejects import KIND_LABELS, rejects_report
+    from .workspace import Workspace
+
+    out = _out(json_flag)
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        report = rejects_report(ws, source=source, out_file=out_file)
+    if out.json_mode:
+        out.json(report.to_json())
+        return
+    if not report.sources:
+        out.line("The workspace holds no ingested sources yet.")
+    elif out.interactive:
+        out.table("Rejects and value issues", ["source", "rows rejected", "values not standardized",
+                                               "values kept, noted"],
+                  [(name, s.rows_rejected, s.values_not_standardized, s.values_noted)
+                   for name, s in report.sources.items()])
+        rows = [(name, reason, n) for name, s in report.sources.items() for reason, n in s.rejected_by_reason.items()]
+        if rows:
+            out.table("Rejected rows by reason", ["source", "reason", "rows"], rows)
+        issues = [(name, i.column, KIND_LABELS[i.kind], i.reason, i.count)
+                  for name, s in report.sources.items() for i in s.value_issues]
+        if issues:
+            out.table("Value issues by column and reason", ["source", "column", "kind", "reason", "values"], issues)
+    else:
+        for name, s in report.sources.items():
+            out.line(f"{name}: {s.rows_rejected:,} rows rejected, {s.values_not_standardized:,} values not "
+                     f"standardized, {s.values_noted:,} values kept, noted")
+            for reason, n in s.rejected_by_reason.items():
+                out.line(f"{name}: {KIND_LABELS['row']}: {n:,}: {reason}")
+            for i in s.value_issues:
+                out.line(f"{name}: {i.column}: {KIND_LABELS[i.kind]}: {i.count:,}: {i.reason}")
+    if report.out_file is not None:
+        out.line(f"Wrote {report.lines_written:,} lines to {report.out_file}.")
+
+
 class _SampleCommand(typer.core.TyperCommand):
     """`linkage sample --help` also lists the corruption profiles, one line each, from
     linkage.sample.CORRUPTIONS (imported only when the help is shown)."""
