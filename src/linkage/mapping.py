@@ -24,7 +24,7 @@ import polars as pl
 from .config import SourceConfig
 from .readers import MAX_FIELD_CHARS, ROW
 from .standardize import standardize_distinct
-from .standardize.countries import to_alpha2, to_alpha3
+from .standardize.countries import other_language_note, to_alpha2, to_alpha3
 from .standardize.dates import parse_dates, swapped_formats
 from .standardize.ids import (
     classify_document_type,
@@ -74,6 +74,12 @@ def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> Map
 
     for field, fn in (("sex", to_sex), ("nationality", to_alpha3)):
         out[field] = _apply(col(field), fn, pl.Utf8, base, fields.get(field), issues)
+    nationality = col("nationality")
+    if nationality is not None:
+        text = nationality.cast(pl.Utf8)
+        seen = {value: other_language_note(value) for value in text.unique().drop_nulls().to_list()}
+        notes = text.replace_strict(seen, default=None, return_dtype=pl.Utf8)   # once per distinct value
+        issues.append(_issues(base, fields["nationality"], nationality, notes, kind="note"))
 
     extra_formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"] if typed_dates else []
     dob = col("dob")

@@ -186,6 +186,36 @@ def _lookup() -> dict[str, str | None]:
     return lookup
 
 
+@lru_cache(maxsize=1)
+def _other_locale_keys() -> frozenset[str]:
+    """The spellings only another language's locale gives (Deutschland, Allemagne): read, and noted."""
+    main = set()
+    for country in pycountry.countries:
+        for spelling in (country.alpha_2, country.alpha_3, country.numeric, *_pycountry_names(country)):
+            main.add(_key(spelling))
+    for table in (_ENGLISH_ALIASES, _CHINESE_ALIASES, _NATIVE_ALIASES, _ICAO_CODES):
+        main.update(_key(spelling) for spelling in table)
+    for translation in _translations(_CHINESE_LOCALES):
+        for country in pycountry.countries:
+            main.update(_key(translation.gettext(name)) for name in _pycountry_names(country))
+    return frozenset(key for key in _lookup() if key not in main)
+
+
+OTHER_LANGUAGE_NOTE = "country name in another language; read as its code"
+
+
+def other_language_note(value: object) -> str | None:
+    """A note for a country written in a language other than English or Chinese (None otherwise)."""
+    if not isinstance(value, str):
+        return None
+    key = _key(value)
+    for suffix in ("", *_NATIONALITY_SUFFIXES):
+        stem = key.removesuffix(suffix) if suffix else key
+        if stem in _lookup():
+            return OTHER_LANGUAGE_NOTE if stem in _other_locale_keys() else None
+    return None
+
+
 _NATIONALITY_SUFFIXES = ("籍", "人", "国籍")
 
 
