@@ -153,24 +153,36 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
     ws.run("join: pairs", f"""
         CREATE OR REPLACE TEMP TABLE join_pairs AS
         WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
-        filling AS (  -- b has the stage a holds open, in a's window
-            SELECT o.person_id AS a, d.person_id AS b, o.stage, d.time, 'fills' AS how
-            FROM join_open o JOIN done d ON d.stage = o.stage AND d.time BETWEEN o.w_from AND o.w_to
-            WHERE d.person_id <> o.person_id),
         missing AS (SELECT DISTINCT person_id FROM timeline WHERE status = 'missing'),
-        repeating AS (  -- b, which misses stages, repeats a stage of a within minutes
-            SELECT x.person_id AS a, y.person_id AS b, x.stage, y.time, 'duplicates' AS how
-            FROM done x JOIN done y ON y.stage = x.stage AND x.person_id <> y.person_id
-                 AND abs(epoch(y.time - x.time)) <= {duplicate}
-            WHERE y.person_id IN (SELECT person_id FROM missing)),
-        near AS (SELECT * FROM filling UNION ALL SELECT * FROM repeating),
-        keyed AS (SELECT DISTINCT n.a, n.b FROM near n
-                  JOIN join_keys ka ON ka.person_id = n.a JOIN join_keys kb ON kb.person_id = n.b AND kb.k = ka.k),
         linked AS (SELECT DISTINCT pa.person_id AS a, pb.person_id AS b
                    FROM link_pairs l JOIN chain_persons pa ON pa.rid = l.rid_l JOIN chain_persons pb ON pb.rid = l.rid_r
                    WHERE pa.person_id <> pb.person_id),
-        sharing AS (SELECT a, b FROM keyed UNION SELECT a, b FROM linked UNION SELECT b, a FROM linked),
-        chosen AS (SELECT n.* FROM near n SEMI JOIN sharing s USING (a, b)),
+        sharing AS (SELECT a, b FROM linked UNION SELECT b, a FROM linked),
+        -- Keys and stages are joined first (equality), then the time window is checked: the pairs of
+        -- persons near in time alone would be far too many.
+        open_keys AS (SELECT o.person_id AS a, o.stage, o.w_from, o.w_to, k.k
+                      FROM join_open o JOIN join_keys k USING (person_id)),
+        done_keys AS (SELECT d.person_id AS b, d.stage, d.time, k.k,
+                             CAST(floor(epoch(d.time) / {max(duplicate, 1.0)}) AS BIGINT) AS span
+                      FROM done d JOIN join_keys k USING (person_id)),
+        filling AS (  -- b has the stage a holds open, in a's window, and they share a key or a link
+            SELECT ok.a, dk.b, ok.stage, dk.time, 'fills' AS how
+            FROM open_keys ok JOIN done_keys dk ON dk.stage = ok.stage AND dk.k = ok.k
+            WHERE dk.b <> ok.a AND dk.time BETWEEN ok.w_from AND ok.w_to
+            UNION
+            SELECT o.person_id AS a, d.person_id AS b, o.stage, d.time, 'fills' AS how
+            FROM sharing s JOIN join_open o ON o.person_id = s.a JOIN done d ON d.person_id = s.b AND d.stage = o.stage
+            WHERE d.time BETWEEN o.w_from AND o.w_to),
+        repeating AS (  -- b, which misses stages, repeats a stage of a within minutes
+            SELECT x.b AS a, y.b AS b, x.stage, y.time, 'duplicates' AS how
+            FROM (SELECT *, unnest([span - 1, span, span + 1]) AS near_span FROM done_keys) x
+            JOIN done_keys y ON y.stage = x.stage AND y.k = x.k AND y.span = x.near_span AND x.b <> y.b
+            WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.b IN (SELECT person_id FROM missing)
+            UNION
+            SELECT x.person_id AS a, y.person_id AS b, x.stage, y.time, 'duplicates' AS how
+            FROM sharing s JOIN done x ON x.person_id = s.a JOIN done y ON y.person_id = s.b AND y.stage = x.stage
+            WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.person_id IN (SELECT person_id FROM missing)),
+        chosen AS (SELECT * FROM filling UNION SELECT * FROM repeating),
         overlap AS (  -- stages both have: allowed only as duplicates (within minutes of each other)
             SELECT c.a, c.b, bool_and(abs(epoch(y.time - x.time)) <= {duplicate}) AS duplicates
             FROM (SELECT DISTINCT a, b FROM chosen) c
