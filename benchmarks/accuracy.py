@@ -4,8 +4,17 @@ soc_sec_id) and on the generator's multi-agency data, all at each tool's default
     .venv-bench/bin/python benchmarks/accuracy.py --people 100000
     .venv-bench/bin/python benchmarks/accuracy.py --people 1000000 --skip-febrl --peers splink
 
-Prints pairwise precision / recall / F1 (the same scorer for every tool), the matching time
-(median of --runs) with its ratio to linkage, and peak RSS.
+FEBRL4 runs every tool in each setup, with and without soc_sec_id, and prints one table:
+
+* each tool's documented default: linkage with the source configs only (every FEBRL column mapped,
+  no model.toml: blocking rules chosen from the data), Splink with its FEBRL4 example's settings;
+* the same blocking in both tools, both ways: linkage on the example's blocking rules (model.toml with
+  only those rules, A against B), and Splink on the rules linkage chose (keyed with linkage's own SQL
+  on its standardized records); recordlinkage always blocks on the example's rules.
+
+On the generator's data Splink blocks on the rules the linkage run chose, and compares every field
+linkage compares (peers.py). Prints pairwise precision / recall / F1 (the same scorer for every
+tool), the matching time (median of --runs), the pairs each tool scored, and peak RSS.
 """
 
 from __future__ import annotations
@@ -16,8 +25,8 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from common import (PEERS, REPO, export_standardized, ingest_generator, linkage_cmd, measured, print_table,
-                    run_linkage_match, run_peer)
+from common import (PEERS, REPO, Run, export_standardized, ingest_generator, linkage_cmd, measured, print_setups_table,
+                    print_table, run_linkage_match, run_peer, write_linkage_rules)
 
 FEBRL_SOURCE = """name = "{name}"
 format = "csv"
@@ -41,72 +50,90 @@ postcode = "postcode"
 state = "state"
 {ssn}"""
 
-FEBRL_MODEL = """compare = ["a-b"]
+# The blocking rules of Splink's FEBRL4 example in linkage's terms, A against B as Splink's link_only.
+# The example's two name rules (given = given and surname = surname, or the two swapped) are one
+# rule on the order-free name key here; date_of_birth is the parsed date, address_1 is `address`.
+EXAMPLE_BLOCKING = """compare = ["a-b"]
 
 [[blocking]]
-name = "dob"
+name = "names_either_order"
+on = ["name_key"]
+
+[[blocking]]
+name = "date_of_birth"
 on = ["dob"]
-
-[[blocking]]
-name = "name_prefixes"
-on = ["family_name:2", "given_name:2"]
-
-[[blocking]]
-name = "postcode_family"
-on = ["extra.postcode", "family_phonetic"]
-
-[[blocking]]
-name = "suburb_given"
-on = ["extra.suburb", "given_phonetic"]
-
-[[blocking]]
-name = "phonetic_names"
-on = ["family_phonetic", "given_phonetic"]
-
-[[blocking]]
-name = "street_postcode"
-on = ["extra.street_number", "extra.postcode"]
-
-[[blocking]]
-name = "year_initials"
-on = ["birth_year", "family_name:1", "given_name:1"]
-
-[[blocking]]
-name = "address_initial"
-on = ["address:5", "family_name:1"]
-
-[[blocking]]
-name = "postcode_year"
-on = ["extra.postcode", "birth_year"]
 {ssn_rule}
-[comparisons.address]
-kind = "text"
+[[blocking]]
+name = "state_address"
+on = ["extra.state", "address"]
+
+[[blocking]]
+name = "street_number_address"
+on = ["extra.street_number", "address"]
+
+[[blocking]]
+name = "postcode"
+on = ["extra.postcode"]
 """
+SSN_RULE = '\n[[blocking]]\nname = "soc_sec_id"\non = ["extra.soc_sec_id"]\n'
+LINKAGE_RULES = "linkage's (chosen from the data)"
+EXAMPLE_RULES = "Splink's FEBRL4 example"
 
 
-def febrl(scratch: Path, with_ssn: bool, runs: int, peers: list[str]) -> None:
+def febrl_workspace(folder: Path, name: str, with_ssn: bool, model: str | None) -> tuple[Path, Path]:
+    """A workspace holding FEBRL4's A and B, with its config folder (model.toml only if `model`)."""
+    configs = folder / name / "configs"
+    (configs / "sources").mkdir(parents=True)
+    for source in ("a", "b"):
+        (configs / "sources" / f"{source}.toml").write_text(
+            FEBRL_SOURCE.format(name=source, ssn='soc_sec_id = "soc_sec_id"' if with_ssn else ""), encoding="utf-8")
+    if model is not None:
+        (configs / "model.toml").write_text(model, encoding="utf-8")
+    workspace = folder / name / "ws"
+    measured(linkage_cmd(workspace, configs, "init"))
+    for source in ("a", "b"):
+        measured(linkage_cmd(workspace, configs, "ingest", "--source", source, str(folder / f"{source}.csv")))
+    return workspace, configs
+
+
+def febrl(scratch: Path, with_ssn: bool, runs: int, peers: list[str]) -> list[Run]:
     folder = scratch / ("febrl4" if with_ssn else "febrl4_nossn")
     flags = [] if with_ssn else ["--no-ssn"]
     measured([*PEERS, "febrl4", "--out-dir", str(folder), *flags])
     records = pd.read_parquet(folder / "records.parquet")
-    configs = folder / "configs"
-    (configs / "sources").mkdir(parents=True)
     for name in ("a", "b"):
         part = records[records["source"] == name].drop(columns=["source"])
         part.insert(0, "rec_id", part.pop("unique_id").str.split(":", n=1).str[1])
         part.to_csv(folder / f"{name}.csv", index=False)
-        (configs / "sources" / f"{name}.toml").write_text(
-            FEBRL_SOURCE.format(name=name, ssn='soc_sec_id = "soc_sec_id"' if with_ssn else ""), encoding="utf-8")
-    rule = '\n[[blocking]]\nname = "ssn"\non = ["extra.soc_sec_id"]\n' if with_ssn else ""
-    (configs / "model.toml").write_text(FEBRL_MODEL.format(ssn_rule=rule), encoding="utf-8")
-    workspace = folder / "ws"
-    measured(linkage_cmd(workspace, configs, "init"))
-    for name in ("a", "b"):
-        measured(linkage_cmd(workspace, configs, "ingest", "--source", name, str(folder / f"{name}.csv")))
     truth = folder / "truth.csv"
-    results = [run_linkage_match(workspace, configs, truth, runs, folder)]
-    results += [run_peer(tool, folder / "records.parquet", truth, runs, folder, flags) for tool in peers]
-    print_table(f"FEBRL4 {'with' if with_ssn else 'without'} soc_sec_id (5,000 true links)", results)
+
+    results = []
+    workspace, configs = febrl_workspace(folder, "default", with_ssn, None)
+    own = run_linkage_match(workspace, configs, truth, runs, folder / "default")
+    own.setup = LINKAGE_RULES
+    results.append(own)
+    rules = write_linkage_rules(own, folder / "linkage_rules.json")
+    keys = folder / "linkage_records.parquet"
+    export_standardized(workspace, keys)
+
+    workspace, configs = febrl_workspace(folder, "example", with_ssn,
+                                         EXAMPLE_BLOCKING.format(ssn_rule=SSN_RULE if with_ssn else ""))
+    example = run_linkage_match(workspace, configs, truth, runs, folder / "example")
+    example.setup = EXAMPLE_RULES
+    results.append(example)
+
+    for tool in peers:
+        run = run_peer(tool, folder / "records.parquet", truth, runs, folder, flags)
+        run.setup = EXAMPLE_RULES
+        results.append(run)
+        if tool == "splink":
+            run = run_peer(tool, folder / "records.parquet", truth, runs, folder,
+                           [*flags, "--linkage", str(rules), "--keys", str(keys)], name="splink_linkage_rules")
+            run.setup = LINKAGE_RULES
+            results.append(run)
+    for run in results:
+        run.variant = "yes" if with_ssn else "no"
+    return results
 
 
 def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]) -> Path:
@@ -118,7 +145,11 @@ def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]
     export_standardized(folder / "ws", folder / "records.parquet")
     truth = folder / "data" / "truth_entities.csv"
     results = [run_linkage_match(folder / "ws", REPO / "configs", truth, runs, folder)]
-    results += [run_peer(tool, folder / "records.parquet", truth, runs, folder, []) for tool in peers]
+    # Splink blocks on the rules this linkage run chose and compares extras as its model does
+    rules = write_linkage_rules(results[0], folder / "linkage_rules.json", folder / "ws", REPO / "configs")
+    for tool in peers:
+        results.append(run_peer(tool, folder / "records.parquet", truth, runs, folder,
+                                ["--linkage", str(rules)] if tool == "splink" else []))
     print_table(f"Generator, {people:,} people, seed {seed}", results)
     return folder
 
@@ -134,8 +165,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="linkage-accuracy-"))
     try:
         if not args.skip_febrl:
-            febrl(scratch, True, args.runs, args.peers)
-            febrl(scratch, False, args.runs, args.peers)
+            results = febrl(scratch, True, args.runs, args.peers) + febrl(scratch, False, args.runs, args.peers)
+            print_setups_table(f"FEBRL4 (5,000 true links), match s = median of {args.runs} run(s)", results)
         for people in args.people:
             generator(scratch, people, args.seed, args.runs, args.peers)
     finally:

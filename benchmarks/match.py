@@ -1,7 +1,8 @@
 """Matching speed and memory at scale: the whole `linkage match` (block, compare, train, score,
 cluster) against Splink 5's check of its blocking rules' pair count + train + predict + cluster
 (DuckDB backend) on the same standardized records, median of --runs runs, with ratios; accuracy
-and each tool's median seconds per phase are printed alongside.
+and each tool's median seconds per phase are printed alongside. Splink blocks on the rules the
+linkage run chose (the same candidate pairs) and compares every field linkage compares (peers.py).
 
     .venv-bench/bin/python benchmarks/match.py --people 1000000 --runs 3
 """

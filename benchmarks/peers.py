@@ -6,17 +6,22 @@ with its timings and the peak RSS of that process, so the memory figures of the 
 
     python benchmarks/peers.py febrl4 --out-dir bench-out/febrl4                # records.parquet + truth.csv
     python benchmarks/peers.py splink --input bench-out/febrl4/records.parquet --out bench-out/splink.parquet
+    python benchmarks/peers.py splink --input records.parquet --out splink.parquet --linkage linkage_rules.json
     python benchmarks/peers.py recordlinkage --input records.parquet --out rl.parquet --dataset travelers
     python benchmarks/peers.py score --clusters bench-out/splink.parquet --truth bench-out/febrl4/truth.csv
 
 Two datasets are understood (`--dataset`, detected from the columns when omitted):
 
-* `travelers`: the project's standardized records (`unique_id, source, family_name, given_name, name_key,
-  family_phonetic, given_phonetic, sex, dob, nationality, passport, id_number, permit_no, doc_numbers,
-  phone, email, address, district, employer`), deduplicated over all sources at once (a source may hold
-  duplicates of its own).
+* `travelers`: the records as `linkage match` reads them, exported by `common.export_standardized`
+  (`unique_id, source, record_id, full_name, family_name, given_name, local_name, name_key,
+  family_phonetic, given_phonetic, sex, dob, id_dob, nationality, passport, id_number, id_any, permit_no,
+  doc_numbers, phone, phones, email, address, district, employer, extra`), deduplicated over all sources
+  at once (a source may hold duplicates of its own). Splink compares every field linkage compares and
+  blocks on linkage's rules (`--linkage`: those a linkage run chose; else linkage's fixed defaults),
+  their keys computed with linkage's own SQL.
 * `febrl4`: FEBRL4 as written by `febrl4_frames` (sources "a" and "b"), linked A to B only, as both
-  tools' own FEBRL4 examples do.
+  tools' own FEBRL4 examples do. Splink takes its example's settings; with `--linkage` and `--keys`
+  (linkage's standardized records of the same data) it blocks on linkage's rules instead.
 
 The models are built the way each tool's documentation recommends, not tuned against the truth.
 `pairwise_scores` is a cross-check of the project's own metrics.
@@ -40,9 +45,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-# Splink's documented examples cluster at 0.95 (deduplicate_50k_synthetic) or 0.99 (febrl4); we take
-# 0.95 for every dataset, for both `predict(threshold_match_probability=...)` and the clustering.
-SPLINK_DEFAULT_THRESHOLD = 0.95
+# Splink's documented examples cluster at 0.95 (deduplicate_50k_synthetic) and 0.99 (febrl4): the
+# travelers take the first, FEBRL4 its own example's, for both `predict(threshold_match_probability=...)`
+# and the clustering (the example predicts at 0.2, but clusters only the links at 0.99 and above).
+SPLINK_DEFAULT_THRESHOLD = {"travelers": 0.95, "febrl4": 0.99}
 # estimate_u_using_random_sampling: the docs "generally recommend setting max pairs higher (e.g. 1e7 or
 # more)" than the 1e6 default.
 SPLINK_U_MAX_PAIRS = 1e7
@@ -214,105 +220,254 @@ def _scalar(con, sql: str):
     return con.sql(sql).fetchall()[0][0]
 
 
-def _splink_travelers_model(present: set[str]):
-    """Settings, training rules and the input SELECT for the travelers dedupe (dedupe_only).
+def load_linkage_rules(path: Path | None) -> tuple[list[dict], dict[str, str]]:
+    """Blocking rules (`[{"rule": ..., "on": [...]}, ...]`) and comparison kinds of a linkage run.
 
-    Comparisons (comparison library, TF where the docs use it):
-      names   ForenameSurnameComparison(given, family) with a concatenated full-name column for TF, as
-              in the docs' deduplicate_50k example: exact full name (TF), swapped order
-              (ColumnsReversedLevel), Jaro-Winkler >= 0.92 / 0.88 on both, exact surname (TF), exact
-              forename (TF). One comparison rather than NameComparison x 2 plus a swap comparison,
-              because Fellegi-Sunter assumes independent comparisons and those would count the names
-              twice.
-      dob     DateOfBirthComparison(input_is_string=False) (a DATE column): exact, Levenshtein 1 on the
-              text, within 1 month, 1 year, 10 years.
-      docs    ArrayIntersectAtSizes(doc_numbers, [1]) - any shared document number, whatever field it
-              came from (passport, ID card, permit); empty lists are treated as null.
-      others  ExactMatch on sex, nationality (TF), phone, district (TF), employer (TF);
-              EmailComparison on email.
+    `path` holds the JSON `linkage match --json` prints (its `blocking` list), optionally with the
+    `kinds` of `linkage model show --json`. Without a path: linkage's fixed rules
+    (`linkage.config.DEFAULT_BLOCKING`) and no kinds.
+    """
+    if path is None:
+        from linkage.config import DEFAULT_BLOCKING
+
+        return [{"rule": rule.name, "on": list(rule.on)} for rule in DEFAULT_BLOCKING], {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PeerError(f"{path}: not a readable JSON file ({type(error).__name__})") from None
+    rules = data.get("blocking") if isinstance(data, dict) else None
+    if not isinstance(rules, list) or not rules or not all(
+            isinstance(r, dict) and isinstance(r.get("on"), list) and r["on"]
+            and all(isinstance(k, str) for k in r["on"]) for r in rules):
+        raise PeerError(f"{path}: expected an object whose 'blocking' is a non-empty list of "
+                        "{\"rule\": NAME, \"on\": [KEY, ...]} (as `linkage match --json` prints)")
+    from linkage.config import BlockingRule
+    from pydantic import ValidationError
+
+    out = []
+    for i, r in enumerate(rules):
+        try:  # linkage's own check of a rule's keys
+            rule = BlockingRule(name=str(r.get("rule", f"rule_{i}")), on=r["on"])
+        except ValidationError as error:
+            raise PeerError(f"{path}: blocking rule {i + 1}: {error.errors()[0]['msg']}") from None
+        out.append({"rule": rule.name, "on": list(rule.on)})
+    return out, data.get("kinds") or {}
+
+
+def linkage_key_columns(rules: list[dict]) -> tuple[list[str], list]:
+    """linkage's blocking rules as Splink rules: the SQL of every key (over a relation with linkage's
+    match columns, as `common.export_standardized` writes them) and one `block_on` per rule.
+
+    Each key is computed with linkage's own SQL (`linkage.match.blocking`): a list field
+    (documents, phone tails, name tokens, ...) becomes an array column that Splink explodes, a
+    `field:N` key its first N characters; empty keys are null, as linkage leaves them out."""
+    from linkage.match.blocking import FIELD_LIST, key_expression
+    from splink import block_on
+
+    select, splink_rules = [], []
+    for i, rule in enumerate(rules):
+        names, arrays = [], []
+        for j, key in enumerate(rule["on"]):
+            name, base = f"lk{i}_{j}", key.partition(":")[0]
+            if base in FIELD_LIST:
+                values = (f"list_distinct(list_filter(list_transform({FIELD_LIST[base]}, v -> "
+                          f"{key_expression(key, 'v')}), v -> v IS NOT NULL AND v <> ''))")
+                select.append(f"CASE WHEN len({values}) > 0 THEN {values} END AS {name}")
+                arrays.append(name)
+            else:
+                select.append(f"nullif({key_expression(key)}, '') AS {name}")
+            names.append(name)
+        splink_rules.append(block_on(*names, arrays_to_explode=arrays or None))
+    return select, splink_rules
+
+
+def _text(column: str, present: set[str], fallback: str | None = None) -> str:
+    if column in present:
+        return f"nullif(trim(CAST({column} AS VARCHAR)), '') AS {column}"
+    if fallback in present:
+        return f"nullif(trim(CAST({fallback} AS VARCHAR)), '') AS {column}"
+    return f"CAST(NULL AS VARCHAR) AS {column}"
+
+
+def _extra_names(con, source: str, present: set[str]) -> list[str]:
+    if "extra" not in present:
+        return []
+    return [r[0] for r in con.sql(f"SELECT DISTINCT unnest(map_keys(extra)) FROM {source} ORDER BY 1").fetchall()]
+
+
+def _travelers_select(con, source: str, present: set[str]) -> tuple[str, list[str]]:
+    """The SELECT of Splink's travelers input, and the extra fields it carries (as `x_NAME`).
+
+    Documents go into linkage's slots by kind (prepare.py: a permanent-residence card is told by
+    its pattern, whatever column it came in); `docs` is the set of the slots' numbers. Phones are a
+    set, with the set of their last 8 digits alongside (linkage's phone key)."""
+    from linkage.match.prepare import PHONE_TAIL_DIGITS, PR_CARD
+
+    extras = _extra_names(con, source, present)
+    text = ["family_name", "given_name", "local_name", "name_key", "family_phonetic", "given_phonetic", "sex",
+            "nationality", "passport", "id_number", "permit_no", "phone", "email", "address", "district",
+            "employer"]
+    inner = ["unique_id", "source", *(_text(c, present) for c in text), _text("id_any", present, "id_number"),
+             "TRY_CAST(dob AS DATE) AS dob" if "dob" in present else "CAST(NULL AS DATE) AS dob"]
+    phones = ("phones" if "phones" in present
+              else "CASE WHEN nullif(trim(phone), '') IS NOT NULL THEN [trim(phone)] END" if "phone" in present
+              else "CAST(NULL AS VARCHAR[])")
+    inner.append(f"list_distinct(list_filter({phones}, x -> x IS NOT NULL AND x <> '')) AS phone_set")
+    inner += [f"nullif(trim(extra[{_sql_literal(name)}]), '') AS \"x_{name}\"" for name in extras]
+    pr = {c: PR_CARD.format(x=c) for c in ("passport", "permit_no")}
+    slots = (f"CASE WHEN NOT {pr['passport']} THEN passport END AS doc_passport, id_any AS doc_id, "
+             f"CASE WHEN NOT {pr['permit_no']} THEN permit_no END AS doc_permit, "
+             f"CASE WHEN {pr['permit_no']} THEN permit_no WHEN {pr['passport']} THEN passport END AS doc_pr")
+    docs = "list_distinct(list_filter([doc_passport, doc_id, doc_permit, doc_pr], x -> x IS NOT NULL))"
+    tails = f"list_distinct(list_transform(phone_set, x -> right(ltrim(x, '+'), {PHONE_TAIL_DIGITS})))"
+    select = (f"SELECT * EXCLUDE (phone_set), CASE WHEN len({docs}) > 0 THEN {docs} END AS docs, "
+              f"CASE WHEN len(phone_set) > 0 THEN phone_set END AS phones, "
+              f"CASE WHEN len(phone_set) > 0 THEN {tails} END AS phone_tails, "
+              # the docs' recipe for TF on the whole name: a concatenated column registered with the data
+              f"CASE WHEN given_name IS NOT NULL AND family_name IS NOT NULL "
+              f"THEN given_name || ' ' || family_name END AS full_name "
+              f"FROM (SELECT *, {slots} FROM (SELECT {', '.join(inner)} FROM {{source}}))")
+    return select, extras
+
+
+DOC_SLOTS = ("doc_passport", "doc_id", "doc_permit", "doc_pr")
+
+
+def _kind_comparison(column: str, kind: str):
+    """A Splink comparison for a field linkage compares with level scheme `kind` (compare.py)."""
+    import splink.comparison_library as cl
+
+    if kind == "exact":
+        return cl.ExactMatch(column)
+    if kind == "text":      # linkage: exact, token-sorted similarity >= 0.92 / 0.8
+        return cl.JaroWinklerAtThresholds(column, [0.92, 0.8])
+    return cl.DamerauLevenshteinAtThresholds(column, [1])   # code / number: exact, one edit, different
+
+
+def _splink_travelers_model(con, table: str, extras: list[str], kinds: dict[str, str], prediction_rules: list):
+    """Settings, training rules and what each field got, for the travelers dedupe (dedupe_only).
+
+    One Splink comparison for every field linkage compares (compare.py) that holds data:
+      name       the levels of ForenameSurnameComparison(given, family) on the romanized names, with a
+                 concatenated full-name column for TF as in the docs' deduplicate_50k example (exact full
+                 name (TF), swapped order, Jaro-Winkler >= 0.92 / 0.88 on both, exact surname (TF), exact
+                 forename (TF)), after a first level: the exact hanzi name (local_name, TF)
+      dob        DateOfBirthComparison(input_is_string=False): exact, Levenshtein 1, within 1 month,
+                 1 year, 10 years
+      documents  the numbers in linkage's slots by kind: no number of the same kind on both sides and
+                 none shared is null (a passport against a residence card is no disagreement, as in
+                 linkage), any number shared (ArrayIntersectLevel), Damerau-Levenshtein <= 1 within a
+                 kind, else
+      phones     the set of phones: null, a number shared (ArrayIntersectLevel), the same last 8
+                 digits shared, else
+      email      EmailComparison
+      others     sex ExactMatch, nationality / district ExactMatch (TF), address JaroWinklerAtThresholds
+                 [0.92, 0.8], employer the same (TF), every extra field by the kind linkage's model gave
+                 it (code / number: DamerauLevenshteinAtThresholds [1]; text: Jaro-Winkler; exact)
     """
     import splink.comparison_library as cl
+    import splink.comparison_level_library as cll
     from splink import SettingsCreator, block_on
-    from splink.blocking_rule_library import CustomRule
 
-    text = [c for c in TRAVELER_COLUMNS if c not in ("dob", "doc_numbers")]
-    select = ["unique_id", "source"]
-    for column in text:
-        select.append(f"nullif(trim(CAST({column} AS VARCHAR)), '') AS {column}" if column in present
-                      else f"CAST(NULL AS VARCHAR) AS {column}")
-    select.append("TRY_CAST(dob AS DATE) AS dob" if "dob" in present else "CAST(NULL AS DATE) AS dob")
-    select.append("CASE WHEN len(list_filter(doc_numbers, lambda x: x IS NOT NULL AND x <> '')) > 0 "
-                  "THEN list_distinct(list_filter(doc_numbers, lambda x: x IS NOT NULL AND x <> '')) "
-                  "END AS doc_numbers" if "doc_numbers" in present
-                  else "CAST(NULL AS VARCHAR[]) AS doc_numbers")
-    # the docs' recipe for TF on the whole name: derive a concatenated column before registering
-    select_sql = (f"SELECT *, CASE WHEN given_name IS NOT NULL AND family_name IS NOT NULL "
-                  f"THEN given_name || ' ' || family_name END AS full_name "
-                  f"FROM (SELECT {', '.join(select)} FROM {{source}})")
+    def has(*columns: str) -> bool:
+        return all(_scalar(con, f"SELECT count({c}) FROM {table}") > 0 for c in columns)
 
-    # Prediction blocking: the union of these rules (each an equi-join). doc_numbers is exploded so a
-    # passport in one source meets the same number in another source's generic document column; the
-    # name prefix is taken from the order-independent name_key; the phonetic rules catch
-    # transliteration variants (Mohammed/Muhammad) born the same day, in either name order.
-    prediction_rules = [
-        # The same candidate pairs linkage's default rules give (configs: DEFAULT_BLOCKING), so the
-        # comparison is of models, not of blocking; `dob` alone yields ~4.4e8 pairs at 1M people.
-        block_on("doc_numbers", arrays_to_explode=["doc_numbers"]),
-        block_on("dob", "substr(name_key, 1, 2)"),
-        block_on("dob", "family_phonetic"),
-        block_on("dob", "given_phonetic"),
-        CustomRule("l.dob = r.dob AND l.family_phonetic = r.given_phonetic"),   # swapped name order
-        CustomRule("l.dob = r.dob AND l.given_phonetic = r.family_phonetic"),
-        block_on("phone"),
-        block_on("email"),
-    ]
+    comparisons, fields = [], []
+    names = cl.ForenameSurnameComparison("given_name", "family_name", forename_surname_concat_col_name="full_name")
+    if has("local_name"):
+        # One comparison, as linkage's: the hanzi name is a level of the name comparison. Two comparisons
+        # would count a name twice, and EM on the (family, given) block would keep the hanzi one (another
+        # column) and learn namesakes as matches.
+        null, *rest = names.create_comparison_levels()
+        names = cl.CustomComparison(
+            output_column_name="name",
+            comparison_levels=[cll.And(null, cll.NullLevel("local_name")),
+                               cll.ExactMatchLevel("local_name").configure(tf_adjustment_column="local_name"),
+                               *rest])
+        fields.append("name (local_name exact, then given_name+family_name)")
+    elif has("given_name", "family_name"):
+        fields.append("name (given_name+family_name)")
+    if fields:
+        comparisons.append(names)
+    if has("dob"):
+        comparisons.append(cl.DateOfBirthComparison("dob", input_is_string=False))
+        fields.append("dob")
+    if has("docs"):
+        same_kind = " OR ".join(f"({s}_l IS NOT NULL AND {s}_r IS NOT NULL)" for s in DOC_SLOTS)
+        shared = "coalesce(len(list_intersect(docs_l, docs_r)) > 0, false)"
+        comparisons.append(cl.CustomComparison(
+            output_column_name="documents",
+            comparison_levels=[
+                cll.CustomLevel(f"NOT coalesce({same_kind}, false) AND NOT {shared}",
+                                "no document of the same kind").configure(is_null_level=True),
+                cll.ArrayIntersectLevel("docs", min_intersection=1).configure(label_for_charts="a number shared"),
+                cll.CustomLevel(" OR ".join(f"damerau_levenshtein({s}_l, {s}_r) <= 1" for s in DOC_SLOTS),
+                                "one edit apart within a kind"),
+                cll.ElseLevel(),
+            ]))
+        fields.append("documents (" + ", ".join(DOC_SLOTS) + ")")
+    if has("phones"):
+        comparisons.append(cl.CustomComparison(
+            output_column_name="phones",
+            comparison_levels=[
+                cll.NullLevel("phones"),
+                cll.ArrayIntersectLevel("phones", min_intersection=1).configure(label_for_charts="a phone shared"),
+                cll.ArrayIntersectLevel("phone_tails", min_intersection=1).configure(
+                    label_for_charts="the same last 8 digits"),
+                cll.ElseLevel()]))
+        fields.append("phones (set)")
+    for column, make in (
+            ("sex", lambda: cl.ExactMatch("sex")),
+            ("nationality", lambda: cl.ExactMatch("nationality").configure(term_frequency_adjustments=True)),
+            ("email", lambda: cl.EmailComparison("email")),
+            ("address", lambda: cl.JaroWinklerAtThresholds("address", [0.92, 0.8])),
+            ("district", lambda: cl.ExactMatch("district").configure(term_frequency_adjustments=True)),
+            ("employer", lambda: cl.JaroWinklerAtThresholds("employer", [0.92, 0.8])
+             .configure(term_frequency_adjustments=True))):
+        if has(column):
+            comparisons.append(make())
+            fields.append(column)
+    for name in extras:
+        column = f'"x_{name}"'
+        if has(column):
+            kind = kinds.get(f"extra.{name}", "code")
+            comparisons.append(_kind_comparison(f"x_{name}", kind))
+            fields.append(f"extra.{name} ({kind})")
+    if not comparisons:
+        raise PeerError("the input holds no field Splink could compare")
     settings = SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=prediction_rules,
-        comparisons=[
-            cl.ForenameSurnameComparison("given_name", "family_name",
-                                         forename_surname_concat_col_name="full_name"),
-            cl.DateOfBirthComparison("dob", input_is_string=False),
-            cl.ArrayIntersectAtSizes("doc_numbers", [1]),
-            cl.ExactMatch("sex"),
-            cl.ExactMatch("nationality").configure(term_frequency_adjustments=True),
-            cl.ExactMatch("phone"),
-            cl.EmailComparison("email"),
-            cl.ExactMatch("district").configure(term_frequency_adjustments=True),
-            cl.ExactMatch("employer").configure(term_frequency_adjustments=True),
-        ],
+        comparisons=comparisons,
     )
     # deterministic rules for estimate_probability_two_random_records_match (recall between the docs'
     # 0.6 of the 50k example and 0.8 of febrl4), and EM blocks as in the 50k example: names, then dob.
     deterministic = [block_on("passport"), block_on("id_number"),
                      block_on("family_name", "given_name", "dob")]
     em_rules = [block_on("family_name", "given_name"), block_on("dob")]
-    return select_sql, settings, deterministic, 0.7, em_rules
+    return settings, deterministic, 0.7, em_rules, fields
 
 
-def _splink_febrl4_model(present: set[str], use_ssn: bool):
-    """Settings as the docs' FEBRL4 example ("detailed model"), link_only between A and B.
+def _febrl4_select(present: set[str], use_ssn: bool) -> str:
+    columns = [c for c in FEBRL_COLUMNS if use_ssn or c != "soc_sec_id"]
+    return f"SELECT unique_id, source, {', '.join(_text(c, present) for c in columns)} FROM {{source}}"
+
+
+def _splink_febrl4_model(use_ssn: bool, prediction_rules: list | None):
+    """Settings of the docs' FEBRL4 example ("detailed model"), link_only between A and B.
 
     NameComparison on given_name and surname (TF), DateOfBirthComparison on the YYYYMMDD string
     (invalid dates as null), DamerauLevenshteinAtThresholds(soc_sec_id, [1, 2]) when allowed,
     ExactMatch(street_number) with TF, DamerauLevenshteinAtThresholds(postcode, [1, 2]) with TF.
-    Like the example, suburb / state / address_1 are left out of the comparisons as they are strongly
-    correlated with postcode (they take part in blocking).
+    Like the example, suburb / state / address_1 / address_2 are left out of the comparisons as they
+    are strongly correlated with postcode (the example blocks on address_1 and state). With
+    `prediction_rules` (linkage's), those replace the example's blocking; nothing else changes.
     """
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
 
-    use_ssn = use_ssn and "soc_sec_id" in present
-    select = ["unique_id", "source"]
-    for column in FEBRL_COLUMNS:
-        if column == "soc_sec_id" and not use_ssn:
-            continue
-        select.append(f"nullif(trim(CAST({column} AS VARCHAR)), '') AS {column}" if column in present
-                      else f"CAST(NULL AS VARCHAR) AS {column}")
-    select_sql = f"SELECT {', '.join(select)} FROM {{source}}"
-
-    prediction_rules = [
+    example_rules = [
         block_on("given_name", "surname"),
         "l.given_name = r.surname and l.surname = r.given_name",
         block_on("date_of_birth"),
@@ -329,18 +484,20 @@ def _splink_febrl4_model(present: set[str], use_ssn: bool):
         cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]).configure(term_frequency_adjustments=True),
     ]
     deterministic = [block_on("given_name", "surname", "date_of_birth")]
+    fields = ["given_name", "surname", "date_of_birth", "street_number", "postcode"]
     if use_ssn:
-        prediction_rules.insert(3, block_on("soc_sec_id"))
+        example_rules.insert(3, block_on("soc_sec_id"))
         comparisons.insert(3, cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]))
         deterministic.insert(0, block_on("soc_sec_id"))
+        fields.insert(3, "soc_sec_id")
     settings = SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
-        blocking_rules_to_generate_predictions=prediction_rules,
+        blocking_rules_to_generate_predictions=prediction_rules or example_rules,
         comparisons=comparisons,
     )
     em_rules = [block_on("date_of_birth"), block_on("postcode")]
-    return select_sql, settings, deterministic, 0.8, em_rules
+    return settings, deterministic, 0.8, em_rules, fields
 
 
 def _clamp_tiny_probabilities() -> list[int]:
@@ -365,8 +522,13 @@ def _clamp_tiny_probabilities() -> list[int]:
 
 def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: bool = True,
                threshold: float | None = None, threads: int = 2, memory_limit: str = "16GB",
-               max_pairs: float = DEFAULT_MAX_PAIRS, seed: int = 1, verbose: bool = False) -> PeerRun:
-    """Splink 5 with an in-memory DuckDB connection limited to `threads` and `memory_limit`."""
+               max_pairs: float = DEFAULT_MAX_PAIRS, seed: int = 1, verbose: bool = False,
+               linkage: Path | None = None, keys: Path | None = None, model_out: Path | None = None) -> PeerRun:
+    """Splink 5 with an in-memory DuckDB connection limited to `threads` and `memory_limit`.
+
+    Travelers always block on linkage's rules (those of the run in `linkage`, else linkage's fixed
+    defaults); FEBRL4 on the example's rules, or on linkage's when `linkage` is given, whose keys
+    come from `keys` (linkage's standardized records of the same data, by unique_id)."""
     seconds: dict[str, float] = {}
     with timed(seconds, "load"):  # imports count as loading, for both tools
         import duckdb
@@ -374,7 +536,6 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
         from splink import DuckDBAPI, Linker
         from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
-    threshold = SPLINK_DEFAULT_THRESHOLD if threshold is None else threshold
     spill = tempfile.mkdtemp(prefix="splink-peer-")
     con = duckdb.connect(":memory:")
     try:
@@ -387,13 +548,30 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
             source = f"read_parquet({_sql_literal(str(input_path))})"
             present = set(con.sql(f"SELECT * FROM {source} LIMIT 0").columns)
             dataset = dataset or detect_dataset(sorted(present))
+            threshold = SPLINK_DEFAULT_THRESHOLD[dataset] if threshold is None else threshold
             if dataset == "febrl4":
-                select_sql, settings, deterministic, recall, em_rules = _splink_febrl4_model(present, use_ssn)
+                select_sql, extras = _febrl4_select(present, use_ssn and "soc_sec_id" in present), []
             else:
-                select_sql, settings, deterministic, recall, em_rules = _splink_travelers_model(present)
-            con.execute(f"CREATE TABLE peer_records AS {select_sql.format(source=source)}")
+                select_sql, extras = _travelers_select(con, source, present)
+            select_sql = select_sql.replace("{source}", source)
+            key_rules: list | None = None
+            blocking = "Splink's FEBRL4 example"
+            if dataset == "travelers" or linkage is not None:
+                if dataset == "febrl4" and keys is None:
+                    raise PeerError("FEBRL4 with --linkage needs --keys: linkage's standardized records of "
+                                    "the same data (common.export_standardized), for the blocking keys")
+                rules, kinds = load_linkage_rules(linkage)
+                key_select, key_rules = linkage_key_columns(rules)
+                keys_source = f"read_parquet({_sql_literal(str(keys or input_path))})"
+                select_sql = (f"SELECT r.*, k.* EXCLUDE (unique_id) FROM ({select_sql}) r LEFT JOIN "
+                              f"(SELECT unique_id, {', '.join(key_select)} FROM {keys_source}) k USING (unique_id)")
+                blocking = ("linkage's rules: " if linkage else "linkage's fixed rules: ") + ", ".join(
+                    f"{r['rule']}({'+'.join(r['on'])})" for r in rules)
+            con.execute(f"CREATE TABLE peer_records AS {select_sql}")
             records = _scalar(con, "SELECT count(*) FROM peer_records")
             if dataset == "febrl4":
+                settings, deterministic, recall, em_rules, fields = _splink_febrl4_model(
+                    use_ssn and "soc_sec_id" in present, key_rules)
                 # link_only takes one registered table per dataset
                 for name in ("a", "b"):
                     con.execute(f"CREATE TABLE peer_{name} AS SELECT * FROM peer_records "
@@ -401,6 +579,8 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
                 inputs = [db_api.register(f"peer_{name}", dataset_display_name=name) for name in ("a", "b")]
                 link_type, source_column = "link_only", "source_dataset"
             else:
+                settings, deterministic, recall, em_rules, fields = _splink_travelers_model(
+                    con, "peer_records", extras, kinds, key_rules)
                 inputs = [db_api.register("peer_records", dataset_display_name="records")]
                 link_type, source_column = "dedupe_only", None
             linker = Linker(inputs, settings, log_level=logging.INFO if verbose else logging.WARNING)
@@ -435,6 +615,8 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
                     log.warning("EM on %s failed (%s); the other rules' estimates stand", rule, exc)
             if len(failed) == len(em_rules):
                 raise PeerError("every EM training run of Splink failed: " + "; ".join(failed))
+        if model_out is not None:   # the trained model (m, u per level), for inspection; not timed
+            linker.misc.save_model_to_json(str(model_out), overwrite=True)
 
         with timed(seconds, "predict"):
             # materialise the blocked pairs once (predict() reuses this cached table) to count them
@@ -452,7 +634,8 @@ def run_splink(input_path: str | Path, dataset: str | None = None, *, use_ssn: b
                 f"FROM {table} ORDER BY unique_id").df()
         return PeerRun("splink", splink.__version__, dataset, records, int(pairs_scored), int(links),
                        threshold, clusters, seconds,
-                       {"estimated_comparisons": int(estimated), "u_max_pairs": SPLINK_U_MAX_PAIRS,
+                       {"blocking": blocking, "fields": fields,
+                        "estimated_comparisons": int(estimated), "u_max_pairs": SPLINK_U_MAX_PAIRS,
                         "em_max_pairs": SPLINK_EM_MAX_PAIRS, "em_failed": failed,
                         "probabilities_clamped": clamped[0],
                         "threads": threads, "memory_limit": memory_limit, "duckdb": duckdb.__version__})
@@ -612,9 +795,13 @@ def _check_clusters(clusters: pd.DataFrame, records: int) -> None:
 def _run_peer(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     if args.command == "splink":
+        for path in (args.linkage, args.keys):
+            if path is not None and not path.is_file():
+                raise PeerError(f"no such file: {path}")
         run = run_splink(args.input, args.dataset, use_ssn=not args.no_ssn, threshold=args.threshold,
                          threads=args.threads, memory_limit=args.memory_limit, max_pairs=args.max_pairs,
-                         seed=args.seed, verbose=args.verbose)
+                         seed=args.seed, verbose=args.verbose, linkage=args.linkage, keys=args.keys,
+                         model_out=args.model_out)
     else:
         run = run_recordlinkage(args.input, args.dataset, use_ssn=not args.no_ssn, threshold=args.threshold)
     _check_clusters(run.clusters, run.records)
@@ -651,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
                           help="model to use (default: detected from the columns)")
         peer.add_argument("--no-ssn", action="store_true", help="FEBRL4: leave soc_sec_id out")
         peer.add_argument("--threshold", type=float, default=None,
-                          help=f"match probability for a link (splink default {SPLINK_DEFAULT_THRESHOLD}; "
+                          help="match probability for a link (splink default 0.95 on travelers, 0.99 on "
+                               "FEBRL4; "
                                "recordlinkage default: the ECM classifier's own decision)")
         peer.add_argument("--verbose", action="store_true", help="log progress to stderr")
         if tool == "splink":
@@ -660,6 +848,15 @@ def main(argv: list[str] | None = None) -> int:
             peer.add_argument("--max-pairs", type=float, default=DEFAULT_MAX_PAIRS,
                               help="abort when blocking would generate more comparisons (default 2e8)")
             peer.add_argument("--seed", type=int, default=1, help="seed of the u sampling")
+            peer.add_argument("--linkage", type=Path, default=None,
+                              help="block on this linkage run's rules: the JSON `linkage match --json` prints "
+                                   "(optionally with `kinds` from `linkage model show --json`); travelers "
+                                   "default: linkage's fixed rules; FEBRL4 default: the example's rules")
+            peer.add_argument("--model-out", type=Path, default=None,
+                              help="write Splink's trained model (JSON, m and u per level) here")
+            peer.add_argument("--keys", type=Path, default=None,
+                              help="linkage's standardized records (Parquet, by unique_id) to compute the "
+                                   "blocking keys from (default: the input; FEBRL4 with --linkage needs it)")
     febrl = commands.add_parser("febrl4", help="write FEBRL4 as records.parquet + truth.csv")
     febrl.add_argument("--out-dir", required=True, type=Path)
     febrl.add_argument("--no-ssn", action="store_true", help="leave the soc_sec_id column out")
