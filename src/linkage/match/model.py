@@ -415,6 +415,9 @@ def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], 
     return total
 
 
+DOCUMENTS_ONE_EDIT = 3   # the documents comparison's "one edit apart" level
+
+
 def contradictions(model: Model, levels: np.ndarray, columns: list[bool]) -> np.ndarray:
     """Per pair: do the records say "two people" on what tells the members of one household apart:
     their names (different, or only one part alike), their sex, or their birth dates ("different")?
@@ -440,7 +443,13 @@ def effective_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | No
     contradicted = contradictions(model, levels, own)
     out = weight.copy()
     if contradicted.any():
-        out[contradicted] = pair_weights(model, np.where(own, levels[contradicted], 0), tf, left[contradicted])
+        mine = np.where(own, levels[contradicted], 0)
+        # Relatives' passports are often issued together, numbered in sequence: one edit apart is no
+        # evidence of one person between records that say "two people".
+        for k, name in enumerate(model.comparisons):
+            if model.kinds.get(name) == "documents":
+                mine[:, k] = np.where(mine[:, k] == DOCUMENTS_ONE_EDIT, 0, mine[:, k])
+        out[contradicted] = pair_weights(model, mine, tf, left[contradicted])
     return out, contradicted
 
 
