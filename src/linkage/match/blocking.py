@@ -126,7 +126,7 @@ def _source_sql(sources: list[str] | None) -> str:
 
 def _blocks_of(rid: np.ndarray, source: np.ndarray, h: np.ndarray) -> Blocks:
     """Blocks from one key hash per (record, key): sorted by hash, blocks of one record dropped."""
-    order = np.argsort(h, kind="stable")
+    order = pl.Series(h).arg_sort().to_numpy()   # polars sorts on every core
     h = h[order]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
     sizes = np.diff(np.r_[starts, len(h)])
