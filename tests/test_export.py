@@ -375,6 +375,13 @@ def test_export_flags_into_a_folder_is_an_error(flagged, tmp_path):
     assert result.exit_code == 2 and "is a folder" in error_line(result)
 
 
+def test_export_flags_where_no_file_can_be_created_is_exit_2(flagged, tmp_path):
+    (tmp_path / "a_file").write_text("", encoding="utf-8")
+    target = tmp_path / "a_file" / "flags.csv"      # its "folder" is a file: no temp file can be made there
+    result = flagged("export", "flags", "--out", str(target))
+    assert result.exit_code == 2 and error_line(result) == f"Error: cannot write {target}: Not a directory"
+
+
 # ---- LibreOffice opens the file as text ---------------------------------------------------------
 
 def test_libreoffice_reads_chinese_and_no_formula(flagged, tmp_path):

@@ -37,7 +37,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise InputError(f"{target} is a folder; give a file name")
     if not target.parent.exists():
         raise InputError(f"{target.parent}: folder not found")
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:   # an unwritable folder is the user's to fix
+        raise InputError(f"cannot write {target}: {exc.strerror or type(exc).__name__}") from None
     os.close(handle)
     try:
         yield Path(temp)
