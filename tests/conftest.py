@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -65,6 +66,23 @@ class Cli:
             app, ["--workspace", str(self.workspace), "--config-dir", str(self.config_dir), *args],
             input=input, catch_exceptions=False,
         )
+
+
+def error_line(result) -> str:
+    """The one 'Error: ...' line a failing command printed (and no traceback)."""
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def query(cli: Cli, sql: str) -> list[tuple]:
+    """Rows of a query on the workspace file, opened read-only."""
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def write_csv(path: Path, header: str, rows: list[str], encoding: str = "utf-8") -> Path:

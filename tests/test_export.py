@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import CONFIGS
+from conftest import CONFIGS, error_line
 
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 DISCREPANCY_COLUMNS_ZH = ["人员编号", "状态", "严重程度", "问题类型", "问题代码", "环节", "说明", "应完成时间", "姓名",
@@ -95,13 +95,6 @@ def flagged(cli):
          [[r[0], r[1], r[2]] for r in RECORDS]))
     add_chain_runs(cli)
     return cli
-
-
-def error_line(result) -> str:
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def read_csv(path: Path) -> list[list[str]]:

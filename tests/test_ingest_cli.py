@@ -8,20 +8,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from conftest import POLICE_HEADER, POLICE_ROWS, write_csv
+from conftest import POLICE_HEADER, POLICE_ROWS, error_line, write_csv
 
 
 def status(cli) -> dict:
     result = cli("status", "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["sources"]
-
-
-def error_line(result) -> str:
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def table(cli, sql: str) -> list[tuple]:

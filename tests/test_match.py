@@ -7,14 +7,13 @@ import json
 import shutil
 from datetime import date
 
-import duckdb
 import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONFIGS, SAMPLE_DATA, Cli
+from conftest import CONFIGS, SAMPLE_DATA, Cli, query
 
 SOURCES = [("immigration", "immigration.csv"), ("health", "health.csv"), ("police", "police.csv"),
            ("commerce", "commerce.xlsx")]
@@ -49,14 +48,6 @@ def matched(tmp_path_factory) -> Cli:
     result = cli("match", "--json")
     assert result.exit_code == 0, result.output
     return cli
-
-
-def query(cli: Cli, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_sample_is_linked_accurately_overall_and_per_group(matched):

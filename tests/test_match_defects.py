@@ -12,11 +12,10 @@ import threading
 import time
 import tracemalloc
 
-import duckdb
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, Cli
+from conftest import CONFIGS, Cli, query
 
 AGENCIES = [("immigration", "immigration.csv"), ("health", "health.csv"), ("police", "police.csv"),
             ("commerce", "commerce.xlsx")]
@@ -51,14 +50,6 @@ SPECIAL_PAIRS = {"no_key": ("people:X1", "people:X2"), "ordinary": ("people:Y1",
 # The default model settings but u from fewer random pairs (a few hundred records have fewer
 # distinct pairs than that anyway): keeps the module's matches fast.
 FAST_U = "random_pairs = 100000\n"
-
-
-def query(cli: Cli, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def ok(result):
@@ -222,16 +213,8 @@ def test_a_rule_on_two_list_fields_pairs_every_combination_of_their_values(tmp_p
 
     p1, p2, d1, d2 = "13800138001", "13900139002", "E11111111", "G22222222"
     rows = [("A", f"{p1};{p2}", d1, d2), ("B", p2, d1, ""), ("C", p1, "", d2), ("D", p1, d1, ""), ("E", p2, "", d2)]
-    configs = tmp_path / "configs"
-    (configs / "sources").mkdir(parents=True)
-    (configs / "sources" / "people.toml").write_text(
-        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nphone_region = "CN"\n'
-        '[fields]\nphone = "phone"\npassport = "passport"\npermit_no = "permit"\n', encoding="utf-8")
-    path = tmp_path / "people.csv"
-    path.write_text("rid,phone,passport,permit\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
-    cli = Cli(tmp_path / "ws", configs)
-    ok(cli("init"))
-    ok(cli("ingest", "--source", "people", str(path)))
+    cli = ingested_people(tmp_path, 'phone_region = "CN"\n',
+                          {"phone": "phone", "passport": "passport", "permit_no": "permit"}, rows)
     with Workspace.open(cli.workspace) as ws:
         build_match_records(ws)
         lists = dict((r, (p, d)) for r, p, d in ws.rows("lists", "SELECT record_id, phones, doc_numbers FROM match_records"))
@@ -315,18 +298,27 @@ def two_record_arrays(tmp_path, rows: list[tuple]):
     from linkage.workspace import Workspace
 
     folder = tmp_path / f"ws{len(list(tmp_path.iterdir()))}"
+    cli = ingested_people(folder, 'name_order = "family_first"\n',
+                          {"full_name": "name", "passport": "passport", "phone": "phone"}, rows)
+    with Workspace.open(cli.workspace) as ws:
+        return prepare(ws)
+
+
+def ingested_people(folder, settings: str, fields: dict[str, str], rows: list[tuple]) -> Cli:
+    """A workspace in `folder` holding one source "people": `rows` under the columns `rid` and the
+    values of `fields` (canonical field -> column), with the source settings given."""
     configs = folder / "configs"
     (configs / "sources").mkdir(parents=True)
+    mapped = "".join(f'{field} = "{column}"\n' for field, column in fields.items())
     (configs / "sources" / "people.toml").write_text(
-        'name = "people"\nformat = "csv"\nrecord_id = "rid"\nname_order = "family_first"\n'
-        '[fields]\nfull_name = "name"\npassport = "passport"\nphone = "phone"\n', encoding="utf-8")
+        f'name = "people"\nformat = "csv"\nrecord_id = "rid"\n{settings}[fields]\n{mapped}', encoding="utf-8")
     path = folder / "people.csv"
-    path.write_text("rid,name,passport,phone\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
+    header = ",".join(["rid", *fields.values()])
+    path.write_text(header + "\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
     cli = Cli(folder / "ws", configs)
     ok(cli("init"))
     ok(cli("ingest", "--source", "people", str(path)))
-    with Workspace.open(cli.workspace) as ws:
-        return prepare(ws)
+    return cli
 
 
 def test_values_derived_for_one_set_of_records_are_not_reused_for_another_of_the_same_length(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import Cli, write_csv
+from conftest import Cli, error_line, write_csv
 from linkage.rejects import mask_value
 
 SOURCE_TOML = """
@@ -69,13 +69,6 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Cli:
         result = cli("ingest", "--source", name, str(write_csv(tmp_path / f"{name}.csv", HEADER, rows)))
         assert result.exit_code == 0, result.output
     return cli
-
-
-def error_line(result) -> str:
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def summary(cli, *args: str) -> dict:
