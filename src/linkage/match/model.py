@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
-from .compare import Comparison, distinct, levels_in_batches
+from .compare import LABELS, Comparison, distinct, levels_in_batches
 from .prepare import RecordArrays
 
 EPS = 1e-12
@@ -415,7 +415,7 @@ def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], 
     return total
 
 
-DOCUMENTS_ONE_EDIT = 3   # the documents comparison's "one edit apart" level
+DOCUMENTS_ONE_EDIT = LABELS["documents"].index("one edit apart")
 
 
 def contradictions(model: Model, levels: np.ndarray, columns: list[bool]) -> np.ndarray:
