@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import CONFIGS, SAMPLE_DATA, Cli
+from conftest import CONFIGS, SAMPLE_DATA, Cli, query
 from test_match import SOURCES, ingest_sample
 
 STAGES = ["arrival", "registration", "health_check", "transfer", "quarantine_start", "quarantine_end", "handover"]
@@ -172,13 +172,9 @@ def test_a_longer_chain_is_a_config_change_only(ops):
     assert ("EARLY_RELEASE", "quarantine_end") in got["ok"]
 
 
-def _split_off_a_handover(matched_chain, tmp_path, edit: str | None = None) -> tuple[Cli, str, str]:
-    """A copy of the matched sample in which one complete, flagless traveler's handover record is
-    made a person of its own, as if the match had split them; `edit` (SQL on `records`, the
-    record as `?`) changes that record first. Returns the copy, the traveler's person and the record."""
-    cli = Cli(tmp_path / "ws", CONFIGS)
-    shutil.copytree(matched_chain.workspace, cli.workspace)
-    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+def _complete_travelers(con) -> list[tuple[str, str]]:
+    """(person, its one police handover record) of every complete, flagless traveler of the matched
+    sample with at least three records."""
     flagged = {row[0] for row in duckdb.sql(
         f"SELECT DISTINCT person_id FROM read_csv('{SAMPLE_DATA / 'truth_flags.csv'}', all_varchar=true)").fetchall()}
     rows = con.execute("""
@@ -190,7 +186,17 @@ def _split_off_a_handover(matched_chain, tmp_path, edit: str | None = None) -> t
         ORDER BY p.person_id""").fetchall()
     truth = dict(duckdb.sql(f"SELECT source || ':' || record_id, person_id FROM "
                             f"read_csv('{SAMPLE_DATA / 'truth_entities.csv'}', all_varchar=true)").fetchall())
-    person, record = next((p, r) for p, r in rows if truth[f"police:{r}"] not in flagged)
+    return [(p, r) for p, r in rows if truth[f"police:{r}"] not in flagged]
+
+
+def _split_off_a_handover(matched_chain, tmp_path, edit: str | None = None) -> tuple[Cli, str, str]:
+    """A copy of the matched sample in which one complete, flagless traveler's handover record is
+    made a person of its own, as if the match had split them; `edit` (SQL on `records`, the
+    record as `?`) changes that record first. Returns the copy, the traveler's person and the record."""
+    cli = Cli(tmp_path / "ws", CONFIGS)
+    shutil.copytree(matched_chain.workspace, cli.workspace)
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+    person, record = _complete_travelers(con)[0]
     if edit:
         con.execute(edit, [record])
     con.execute("UPDATE persons SET person_id = 'P-SPLIT' WHERE source = 'police' AND record_id = ?", [record])
@@ -247,3 +253,96 @@ def test_a_duplicate_record_of_one_stage_is_joined(matched_chain, tmp_path):
     assert summary["merged"] >= 1
     got = flags_of(cli)
     assert "P-DUP" not in got and not any(code == "MISSING_STAGE" for code, _ in got.get(person, set()))
+
+
+def test_a_relative_sharing_name_and_phone_is_not_joined_through_a_thin_record(matched_chain, tmp_path):
+    """The split-off handover record is thin (name, sex and phone only) and the match put it with a
+    relative of the same name and phone born 30 years later who arrived on the same flight: two
+    timelines side by side whose birth dates contradict, so the thin record's agreement with both
+    is no evidence that they are one; the gap stays a flag and the relative stays apart."""
+    thin = """UPDATE records SET dob = NULL, id_dob = NULL, passport = NULL, id_number = NULL, permit_no = NULL,
+              doc_numbers = []::VARCHAR[] WHERE source = 'police' AND record_id = ?"""
+    cli, person, record = _split_off_a_handover(matched_chain, tmp_path, thin)
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+    dob = con.execute("SELECT any_value(dob) FROM records JOIN persons USING (source, record_id) "
+                      "WHERE person_id = ? AND dob IS NOT NULL", [person]).fetchone()[0]
+    con.execute("""INSERT INTO records SELECT * REPLACE (record_id || '-REL' AS record_id, ? AS dob)
+                   FROM records WHERE source = 'police' AND record_id = ?""", [dob.replace(year=dob.year + 30), record])
+    rid = con.execute("SELECT max(rid) + 1 FROM persons").fetchone()[0]
+    con.execute("INSERT INTO persons SELECT source, record_id || '-REL', 'P-SPLIT', run_id, ? FROM persons "
+                "WHERE source = 'police' AND record_id = ?", [rid, record])
+    con.execute("""INSERT INTO events SELECT e.* REPLACE ('police' AS source, ? || '-REL' AS record_id,
+                   e.time + INTERVAL 3 MINUTE AS time) FROM events e JOIN persons p USING (source, record_id)
+                   WHERE p.person_id = ? AND e.stage = 'arrival'""", [record, person])
+    con.close()
+    assert cli("chain", "--as-of", AS_OF).exit_code == 0
+    assert ("MISSING_STAGE", "handover") in flags_of(cli).get(person, set())
+    assert {p for (p,) in query(cli, f"SELECT person_id FROM linked_persons WHERE record_id = '{record}-REL'")} \
+        == {"P-SPLIT"}
+
+
+def test_a_record_put_with_a_traveler_it_repeats_moves_to_the_traveler_whose_gap_it_fills(matched_chain, tmp_path):
+    """The match put traveler A's handover record with traveler B, whose own handover is minutes
+    apart from it: B loses no stage without it, A misses the handover it fills, and the record
+    is A's by its fields. The chain moves it (recorded; `persons` stays the match's)."""
+    cli = Cli(tmp_path / "ws", CONFIGS)
+    shutil.copytree(matched_chain.workspace, cli.workspace)
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+    (a, record), (b, b_record) = _complete_travelers(con)[:2]
+    con.execute("UPDATE persons SET person_id = ? WHERE source = 'police' AND record_id = ?", [b, record])
+    con.execute("""UPDATE events SET time = (SELECT time FROM events WHERE source = 'police' AND record_id = ?
+                   AND stage = 'handover') + INTERVAL 6 MINUTE WHERE source = 'police' AND record_id = ?
+                   AND stage = 'handover'""", [record, b_record])
+    con.close()
+    assert json.loads(cli("chain", "--as-of", AS_OF, "--json").stdout)["moved"] == 1
+    assert not any(code == "MISSING_STAGE" for code, _ in flags_of(cli).get(a, set()))
+    assert query(cli, "SELECT source, record_id, from_person_id, person_id FROM chain_moves") == \
+        [("police", record, b, a)]
+    assert query(cli, f"SELECT person_id, match_person_id FROM linked_persons WHERE record_id = '{record}'") == [(a, b)]
+    assert query(cli, f"SELECT person_id FROM persons WHERE record_id = '{record}'") == [(b,)]
+    exported = tmp_path / "clusters.csv"
+    assert cli("export", "clusters", "--out", str(exported)).exit_code == 0
+    assert f"police,{record},{a}" in exported.read_text(encoding="utf-8")
+
+
+def test_a_part_with_a_wrong_birth_date_that_fills_the_gap_is_joined_and_flagged(matched_chain, tmp_path):
+    """The opposite of the relative: the split-off handover record carries the traveler's name and
+    phone but another birth date and no document, and it has no stage of its own beside the
+    traveler's. The parts complement each other, so they are joined, and the contradiction is
+    flagged for the officer."""
+    wrong = """UPDATE records SET dob = dob + INTERVAL 30 YEAR, id_dob = NULL, passport = NULL, id_number = NULL,
+               permit_no = NULL, doc_numbers = []::VARCHAR[] WHERE source = 'police' AND record_id = ?"""
+    cli, person, record = _split_off_a_handover(matched_chain, tmp_path, wrong)
+    assert cli("chain", "--as-of", AS_OF).exit_code == 0
+    [(joined,)] = query(cli, f"SELECT person_id FROM linked_persons WHERE record_id = '{record}'")
+    assert joined in {person, "P-SPLIT"} and query(
+        cli, f"SELECT DISTINCT person_id FROM linked_persons WHERE match_person_id = '{person}'") == [(joined,)]
+    assert ("IDENTITY_CONFLICT", None) in flags_of(cli)[joined]
+
+
+def test_two_records_put_with_one_other_traveler_both_move_back(matched_chain, tmp_path):
+    """Two of traveler A's records (its handover, and its registration and health check) put with
+    traveler B, who repeats those stages minutes apart: a person gives or takes one record per round, so the
+    second comes back in the next round."""
+    cli = Cli(tmp_path / "ws", CONFIGS)
+    shutil.copytree(matched_chain.workspace, cli.workspace)
+    con = duckdb.connect(str(cli.workspace / "linkage.duckdb"))
+    travelers = _complete_travelers(con)
+    a, handover, second = next((p, r, rows[0]) for p, r in travelers for rows in [con.execute("""
+        SELECT e.source, e.record_id FROM persons p JOIN events e USING (source, record_id)
+        WHERE p.person_id = ? GROUP BY ALL
+        HAVING bool_and(e.stage IN ('registration', 'health_check')) ORDER BY 1, 2""",
+        [p]).fetchall()] if rows)
+    b = next(p for p, _ in travelers if p != a)
+    for source, record in (("police", handover), second):
+        con.execute("UPDATE persons SET person_id = ? WHERE source = ? AND record_id = ?", [b, source, record])
+        con.execute("""UPDATE events SET time = x.time + INTERVAL 6 MINUTE
+                       FROM (SELECT stage, time FROM events WHERE source = ? AND record_id = ?) x
+                       WHERE events.stage = x.stage AND (events.source, events.record_id) IN
+                             (SELECT (source, record_id) FROM persons WHERE person_id = ?)
+                         AND NOT (events.source = ? AND events.record_id = ?)""", [source, record, b, source, record])
+    con.close()
+    assert json.loads(cli("chain", "--as-of", AS_OF, "--json").stdout)["moved"] == 2
+    assert sorted(query(cli, "SELECT source, record_id, person_id FROM chain_moves")) == \
+        sorted([("police", handover, a), (*second, a)])
+    assert not any(code == "MISSING_STAGE" for code, _ in flags_of(cli).get(a, set()))

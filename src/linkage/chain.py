@@ -18,13 +18,16 @@ from pathlib import Path
 
 import polars as pl
 
-from .chain_joins import Joins, find_joins
+from .chain_joins import Joins, Move, find_joins, find_moves
 from .config import ChainConfig, available_sources, load_model_config, load_source_config, parse_duration
 from .errors import ConfigError, InputError
 from .sql import quote_literal
 from .workspace import Workspace
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+MOVE_ROUNDS = 4     # rounds of the chain's moves of single records (see chain_joins.find_moves)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class ChainSummary:
     review: int
     by_district: list[dict] = field(default_factory=list)
     merged: int = 0
+    moved: int = 0
 
 
 def check_stages_recorded(config: ChainConfig, config_path: Path, config_dir: Path) -> None:
@@ -267,6 +271,20 @@ def _apply_merges(ws: Workspace, merges: dict[str, tuple[str, str, float]], tabl
     ws.unregister("merges_input")
 
 
+def _moves_frame(moves: list[Move]) -> pl.DataFrame:
+    return pl.DataFrame({"source": [m.source for m in moves], "record_id": [m.record_id for m in moves],
+                         "from_person": [m.from_person for m in moves], "to_person": [m.to_person for m in moves],
+                         "score": [m.score for m in moves]}, schema_overrides={"score": pl.Float64})
+
+
+def _apply_moves(ws: Workspace, moves: list[Move]) -> None:
+    ws.register("moves_input", _moves_frame(moves).to_arrow())
+    ws.run("apply moves to chain_persons", """
+        UPDATE chain_persons SET person_id = m.to_person FROM moves_input m
+        WHERE chain_persons.source = m.source AND chain_persons.record_id = m.record_id""")
+    ws.unregister("moves_input")
+
+
 def _load_chain_persons(ws: Workspace, clusters: pl.DataFrame | None, source: str = "persons") -> None:
     """The temp `chain_persons`: the match's persons (`source`; `linked_persons` with the latest
     chain's joins), or given clusters (source, record_id, person_id), each record with the match's
@@ -302,15 +320,23 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
     # created inside an open transaction without statistics); only the stores are transactional.
     ws.run("chain stages", _stages_sql(config))
     evaluate_timelines(ws, config, as_of)
-    joins = Joins()
+    joins, moves = Joins(), []
     if clusters is None and config.join_splits:
         model_config, _ = load_model_config(config_dir)
-        threshold = ws.scalar("match threshold", "SELECT threshold FROM match_runs WHERE run_id = ?", [match_run[0][0]])
-        joins = find_joins(ws, config, model_config, float(threshold))
+        threshold = float(ws.scalar("match threshold", "SELECT threshold FROM match_runs WHERE run_id = ?",
+                                    [match_run[0][0]]))
+        for _ in range(MOVE_ROUNDS):   # a person gives or takes one record per round
+            found = find_moves(ws, config, model_config, threshold, {(m.source, m.record_id) for m in moves})
+            if not found:
+                break
+            _apply_moves(ws, found)
+            evaluate_timelines(ws, config, as_of, {p for m in found for p in (m.from_person, m.to_person)})
+            moves += found
+        joins = find_joins(ws, config, model_config, threshold)
     merges = joins.merges
     if merges:
         _apply_merges(ws, merges, "chain_persons")
-        evaluate_timelines(ws, config, as_of, merges)
+        evaluate_timelines(ws, config, as_of, {*merges, *(kept for kept, _, _ in merges.values())})
     ws.register("review_input", pl.DataFrame({"person_id": list(joins.review), "other": list(joins.review.values())},
                                              schema={"person_id": pl.Utf8, "other": pl.Utf8}).to_arrow())
     ws.run("join review", "CREATE OR REPLACE TEMP TABLE join_review AS SELECT * FROM review_input")
@@ -323,7 +349,12 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         ws.run("open chain run", "INSERT INTO chain_runs (run_id, as_of, started_at, match_run_id, chain_sha256) "
                                  "VALUES (?, ?, ?, ?, ?)",
                [run_id, as_of, datetime.now(), match_run[0][0] if match_run and clusters is None else None, chain_sha])
-        if merges:   # the chain's own table: `persons` stays the match's (see linked_persons)
+        if moves:    # the chain's own tables: `persons` stays the match's (see linked_persons)
+            ws.register("moves_input", _moves_frame(moves).to_arrow())
+            ws.run("store moves", "INSERT INTO chain_moves SELECT ?, source, record_id, from_person, to_person, score "
+                                  "FROM moves_input", [run_id])
+            ws.unregister("moves_input")
+        if merges:
             ws.register("merges_input", pl.DataFrame(
                 {"merged": list(merges), "person_id": [m[0] for m in merges.values()],
                  "how": [m[1] for m in merges.values()], "score": [m[2] for m in merges.values()]}).to_arrow())
@@ -333,6 +364,7 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         _store(ws, config, run_id, previous)
         summary = _summarize(ws, run_id, as_of)
         summary.merged = len(merges)
+        summary.moved = len(moves)
         ws.run("close chain run", """
             UPDATE chain_runs SET finished_at = ?, persons = ?, flags = ?, new_flags = ?, open_flags = ?,
                    resolved_flags = ? WHERE run_id = ?""",
@@ -341,29 +373,28 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
 
 
 def evaluate_timelines(ws: Workspace, config: ChainConfig, as_of: datetime,
-                       merges: dict[str, tuple[str, str, float]] | None = None) -> None:
+                       changed: set[str] | None = None) -> None:
     """Each traveler's stages, destinations and the timeline of every traveler x stage (temp tables).
 
-    After chain-aware joins (`merges`) only the joined persons are evaluated again: their rows are
-    replaced, everyone else's stay as they are.
+    After the chain's moves or joins only the `changed` persons are evaluated again: their rows
+    are replaced, everyone else's stay as they are.
     """
     persons, travelers = "chain_persons", "traveler_stages"
-    if merges:
-        joined = sorted({*merges, *(kept for kept, _, _ in merges.values())})
-        ws.register("rejoined", pl.DataFrame({"person_id": joined}).to_arrow())
+    if changed:
+        ws.register("rejoined", pl.DataFrame({"person_id": sorted(changed)}, schema={"person_id": pl.Utf8}).to_arrow())
         persons = "(SELECT * FROM chain_persons SEMI JOIN rejoined USING (person_id))"
         travelers = "(SELECT * FROM traveler_stages SEMI JOIN rejoined USING (person_id))"
     for step, table, sql, params in [
             ("traveler stages", "traveler_stages", _traveler_stages_sql(config, persons), [as_of]),
             ("destinations", "destinations", _destination_sql(config, persons), None),
             ("timeline", "timeline", _timeline_sql(config, travelers), [as_of])]:
-        if merges:
-            ws.run(f"{step} of joined persons",
+        if changed:
+            ws.run(f"{step} of changed persons",
                    f"DELETE FROM {table} WHERE person_id IN (SELECT person_id FROM rejoined)")
-            ws.run(f"{step} of joined persons", f"INSERT INTO {table} {sql}", params)
+            ws.run(f"{step} of changed persons", f"INSERT INTO {table} {sql}", params)
         else:
             ws.run(step, f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", params)
-    if merges:
+    if changed:
         ws.unregister("rejoined")
 
 

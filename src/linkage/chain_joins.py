@@ -11,19 +11,26 @@ phone) or a scored link; the window and the key only propose a pair, the evidenc
 A pair is joined only on evidence, never on a fixed rule:
 - the window of a stage is learned from the data (the gaps seen between the stage and its anchor
   across all travelers, widened by a slack), as is how rare it is that some other person fills it:
-  the timeline adds log2(travelers / persons with that stage in the window) bits;
+  the timeline adds log2(travelers / persons missing that stage with b's event in their window)
+  bits (b's event belongs to someone who misses it: those are the competitors, not all travelers);
 - the records' evidence is their best match weight under the trained model (scored now with the
   match's comparisons), and that weight plus the timeline's must clear the match threshold; for a
-  duplicate (stages repeated minutes apart, as a relative travelling along would repeat them) a
-  pair whose records say "two people" counts its own evidence only, as in the match, while parts
-  that complement each other count everything (a relative would have a timeline of their own);
+  duplicate (stages repeated minutes apart, as a relative travelling along would repeat them) or
+  two timelines side by side, a pair whose records say "two people" counts its own evidence only,
+  as in the match, while parts that complement each other count everything (a relative would have
+  a timeline of their own);
 - two different valid resident IDs are never joined; birth dates that differ count as the model
   weighs them (a joined traveler with two birth dates is then flagged IDENTITY_CONFLICT).
 A pair that falls short but would be more likely than not the same traveler is not joined; the
 flags of both are marked for review instead, naming the other part.
 
-The joins go into `chain_merges` (this module's table); `persons`, which the match owns, is never
-rewritten. `linked_persons` (a view) gives every record its person after the latest chain's joins.
+Before the joins, single records move (`find_moves`): a record whose person holds each of its
+events twice over (a relative's thin record put with the other relative) goes to the person
+missing those stages, on the same kind of evidence.
+
+The joins and moves go into `chain_merges` and `chain_moves` (this module's tables); `persons`,
+which the match owns, is never rewritten. `linked_persons` (a view) gives every record its person
+after the latest chain's moves and joins.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import numpy as np
 import polars as pl
 
 from .config import ChainConfig, ModelConfig, parse_duration
+from .match.cluster import IdentityGuard
 from .match.score import score_pairs
 from .workspace import Workspace
 
@@ -71,6 +79,130 @@ def learned_windows(ws: Workspace, config: ChainConfig) -> dict[str, tuple[float
     return out
 
 
+@dataclass
+class Move:
+    """A record the chain gives to another person (see `find_moves`)."""
+
+    source: str
+    record_id: str
+    from_person: str
+    to_person: str
+    score: float     # the record's weight with its new person, plus the timeline's bits
+
+
+def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, threshold: float,
+               moved: set[tuple[str, str]] = frozenset()) -> list[Move]:
+    """Records one person holds twice over that another person misses (see the module docstring).
+
+    A record qualifies when every event it carries is repeated within minutes by another record
+    of its person (so its person loses no stage without it), each of those stages is open in the
+    other person, at least one within the stage's window (a stage after the other person's last
+    one has no window of its own), the two share a key, and the record does not
+    contradict the other person's identifiers. It moves when its weight with the other person
+    clears the match threshold and, with the timeline's bits for filling the open stage, beats
+    its weight with its own person's records (the repeated records left out: a relative's copy of
+    the same event is what makes it ambiguous). A person gives and receives one record at most
+    per call (the caller calls again after applying them); a record in `moved` does not move again."""
+    windows = learned_windows(ws, config)
+    if not windows:
+        return []
+    duplicate = parse_duration(config.duplicate_within)
+    _register_windows(ws, windows)
+    try:
+        _open_stages_and_keys(ws)
+    finally:
+        ws.unregister("join_windows")
+    ws.run("moves: records that fill another person's open stages", f"""
+        CREATE OR REPLACE TEMP TABLE move_fits AS
+        WITH ev AS (SELECT p.person_id, p.source, p.record_id, e.stage, e.time
+                    FROM chain_persons p JOIN events e USING (source, record_id)),
+        covered AS (SELECT x.*, EXISTS (SELECT 1 FROM ev y WHERE y.person_id = x.person_id AND y.stage = x.stage
+                                        AND (y.source <> x.source OR y.record_id <> x.record_id)
+                                        AND abs(epoch(y.time - x.time)) <= {duplicate}) AS repeated
+                    FROM ev x),
+        spare AS (SELECT person_id, source, record_id FROM covered GROUP BY ALL HAVING bool_and(repeated)),
+        fit AS (SELECT o.person_id AS a, x.person_id AS b, x.source, x.record_id, x.stage, x.time
+                FROM spare s JOIN ev x USING (person_id, source, record_id)
+                JOIN join_open o ON o.stage = x.stage AND x.time BETWEEN o.w_from AND o.w_to
+                WHERE o.person_id <> x.person_id),
+        open AS (SELECT person_id, stage FROM timeline WHERE status IN ('missing', 'pending')),
+        whole AS (  -- every stage of the record is open in a (those after a's last stage have no window)
+            SELECT DISTINCT f.a, f.b, f.source, f.record_id FROM fit f
+            WHERE NOT EXISTS (SELECT 1 FROM ev y WHERE y.source = f.source AND y.record_id = f.record_id
+                              AND NOT EXISTS (SELECT 1 FROM open o WHERE o.person_id = f.a AND o.stage = y.stage)))
+        SELECT f.a, f.b, f.source, f.record_id, f.stage, epoch(f.time) AS time, 'fills' AS how
+        FROM fit f SEMI JOIN whole USING (a, b, source, record_id)
+        WHERE EXISTS (SELECT 1 FROM join_record_keys rk JOIN join_keys k ON k.k = rk.k
+                      WHERE rk.source = f.source AND rk.record_id = f.record_id AND k.person_id = f.a)""")
+    fits = ws.run("moves", "SELECT * FROM move_fits").pl()
+    if not fits.height:
+        return []
+    # the record may well be its own person's (a relative's copy of the event): any traveler is the alternative
+    fits = _timeline_bits(ws, fits, windows, duplicate).group_by("a", "b", "source", "record_id").agg(
+        pl.max("bits_all").alias("bits"))
+    ws.register("move_candidates", fits.select("a", "b", "source", "record_id").to_arrow())
+    try:
+        pairs = ws.run("moves: record pairs to score", f"""
+            WITH rich AS (SELECT p.person_id, p.source, p.record_id,
+                                 (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(r.doc_numbers) > 0)::INT AS n
+                          FROM chain_persons p JOIN records r USING (source, record_id)
+                          WHERE p.person_id IN (SELECT a FROM move_candidates UNION SELECT b FROM move_candidates)),
+            repeats AS (  -- the records of b repeating an event of the record: left out of its own weight
+                SELECT DISTINCT c.source, c.record_id, y.source AS source_y, y.record_id AS record_id_y
+                FROM move_candidates c JOIN events x ON x.source = c.source AND x.record_id = c.record_id
+                JOIN chain_persons py ON py.person_id = c.b JOIN events y ON y.source = py.source
+                 AND y.record_id = py.record_id AND y.stage = x.stage AND abs(epoch(y.time - x.time)) <= {duplicate}),
+            sides AS (
+                SELECT c.a, c.b, c.source, c.record_id, 'a' AS side, r.source AS source_r, r.record_id AS record_id_r, r.n
+                FROM move_candidates c JOIN rich r ON r.person_id = c.a
+                UNION ALL
+                SELECT c.a, c.b, c.source, c.record_id, 'b', r.source, r.record_id, r.n
+                FROM move_candidates c JOIN rich r ON r.person_id = c.b
+                WHERE NOT EXISTS (SELECT 1 FROM repeats x WHERE x.source = c.source AND x.record_id = c.record_id
+                                  AND x.source_y = r.source AND x.record_id_y = r.record_id))
+            SELECT a, b, source AS source_l, record_id AS record_id_l, side, source_r, record_id_r FROM sides
+            QUALIFY row_number() OVER (PARTITION BY a, b, source, record_id, side
+                                       ORDER BY n DESC, source_r, record_id_r) <= {MAX_SCORED_PAIRS_PER_JOIN}""").pl()
+        members = ws.run("moves: records of receiving persons", """
+            SELECT person_id, source, record_id FROM chain_persons
+            WHERE person_id IN (SELECT a FROM move_candidates)""").pl()
+    finally:
+        ws.unregister("move_candidates")
+    if not pairs.height:
+        return []
+    scored = score_pairs(ws, model_config, pairs.select("source_l", "record_id_l", "source_r", "record_id_r"),
+                         also=members)
+    guard = IdentityGuard(scored.data, model_config.identity)
+    rid = dict(zip(zip(scored.numbers["source"], scored.numbers["record_id"]), scored.numbers["rid"]))
+    receivers = {person: guard.group([rid[(s, r)] for s, r in zip(group["source"], group["record_id"])])
+                 for (person,), group in members.group_by("person_id")}
+    weights = pairs.select("a", "b", pl.col("source_l").alias("source"), pl.col("record_id_l").alias("record_id"),
+                           "side").with_columns(w=pl.Series(scored.weights)) \
+        .group_by("a", "b", "source", "record_id").agg(
+            wa=pl.col("w").filter(pl.col("side") == "a").max(), wb=pl.col("w").filter(pl.col("side") == "b").max())
+    threshold_weight = math.log2(threshold / (1 - threshold))
+    ranked = fits.join(weights, on=["a", "b", "source", "record_id"]).with_columns(
+        pl.col("wb").fill_null(-1e9)).filter(pl.col("wa").is_not_null() & (pl.col("wa") >= threshold_weight)
+                                             & (pl.col("wa") + pl.col("bits") > pl.col("wb"))) \
+        .with_columns(score=pl.col("wa") + pl.col("bits")).sort(["score", "a", "source", "record_id"],
+                                                                 descending=[True, False, False, False])
+    moves, touched = [], set()
+    for a, b, source, record_id, score in ranked.select("a", "b", "source", "record_id", "score").iter_rows():
+        if a in touched or b in touched or (source, record_id) in moved:
+            continue
+        if guard.contradict(guard.group([rid[(source, record_id)]]), receivers[a]):
+            continue
+        touched |= {a, b}
+        moves.append(Move(source, record_id, b, a, float(score)))
+    return moves
+
+
+def _register_windows(ws: Workspace, windows: dict[str, tuple[float, float]]) -> None:
+    ws.register("join_windows", pl.DataFrame({
+        "stage": list(windows), "w_from": [w[0] for w in windows.values()],
+        "w_to": [w[1] for w in windows.values()]}).to_arrow())
+
+
 def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, threshold: float) -> Joins:
     """The joins of split travelers in the temp tables `timeline` / `chain_persons` (see the module
     docstring); the caller applies them."""
@@ -78,9 +210,7 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     if not joins.windows:
         return joins
     duplicate = parse_duration(config.duplicate_within)
-    ws.register("join_windows", pl.DataFrame({
-        "stage": list(joins.windows), "w_from": [w[0] for w in joins.windows.values()],
-        "w_to": [w[1] for w in joins.windows.values()]}).to_arrow())
+    _register_windows(ws, joins.windows)
     try:
         candidates = _candidates(ws, duplicate)
     finally:
@@ -90,8 +220,12 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     # Each stage b fills (or repeats) is evidence; the strongest one counts (they are not independent).
     candidates = _timeline_bits(ws, candidates, joins.windows, duplicate).sort("bits", descending=True) \
         .group_by("a", "b", maintain_order=True).agg(pl.first("stage"), pl.first("how"), pl.first("duplicates"),
-                                                     pl.max("bits"))
+                                                     pl.max("bits"), pl.max("bits_all"))
     candidates = _record_weights(ws, model_config, candidates)
+    # Two timelines side by side: b is a traveler of its own (a relative travelling along) as well
+    # as anyone's part; only complementary timelines make b's event a missing part's.
+    candidates = candidates.with_columns(bits=pl.when(pl.col("side_by_side").fill_null(True))
+                                         .then(pl.col("bits_all")).otherwise(pl.col("bits")))
     candidates = candidates.filter(~_contradicting(ws, candidates))
     threshold_weight = math.log2(threshold / (1 - threshold))
     candidates = candidates.with_columns(total=pl.col("weight") + pl.col("bits")).sort(
@@ -127,11 +261,10 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     return joins
 
 
-def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
-    """Pairs of persons (a with an open stage, b with that stage's event in a's window; or b
-    repeating a's stages within `duplicate` seconds) that share an identifier key or a stored
-    link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
-    duplicates; also left as the temp table `join_pairs`."""
+def _open_stages_and_keys(ws: Workspace) -> None:
+    """Temp tables: `join_open` (person, open stage, its window; needs `join_windows` registered),
+    `join_record_keys` (each record's keys: birth date, names, name parts, documents, phones) and
+    `join_keys` (the same per person)."""
     ws.run("join: open stages", """
         CREATE OR REPLACE TEMP TABLE join_open AS
         SELECT t.person_id, t.stage, t.anchor_time + to_microseconds(CAST(w.w_from * 1e6 AS BIGINT)) AS w_from,
@@ -139,8 +272,8 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
         FROM timeline t JOIN join_windows w USING (stage)
         WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
     ws.run("join: keys", """
-        CREATE OR REPLACE TEMP TABLE join_keys AS  -- birth date, names, name parts, documents, phones
-        SELECT DISTINCT p.person_id, k
+        CREATE OR REPLACE TEMP TABLE join_record_keys AS
+        SELECT DISTINCT p.person_id, p.source, p.record_id, k
         FROM chain_persons p JOIN records r USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
                      'f' || r.family_phonetic || ' ' || r.given_phonetic,
@@ -150,6 +283,15 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
                     || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
              AS t(k)
         WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM timeline)""")
+    ws.run("join: person keys", "CREATE OR REPLACE TEMP TABLE join_keys AS SELECT DISTINCT person_id, k FROM join_record_keys")
+
+
+def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
+    """Pairs of persons (a with an open stage, b with that stage's event in a's window; or b
+    repeating a's stages within `duplicate` seconds) that share an identifier key or a stored
+    link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
+    duplicates; also left as the temp table `join_pairs`."""
+    _open_stages_and_keys(ws)
     ws.run("join: pairs", f"""
         CREATE OR REPLACE TEMP TABLE join_pairs AS
         WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
@@ -201,51 +343,99 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
 
 def _timeline_bits(ws: Workspace, candidates: pl.DataFrame, windows: dict[str, tuple[float, float]],
                    duplicate: float) -> pl.DataFrame:
-    """The timeline's evidence that a and b are one traveler, in bits: the likelihood ratio of b's
-    event at its time, if b is a's missing part (anywhere in the stage's window: density one per
-    window width) against b being any traveler with that stage (the density of the stage's events
-    around that time). That is log2(travelers / events of the stage within half a window width
-    either side), and for a repeated stage the same within the duplicate span."""
+    """The timeline's evidence that a and b are one traveler, in bits: log2(travelers / the
+    travelers b's event could otherwise belong to), the prior the records' weight carries (one in
+    `travelers`) replaced by one in those. Two columns, for two alternatives to "b is a's part":
+
+    - `bits_all`, b is any traveler: every traveler with that stage's event within half a window
+      width either side (within the duplicate span for a repeated stage);
+    - `bits`, b is some other traveler's part (b's timeline complements a's, so b's event is someone's
+      who misses it): the persons in whom that stage is open with b's time in its window
+      (`join_open`); for a repeated stage the same as `bits_all`."""
     done = ws.run("stage times", "SELECT stage, epoch(time) AS t FROM timeline WHERE time IS NOT NULL").pl()
+    opened = ws.run("open windows", "SELECT stage, epoch(w_from) AS lo, epoch(w_to) AS hi FROM join_open").pl()
     travelers = max(int(ws.scalar("travelers", "SELECT count(*) FROM traveler_stages")), 1)
     by_stage = {stage: np.sort(group["t"].to_numpy()) for (stage,), group in done.group_by("stage")}
-    bits = []
+    open_by_stage = {stage: (np.sort(group["lo"].to_numpy()), np.sort(group["hi"].to_numpy()))
+                     for (stage,), group in opened.group_by("stage")}
+    every, parts = [], []
     for stage, time, how in candidates.select("stage", "time", "how").iter_rows():
-        times = by_stage.get(stage, np.zeros(0))
         t = float(time)
+        times = by_stage.get(stage, np.zeros(0))
         low, high = windows.get(stage, (-MIN_SLACK_S, MIN_SLACK_S))
         span = duplicate if how == "duplicates" else (high - low) / 2
         near = int(np.searchsorted(times, t + span, "right") - np.searchsorted(times, t - span, "left"))
-        bits.append(math.log2(travelers / max(near, 1)))
-    return candidates.with_columns(bits=pl.Series(bits, dtype=pl.Float64))
+        every.append(math.log2(travelers / max(near, 1)))
+        if how != "duplicates":   # windows holding t: those opened at or before t, less those closed before t
+            lo, hi = open_by_stage.get(stage, (np.zeros(0), np.zeros(0)))
+            near = int(np.searchsorted(lo, t, "right") - np.searchsorted(hi, t, "left"))
+        parts.append(math.log2(travelers / max(near, 1)))
+    return candidates.with_columns(bits=pl.Series(parts, dtype=pl.Float64), bits_all=pl.Series(every, dtype=pl.Float64))
 
 
 def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.DataFrame) -> pl.DataFrame:
-    """Per candidate pair of persons: the best weight a link between their records would stand on
-    (the records scored with the trained model; a pair that contradicts on a person's own fields
-    counts its own evidence only, as in the match)."""
+    """Per candidate pair of persons: the best weight a link between their records would stand on,
+    the records scored with the trained model (the pairs of records that carry most identifiers
+    first). Two persons whose identifiers contradict (by the match's guard: two birth dates, two
+    resident IDs) and who both went through some stage (two timelines side by side, as of a parent
+    and a child travelling together) are judged as the guard judges a merge: only on the pairs of
+    records that themselves contradict, and there on their own evidence; a thin record that agrees
+    with both (one name, one phone) is no evidence that they are one traveler. Parts whose stages
+    complement each other keep their whole weight: one traveler's record with a wrong birth date
+    is joined, and the contradiction is flagged."""
     ws.register("join_candidates", candidates.select("a", "b").to_arrow())
     try:
+        members = ws.run("join: records of candidates", """
+            SELECT person_id, source, record_id FROM chain_persons
+            WHERE person_id IN (SELECT a FROM join_candidates UNION SELECT b FROM join_candidates)""").pl()
         record_pairs = ws.run("join: record pairs to score", f"""
+            WITH rich AS (SELECT p.person_id, p.source, p.record_id,
+                                 (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(r.doc_numbers) > 0)::INT AS n
+                          FROM chain_persons p JOIN records r USING (source, record_id)
+                          WHERE p.person_id IN (SELECT a FROM join_candidates UNION SELECT b FROM join_candidates))
             SELECT c.a, c.b, pa.source AS source_l, pa.record_id AS record_id_l,
                    pb.source AS source_r, pb.record_id AS record_id_r
-            FROM join_candidates c JOIN chain_persons pa ON pa.person_id = c.a JOIN chain_persons pb ON pb.person_id = c.b
-            QUALIFY row_number() OVER (PARTITION BY c.a, c.b ORDER BY pa.source, pa.record_id, pb.source, pb.record_id)
-                    <= {MAX_SCORED_PAIRS_PER_JOIN}""").pl()
+            FROM join_candidates c JOIN rich pa ON pa.person_id = c.a JOIN rich pb ON pb.person_id = c.b
+            QUALIFY row_number() OVER (PARTITION BY c.a, c.b ORDER BY pa.n + pb.n DESC, pa.source, pa.record_id,
+                                       pb.source, pb.record_id) <= {MAX_SCORED_PAIRS_PER_JOIN}""").pl()
+        side_by_side = set(ws.run("join: persons who both went through a stage", """
+            SELECT DISTINCT c.a, c.b FROM join_candidates c
+            JOIN timeline ta ON ta.person_id = c.a JOIN timeline tb ON tb.person_id = c.b AND tb.stage = ta.stage
+            WHERE ta.status = 'done' AND tb.status = 'done'""").fetchall())
     finally:
         ws.unregister("join_candidates")
-    best = pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "full": pl.Float64, "stands": pl.Float64})
+    best = pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "full": pl.Float64, "stands": pl.Float64,
+                                "direct": pl.Float64, "contradict": pl.Boolean, "side_by_side": pl.Boolean})
     if record_pairs.height:
         scored = score_pairs(ws, model_config, record_pairs.select("source_l", "record_id_l", "source_r",
-                                                                   "record_id_r"))
-        best = record_pairs.select("a", "b").with_columns(full=pl.Series(scored.weights),
-                                                           stands=pl.Series(scored.stands)).group_by("a", "b").agg(
-            pl.col("full").max(), pl.col("stands").max())
-    # b filling a's open stages (timelines that complement each other) is no sign of a relative, who
-    # would have a timeline of their own: there, what a household shares counts. A repeat of a's
-    # stages minutes apart may be a relative travelling along: there, only the records' own evidence.
+                                                                   "record_id_r"), also=members)
+        guard = IdentityGuard(scored.data, model_config.identity)
+        groups = {person: guard.group(rids) for person, rids in
+                  members.join(scored.numbers, on=["source", "record_id"]).group_by("person_id")
+                  .agg(pl.col("rid")).iter_rows()}
+        contradict = {(a, b): (a, b) in side_by_side and guard.contradict(groups[a], groups[b])
+                      for a, b in candidates.select("a", "b").unique().iter_rows()}
+        direct = [
+            stands if contradict[(a, b)] and guard.contradict(guard.group([u]), guard.group([v])) else None
+            for a, b, u, v, stands in zip(record_pairs["a"], record_pairs["b"], scored.left.tolist(),
+                                          scored.right.tolist(), scored.stands.tolist())]
+        best = record_pairs.select("a", "b").with_columns(
+            full=pl.Series(scored.weights), stands=pl.Series(scored.stands),
+            direct=pl.Series(direct, dtype=pl.Float64)).group_by("a", "b").agg(
+            pl.col("full").max(), pl.col("stands").max(), pl.col("direct").max()).join(
+            pl.DataFrame({"a": [a for a, _ in contradict], "b": [b for _, b in contradict],
+                          "contradict": list(contradict.values()),
+                          "side_by_side": [pair in side_by_side for pair in contradict]},
+                         schema_overrides={"contradict": pl.Boolean, "side_by_side": pl.Boolean}),
+            on=["a", "b"])
+    # b filling a's open stages with a timeline that complements a's is no sign of a relative, who
+    # would have a timeline of their own: there, what a household shares counts. Two timelines side
+    # by side (both went through some stage), or a repeat of a's stages minutes apart, may be a
+    # relative travelling along: there, only the records' own evidence.
     return candidates.join(best, on=["a", "b"], how="left").with_columns(
-        weight=pl.when(pl.col("how") == "fills").then(pl.col("full")).otherwise(pl.col("stands")).fill_null(-1e9))
+        weight=pl.when(pl.col("contradict")).then(pl.col("direct"))
+        .when((pl.col("how") == "fills") & ~pl.col("side_by_side")).then(pl.col("full"))
+        .otherwise(pl.col("stands")).fill_null(-1e9))
 
 
 def _contradicting(ws: Workspace, candidates: pl.DataFrame) -> pl.Series:

@@ -339,6 +339,9 @@ def match(
              f"({summary.links:,} links at probability >= {summary.threshold}, "
              f"{summary.candidate_pairs:,} candidate pairs; identity guard: {summary.refused:,} links refused, "
              f"{summary.conflicts:,} contradicting links kept for review).")
+    if not summary.households:
+        out.line("No households in the data (no two records of one source share a phone, address or group "
+                 "while saying two people): those fields count as a person's own evidence.")
     out.table("Blocking rules", ["rule", "pairs", "largest blocks"],
               [(b["rule"], b["pairs"], ", ".join(f"{n:,}" for n in b["largest_blocks"])) for b in summary.blocking])
     out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged"],
@@ -498,6 +501,10 @@ def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output
                          f"{weights[k][level]:+.2f}"))
     out.table(f"Model (prior {model.prior:.3g} = weight {model.prior_weight:+.2f}; "
               f"u from {model.random_pairs:,} random pairs)", ["comparison", "level", "m", "u", "weight"], rows)
+    if model.groups:
+        out.line(f"What households share ({', '.join(model.groups)}): "
+                 + ("not a person's own evidence where records say two people." if model.households else
+                    "own evidence like any other field; the data holds no households."))
     unestimated = [name for name, estimated in zip(model.comparisons, model.m_estimated) if not estimated]
     if unestimated:
         out.line(f"m not estimated for {', '.join(unestimated)}: every blocking rule that trained blocks on it "
@@ -658,7 +665,8 @@ def chain(
     out.line(f"Chain run {summary.run_id} as of {summary.as_of:%Y-%m-%d %H:%M}: {summary.persons:,} travelers, "
              f"{summary.flags:,} flags ({summary.new:,} new, {summary.open:,} open; {summary.review:,} for review), "
              f"{summary.resolved:,} resolved since the last run; {summary.merged:,} split travelers joined "
-             "by their complementary events.")
+             f"by their complementary events, {summary.moved:,} records moved to the traveler whose missing "
+             "stage they fill.")
     out.table("Flags by district and code", ["district", "code", "new", "open", "resolved"],
               [(r["district"], r["code"], r["new"], r["open"], r["resolved"]) for r in summary.by_district])
 

@@ -269,6 +269,37 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             FROM persons p LEFT JOIN joins j ON j.merged_person_id = p.person_id""",
         ],
     ),
+    (
+        6,
+        "the chain's moves of single records between persons; linked_persons applies them before the joins",
+        [
+            """
+            CREATE TABLE chain_moves (
+                run_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                from_person_id VARCHAR NOT NULL,
+                person_id VARCHAR NOT NULL,
+                score DOUBLE
+            )""",
+            "DROP VIEW linked_persons",
+            # Every record with its person after the latest chain run's moves and joins of split
+            # travelers (when that run evaluated the latest match); the match's own person as match_person_id.
+            """
+            CREATE VIEW linked_persons AS
+            WITH latest AS (
+                SELECT max(c.run_id) AS run_id FROM chain_runs c
+                WHERE c.finished_at IS NOT NULL
+                  AND c.match_run_id = (SELECT max(run_id) FROM match_runs WHERE finished_at IS NOT NULL)),
+            moves AS (SELECT source, record_id, person_id FROM chain_moves WHERE run_id = (SELECT run_id FROM latest)),
+            joins AS (SELECT merged_person_id, person_id FROM chain_merges WHERE run_id = (SELECT run_id FROM latest)),
+            moved AS (SELECT p.source, p.record_id, coalesce(m.person_id, p.person_id) AS person_id, p.rid,
+                             p.person_id AS match_person_id
+                      FROM persons p LEFT JOIN moves m USING (source, record_id))
+            SELECT p.source, p.record_id, coalesce(j.person_id, p.person_id) AS person_id, p.rid, p.match_person_id
+            FROM moved p LEFT JOIN joins j ON j.merged_person_id = p.person_id""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

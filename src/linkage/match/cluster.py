@@ -180,6 +180,27 @@ class _Guard:
         return self._dob_different[key]
 
 
+class IdentityGuard:
+    """The guard's contradiction test outside a match run (the chain's joins of split travelers):
+    groups of records, given by their numbers in `data`, judged exactly as the match judges them."""
+
+    def __init__(self, data: RecordArrays, identity: list[str] | tuple[str, ...]):
+        names = identity_fields(data, identity)
+        self._guard = _Guard(data, np.zeros(data.n, dtype=np.int64), np.zeros(0, dtype=np.int64), names)
+
+    def group(self, records) -> _Group:
+        """The group of the given records."""
+        groups = [self._guard.group(int(r)) for r in records]
+        out = groups[0]
+        for other in groups[1:]:
+            out = out | other
+        return out
+
+    def contradict(self, a: _Group, b: _Group) -> bool:
+        """Would joining a and b bring a new contradicting pair of identifiers into one group?"""
+        return self._guard.contradict(a, b)
+
+
 def _dates_different(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], bool]:
     """{(a, b): are the dates at the 'different' level} for pairs of different days, a < b."""
     level = differing_date_levels(a, b, date_digits(a), date_digits(b))
@@ -190,6 +211,8 @@ def _dob_pairs_different(data: RecordArrays, labels: np.ndarray, suspects: np.nd
                          most: int = 5_000_000) -> dict[tuple[int, int], bool]:
     """`_dates_different` of every two birth dates met within one suspect component, computed in
     one vectorized pass (skipped when there would be more than `most` pairs: then per query)."""
+    if not len(suspects):
+        return {}
     inside = np.isin(labels, suspects) & (data.dob_days != MISSING_DAY)
     table = pl.DataFrame({"label": labels[inside], "dob": data.dob_days[inside]}).unique().sort("label", "dob")
     sizes = table.group_by("label", maintain_order=True).len()["len"].to_numpy().astype(np.int64)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import phonenumbers
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -418,7 +419,8 @@ def number_ends(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class PhoneComparison(Comparison):
     """A record's phones as a set (up to three): a verified number (E.164) shared, an unverified one
     (digits as written) shared, the same last 8 digits (a different or missing country prefix),
-    or none of them alike."""
+    national numbers one digit apart (a digit mistyped, dropped, doubled or two swapped), or none
+    of them alike."""
 
     def levels(self, data, left, right):
         phones, tails = list(data.phones.values()), list(data.tails.values())
@@ -442,7 +444,34 @@ class PhoneComparison(Comparison):
         for x in ta:
             for y in tb:
                 tail |= same_code(x, y)
-        return select_levels([(4, shared_verified), (3, shared), (2, tail)], present)
+        one_digit = np.zeros(len(left), dtype=bool)
+        national = data.derived("phone_national", lambda: national_numbers(phones[0].values))
+        head, end, short = data.derived("phone_national_ends", lambda: number_ends(national))
+        for x in a:
+            for y in b:
+                todo = np.nonzero(present & ~shared & ~tail & ~one_digit & (x >= 0) & (y >= 0))[0]
+                xa, yb = x[todo], y[todo]
+                todo = todo[(head[xa] == head[yb]) | (end[xa] == end[yb]) | short[xa] | short[yb]]
+                if len(todo):
+                    distance = scores(x[todo], y[todo], national, national, OSA.distance, missing=99, cutoff=1)
+                    one_digit[todo] |= distance <= 1
+        return select_levels([(5, shared_verified), (4, shared), (3, tail), (2, one_digit)], present)
+
+
+def national_numbers(values: np.ndarray) -> np.ndarray:
+    """Each phone's national number: a verified one (E.164) without its country calling code
+    (calling codes are prefix-free, so at most one matches), an unverified one without leading
+    zeros (a trunk prefix)."""
+    codes = {str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    series = pl.Series(values, dtype=pl.String)
+    digits = series.str.strip_prefix("+")
+    cut = pl.lit(0)
+    for n in (3, 2, 1):
+        cut = pl.when(pl.col("d").str.slice(0, n).is_in([c for c in codes if len(c) == n])).then(n).otherwise(cut)
+    frame = pl.DataFrame({"d": digits, "verified": series.str.starts_with("+")})
+    national = frame.select(pl.when(pl.col("verified")).then(pl.col("d").str.slice(cut))
+                            .otherwise(pl.col("d").str.strip_chars_start("0")).alias("n"))["n"]
+    return national.to_numpy().astype(object)
 
 
 @dataclass
@@ -530,7 +559,7 @@ LABELS = {
     "name": ("missing", "different", "one part agrees", "words alike", "phonetic", "similar", "close", "exact"),
     "date": ("missing", "different", "within a year", "one digit off", "day/month swapped", "exact"),
     "documents": ("missing", "resident IDs differ", "different", "one edit apart", "shared"),
-    "phone": ("missing", "different", "same last 8 digits", "unverified number shared", "shared"),
+    "phone": ("missing", "different", "one digit apart", "same last 8 digits", "unverified number shared", "shared"),
     "exact": ("missing", "different", "exact"),
     "code": ("missing", "different", "one edit apart", "exact"),
     "number": ("missing", "different", "close", "exact"),

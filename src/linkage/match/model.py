@@ -58,6 +58,7 @@ class Model:
     kinds: dict[str, str] = field(default_factory=dict)        # comparison -> kind (extras: inferred)
     m_estimated: list[bool] = field(default_factory=list)      # False: no rule could estimate m
     groups: list[str] = field(default_factory=list)            # comparisons of what households share
+    households: bool = True    # False: the data shows no households (`households_seen`): groups count as own evidence
 
     def weights(self) -> list[np.ndarray]:
         """log2(m/u) per comparison and level; level 0 (missing) weighs 0."""
@@ -416,6 +417,13 @@ def pair_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], 
 
 
 DOCUMENTS_ONE_EDIT = LABELS["documents"].index("one edit apart")
+# The levels at which two values are the same (what a household shares, at its top).
+AGREEING_LABELS = {"exact", "shared", "unverified number shared"}
+# Households are held to be absent when fewer than this share of the candidate pairs of one
+# source look like household members (FEBRL4: 2 in 34,903; the bundled sample: 4,591 in 13,329),
+# and only judged on at least HOUSEHOLD_MIN_PAIRS such pairs.
+HOUSEHOLD_SHARE = 0.001
+HOUSEHOLD_MIN_PAIRS = 1000
 
 
 def contradictions(model: Model, levels: np.ndarray, columns: list[bool]) -> np.ndarray:
@@ -434,12 +442,39 @@ def contradictions(model: Model, levels: np.ndarray, columns: list[bool]) -> np.
     return out
 
 
+def households_seen(model: Model, levels: np.ndarray, same_source: np.ndarray) -> bool | None:
+    """Does the data hold households? Counted on the candidate pairs of records of one source: those
+    that say "two people" on their own fields yet agree on every household field they both hold (at
+    least one) are members of one household or travel group, as each agency's own export shows
+    them. None when too few such pairs were compared to tell (then households are assumed)."""
+    group = [k for k, name in enumerate(model.comparisons) if name in model.groups]
+    if not group or int(same_source.sum()) < HOUSEHOLD_MIN_PAIRS:
+        return None
+    rows = levels[same_source]
+    own = [name not in model.groups for name in model.comparisons]
+    contradicted = contradictions(model, rows, own)
+    present = np.zeros(len(rows), dtype=bool)
+    agree = np.ones(len(rows), dtype=bool)
+    for k in group:
+        top = [i for i, label in enumerate(model.labels[k]) if label in AGREEING_LABELS]
+        held = rows[:, k] > 0
+        present |= held
+        agree &= ~held | np.isin(rows[:, k], top)
+    return int((contradicted & present & agree).sum()) >= HOUSEHOLD_SHARE * len(rows)
+
+
+def own_evidence(model: Model) -> list[bool]:
+    """Per comparison: is it a person's own evidence? What households share is not, where the data
+    holds households (`Model.households`)."""
+    return [not (model.households and name in model.groups) for name in model.comparisons]
+
+
 def effective_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
                       weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(weight a link stands on, contradicted) per pair: a pair whose records say "two people" (see
-    `contradictions`) stands on its own evidence alone, without what a household shares (the
-    model's `groups`: phones, addresses, flights); any other on `weight`."""
-    own = [name not in model.groups for name in model.comparisons]
+    `contradictions`) stands on its own evidence alone (`own_evidence`: without what a household
+    shares, the model's `groups`: phones, addresses, flights); any other on `weight`."""
+    own = own_evidence(model)
     contradicted = contradictions(model, levels, own)
     out = weight.copy()
     if contradicted.any():

@@ -17,8 +17,8 @@ from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparison, candidate_pairs
 from .cluster import guard, identity_fields, suspect_components
 from .compare import build_comparisons, group_comparisons, levels_in_batches
-from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, pair_weights, pattern_codes, probability, rarity,
-                    surprises, train)
+from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence, pair_weights,
+                    pattern_codes, probability, rarity, surprises, train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .rules import choice_report, choose_rules, count_candidates
 from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_links,
@@ -44,6 +44,7 @@ class MatchSummary:
     blocking: list[dict]
     fits: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
+    households: bool = True    # the model's: do household fields count as a person's own evidence?
 
 
 def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
@@ -86,6 +87,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             if loaded and loaded.comparisons != [c.name for c in comparisons]:
                 raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
                                  f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
+            if loaded and loaded.labels != [list(c.labels) for c in comparisons]:
+                raise InputError(f"{model_file}: the saved model has other comparison levels than this version of "
+                                 "linkage computes; train it again ('linkage match' without it)")
             return data, comparisons, allowed_sources(config, data.sources)
 
         def u_of(data, comparisons, allowed):
@@ -140,6 +144,8 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
                                 config.em_max_iterations, config.em_tolerance, tf, pairs.left, patterns, rare,
                                 groups=groups)
             model.random_pairs = sampled
+            seen = households_seen(model, levels, data.source[pairs.left] == data.source[pairs.right])
+            model.households = True if seen is None else seen
         else:
             model = loaded
             base = pair_weights(model, levels, tf, pairs.left, include_prior=False, patterns=patterns, rare=rare)
@@ -161,7 +167,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         # household shares (a phone, an address, a flight) cannot carry twins or relatives into one.
         if not model.groups:
             model.groups = sorted(groups & set(model.comparisons))   # a model saved before groups were kept
-        own = [name not in model.groups for name in model.comparisons]
+        own = own_evidence(model)
         stands, _ = effective_weights(model, levels[links], tf, pairs.left[links], weight[links])
         falls = stands < OWN_EVIDENCE_BITS
         refused_mask[links[falls]] = True
@@ -213,4 +219,5 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
     if save_model:
         model.save(save_model)
     return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), len(kept),
-                        threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock)
+                        threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
+                        model.households)

@@ -35,14 +35,17 @@ class Scored:
     levels: np.ndarray        # (pairs, comparisons)
     weights: np.ndarray       # total weight per pair (with the prior)
     stands: np.ndarray        # the weight the pair's link would stand on (its own evidence if contradicted)
+    numbers: pl.DataFrame     # source, record_id, rid: each loaded record's number in `data`
 
 
-def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame) -> Scored:
+def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame,
+                also: pl.DataFrame | None = None) -> Scored:
     """Score pairs given as columns source_l, record_id_l, source_r, record_id_r (each record must
-    exist; InputError otherwise)."""
+    exist; InputError otherwise). Records in `also` (source, record_id) are loaded into `data` too."""
     model = require_latest_model(ws)
     keys = pl.concat([pairs.select(source="source_l", record_id="record_id_l"),
-                      pairs.select(source="source_r", record_id="record_id_r")]).unique()
+                      pairs.select(source="source_r", record_id="record_id_r")]
+                     + ([also.select("source", "record_id")] if also is not None else [])).unique()
     ws.register(KEYS, keys.to_arrow())
     try:
         missing = ws.scalar("records to score", f"SELECT count(*) FROM {KEYS} k ANTI JOIN records r USING (source, record_id)")
@@ -56,6 +59,9 @@ def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame) -> Scor
         comparisons = build_comparisons(config, data, names=model.comparisons, kinds=model.kinds)
         if [c.name for c in comparisons] != model.comparisons:
             raise InputError("model.toml or the workspace changed since the last match; run 'linkage match' again")
+        if [list(c.labels) for c in comparisons] != model.labels:
+            raise InputError("the workspace's model was trained on other comparison levels (an earlier version of "
+                             "linkage); run 'linkage match' again")
         data.frequencies = _frequencies(ws, relation, [c for c, level in zip(comparisons, model.tf_levels)
                                                        if level is not None])
     finally:
@@ -69,7 +75,7 @@ def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame) -> Scor
     tf = [c.term_frequencies(data) for c in comparisons]
     weights = pair_weights(model, levels, tf, left)
     stands, _ = effective_weights(model, levels, tf, left, weights)
-    return Scored(model, comparisons, data, left, right, levels, weights, stands)
+    return Scored(model, comparisons, data, left, right, levels, weights, stands, numbers)
 
 
 def _frequencies(ws: Workspace, relation: str, comparisons: list[Comparison]) -> dict[str, np.ndarray]:
