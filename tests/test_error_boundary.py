@@ -111,3 +111,32 @@ def test_a_corrupt_workspace_file_does_not_leak_its_bytes(ingested):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"Error: cannot open the workspace in {ingested.workspace}")
     assert name not in result.output and "ZHAO" not in result.output
+
+
+@pytest.mark.parametrize("args", [["match"], ["status"], ["status", "--json"]])
+def test_a_reader_that_goes_away_is_no_error(ingested, args):
+    """`linkage match | head -1`: the reader closes the pipe; the command's work is done, so it
+    exits 0 with nothing on stderr (rich's own handling exits 1)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linkage", "--workspace", str(ingested.workspace), "--config-dir",
+         str(ingested.config_dir), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()          # gone before the first line is written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err == b""
+
+
+def test_a_small_memory_limit_spills_into_the_workspace(tmp_path, monkeypatch):
+    """With LINKAGE_MEMORY_LIMIT low enough to spill, DuckDB needs the spill folder's parent:
+    `workspace/tmp` is created owner-only (it was never created, and the match failed)."""
+    from conftest import CONFIGS, SAMPLE_DATA
+
+    cli = Cli(tmp_path / "ws", CONFIGS)
+    assert cli("init").exit_code == 0
+    for source, name in (("immigration", "immigration.csv"), ("health", "health.csv"), ("police", "police.csv")):
+        assert cli("ingest", "--source", source, str(SAMPLE_DATA / name)).exit_code == 0
+    monkeypatch.setenv("LINKAGE_MEMORY_LIMIT", "20MB")
+    monkeypatch.setenv("LINKAGE_THREADS", "1")
+    result = cli("match")
+    assert result.exit_code == 0, result.output
+    assert (cli.workspace / "tmp").stat().st_mode & 0o777 == 0o700

@@ -30,6 +30,9 @@ class _Boundary(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, TyperException):
             raise
+        except BrokenPipeError:   # the reader went away (`linkage match | head -1`): nothing is wrong
+            _silence_stdout()
+            raise typer.Exit(0) from None
         except Exception as exc:
             if ctx.meta.get("linkage.error_shown"):   # by a nested group's boundary, with LINKAGE_DEBUG=1
                 raise
@@ -38,6 +41,13 @@ class _Boundary(TyperGroup):
             if code is None:
                 raise
             raise typer.Exit(code) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what is left at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _render_error(ctx, exc: Exception) -> int | None:
@@ -707,4 +717,10 @@ def _parse_time(value: str, option: str) -> datetime:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        try:   # output still buffered for a pipe whose reader has gone
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()

@@ -13,13 +13,21 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of our output went away: handled once, at the CLI's error boundary (rich's
+        own handling exits 1, as if something had failed)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class Output:
     """Where a command's results go. `json_mode` prints one JSON document / JSON lines."""
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
-        self.console = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = _Console(highlight=False, soft_wrap=True)
+        self.err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def interactive(self) -> bool:

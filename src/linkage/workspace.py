@@ -415,6 +415,10 @@ class Workspace:
         # leaves its spill files behind) are removed, so they cannot fill the disk over time.
         tmp = self.root / TMP_DIR
         _remove_orphan_spill(tmp)
+        try:   # DuckDB creates the process's own folder, not its parents
+            tmp.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            pass   # a workspace on a read-only medium: reading needs no spill folder
         self.con.execute(f"SET temp_directory = {quote_literal(str(tmp / str(os.getpid())))}")
         self.con.execute("SET preserve_insertion_order = false")
         memory = os.environ.get("LINKAGE_MEMORY_LIMIT")
