@@ -396,3 +396,28 @@ def test_libreoffice_reads_chinese_and_no_formula(flagged, tmp_path):
     values = [str(c.value) for c in cells]
     assert "张小明" in values and "解除隔离后24小时内未办理社区移交登记" in values and "人员编号" in values
     assert any("=SUM(A1)" in v for v in values)                # shown as text
+
+
+def test_temp_files_of_a_killed_export_are_removed_by_the_next(flagged, tmp_path):
+    """A process killed while writing leaves its temp file (personal data in a hidden file); the
+    next export into that folder removes it, and never a temp file of a process still running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, pathlib, signal\n"
+        "from linkage.export import atomic_path\n"
+        f"with atomic_path(pathlib.Path({str(out / 'clusters.csv')!r})) as temp:\n"
+        "    temp.write_text('ZHANG WEI,+8613800138000')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")])
+    assert killed.returncode == -signal.SIGKILL
+    [left] = [p.name for p in out.iterdir()]
+    assert left.startswith(".clusters.csv.") and left.endswith(".tmp")
+    running = out / f".海淀区.csv.{os.getpid()}.abcdefgh.tmp"
+    running.write_text("in progress", encoding="utf-8")
+    export(flagged, out)
+    assert left not in all_files(out) and running.name in all_files(out)

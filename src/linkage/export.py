@@ -26,7 +26,7 @@ from typing import Any
 from .config import EXPORT_PERSON_COLUMNS, ExportConfig, ExportProfile
 from .errors import InputError
 from .sql import quote_literal
-from .workspace import Workspace
+from .workspace import Workspace, process_alive
 
 
 @contextlib.contextmanager
@@ -37,8 +37,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise InputError(f"{target} is a folder; give a file name")
     if not target.parent.exists():
         raise InputError(f"{target.parent}: folder not found")
+    _remove_orphan_temp(target.parent)
     try:
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:   # an unwritable folder is the user's to fix
         raise InputError(f"cannot write {target}: {exc.strerror or type(exc).__name__}") from None
     os.close(handle)
@@ -48,6 +49,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+
+
+# `atomic_path`'s temp files: ".NAME.PID.XXXXXXXX.tmp" (mkstemp's eight random characters).
+TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _remove_orphan_temp(folder: Path) -> None:
+    """Temp files in `folder` left by a killed process (their names carry its id): they hold
+    personal data, and nothing else would ever remove them."""
+    for child in folder.glob(".*.tmp"):
+        found = TEMP_NAME.match(child.name)
+        if found and not process_alive(int(found.group(1))):
+            child.unlink(missing_ok=True)
 
 
 def write_clusters(ws: Workspace, target: Path) -> int:

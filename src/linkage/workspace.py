@@ -326,13 +326,14 @@ def _remove_orphan_spill(tmp: Path) -> None:
     if not tmp.is_dir():
         return
     for child in tmp.iterdir():
-        if child.is_dir() and child.name.isdigit() and not _alive(int(child.name)):
+        if child.is_dir() and child.name.isdigit() and not process_alive(int(child.name)):
             shutil.rmtree(child, ignore_errors=True)
         elif child.is_file() and child.name.startswith("duckdb_temp"):
             child.unlink(missing_ok=True)  # spill files of a version that shared one folder
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Is a process of this id running (left by a killed run otherwise)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
