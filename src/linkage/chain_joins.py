@@ -116,24 +116,31 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
         CREATE OR REPLACE TEMP TABLE move_fits AS
         WITH ev AS (SELECT p.person_id, p.source, p.record_id, e.stage, e.time
                     FROM chain_persons p JOIN events e USING (source, record_id)),
-        covered AS (SELECT x.*, EXISTS (SELECT 1 FROM ev y WHERE y.person_id = x.person_id AND y.stage = x.stage
-                                        AND (y.source <> x.source OR y.record_id <> x.record_id)
-                                        AND abs(epoch(y.time - x.time)) <= {duplicate}) AS repeated
-                    FROM ev x),
-        spare AS (SELECT person_id, source, record_id FROM covered GROUP BY ALL HAVING bool_and(repeated)),
-        fit AS (SELECT o.person_id AS a, x.person_id AS b, x.source, x.record_id, x.stage, x.time
-                FROM spare s JOIN ev x USING (person_id, source, record_id)
-                JOIN join_open o ON o.stage = x.stage AND x.time BETWEEN o.w_from AND o.w_to
-                WHERE o.person_id <> x.person_id),
+        repeated AS (  -- events another record of the same person repeats within the duplicate span
+            SELECT DISTINCT x.person_id, x.source, x.record_id, x.stage, x.time
+            FROM ev x JOIN ev y ON y.person_id = x.person_id AND y.stage = x.stage
+            WHERE (y.source <> x.source OR y.record_id <> x.record_id) AND abs(epoch(y.time - x.time)) <= {duplicate}),
+        spare AS (SELECT x.person_id, x.source, x.record_id FROM ev x
+                  LEFT JOIN repeated r USING (person_id, source, record_id, stage, time)
+                  GROUP BY ALL HAVING bool_and(r.record_id IS NOT NULL)),
+        -- Keys and stages are joined first (equality), then the time window is checked.
+        spare_keys AS (SELECT x.person_id AS b, x.source, x.record_id, x.stage, x.time, rk.k
+                       FROM spare s JOIN ev x USING (person_id, source, record_id)
+                       JOIN join_record_keys rk ON rk.source = x.source AND rk.record_id = x.record_id),
+        open_keys AS (SELECT o.person_id AS a, o.stage, o.w_from, o.w_to, k.k
+                      FROM join_open o JOIN join_keys k USING (person_id)),
+        fit AS (SELECT DISTINCT ok.a, sk.b, sk.source, sk.record_id, sk.stage, sk.time
+                FROM open_keys ok JOIN spare_keys sk ON sk.stage = ok.stage AND sk.k = ok.k
+                WHERE sk.b <> ok.a AND sk.time BETWEEN ok.w_from AND ok.w_to),
         open AS (SELECT person_id, stage FROM timeline WHERE status IN ('missing', 'pending')),
         whole AS (  -- every stage of the record is open in a (those after a's last stage have no window)
-            SELECT DISTINCT f.a, f.b, f.source, f.record_id FROM fit f
-            WHERE NOT EXISTS (SELECT 1 FROM ev y WHERE y.source = f.source AND y.record_id = f.record_id
-                              AND NOT EXISTS (SELECT 1 FROM open o WHERE o.person_id = f.a AND o.stage = y.stage)))
+            SELECT f.a, f.b, f.source, f.record_id
+            FROM (SELECT DISTINCT a, b, source, record_id FROM fit) f
+            JOIN (SELECT DISTINCT source, record_id, stage FROM ev) s USING (source, record_id)
+            LEFT JOIN open o ON o.person_id = f.a AND o.stage = s.stage
+            GROUP BY ALL HAVING bool_and(o.stage IS NOT NULL))
         SELECT f.a, f.b, f.source, f.record_id, f.stage, epoch(f.time) AS time, 'fills' AS how
-        FROM fit f SEMI JOIN whole USING (a, b, source, record_id)
-        WHERE EXISTS (SELECT 1 FROM join_record_keys rk JOIN join_keys k ON k.k = rk.k
-                      WHERE rk.source = f.source AND rk.record_id = f.record_id AND k.person_id = f.a)""")
+        FROM fit f SEMI JOIN whole USING (a, b, source, record_id)""")
     fits = ws.run("moves", "SELECT * FROM move_fits").pl()
     if not fits.height:
         return []
@@ -261,20 +268,13 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     return joins
 
 
-def _open_stages_and_keys(ws: Workspace) -> None:
-    """Temp tables: `join_open` (person, open stage, its window; needs `join_windows` registered),
-    `join_record_keys` (each record's keys: birth date, names, name parts, documents, phones) and
-    `join_keys` (the same per person)."""
-    ws.run("join: open stages", """
-        CREATE OR REPLACE TEMP TABLE join_open AS
-        SELECT t.person_id, t.stage, t.anchor_time + to_microseconds(CAST(w.w_from * 1e6 AS BIGINT)) AS w_from,
-               t.anchor_time + to_microseconds(CAST(w.w_to * 1e6 AS BIGINT)) AS w_to
-        FROM timeline t JOIN join_windows w USING (stage)
-        WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
-    ws.run("join: keys", """
+def prepare_keys(ws: Workspace) -> None:
+    """The temp table `join_record_keys`: each record's keys (birth date, names, name parts,
+    documents, phones), built once per chain run (records do not change within it; persons do)."""
+    ws.run("join: record keys", """
         CREATE OR REPLACE TEMP TABLE join_record_keys AS
-        SELECT DISTINCT p.person_id, p.source, p.record_id, k
-        FROM chain_persons p JOIN records r USING (source, record_id),
+        SELECT DISTINCT r.source, r.record_id, k
+        FROM records r SEMI JOIN chain_persons p USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
                      'f' || r.family_phonetic || ' ' || r.given_phonetic,
                      -- one name part alone: a thin record with a typo in the other part (Mier, Meier)
@@ -282,8 +282,21 @@ def _open_stages_and_keys(ws: Workspace) -> None:
                     || list_transform(r.doc_numbers, x -> 'x' || x)
                     || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
              AS t(k)
-        WHERE k IS NOT NULL AND p.person_id IN (SELECT person_id FROM timeline)""")
-    ws.run("join: person keys", "CREATE OR REPLACE TEMP TABLE join_keys AS SELECT DISTINCT person_id, k FROM join_record_keys")
+        WHERE k IS NOT NULL""")
+
+
+def _open_stages_and_keys(ws: Workspace) -> None:
+    """Temp tables: `join_open` (person, open stage, its window; needs `join_windows` registered)
+    and `join_keys` (each person's record keys; needs `prepare_keys`)."""
+    ws.run("join: open stages", """
+        CREATE OR REPLACE TEMP TABLE join_open AS
+        SELECT t.person_id, t.stage, t.anchor_time + to_microseconds(CAST(w.w_from * 1e6 AS BIGINT)) AS w_from,
+               t.anchor_time + to_microseconds(CAST(w.w_to * 1e6 AS BIGINT)) AS w_to
+        FROM timeline t JOIN join_windows w USING (stage)
+        WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
+    ws.run("join: person keys", """
+        CREATE OR REPLACE TEMP TABLE join_keys AS
+        SELECT DISTINCT p.person_id, rk.k FROM join_record_keys rk JOIN chain_persons p USING (source, record_id)""")
 
 
 def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
