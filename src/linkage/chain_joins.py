@@ -227,7 +227,7 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     # Each stage b fills (or repeats) is evidence; the strongest one counts (they are not independent).
     candidates = _timeline_bits(ws, candidates, joins.windows, duplicate).sort("bits", descending=True) \
         .group_by("a", "b", maintain_order=True).agg(pl.first("stage"), pl.first("how"), pl.first("duplicates"),
-                                                     pl.max("bits"), pl.max("bits_all"))
+                                                     pl.first("repeated_records"), pl.max("bits"), pl.max("bits_all"))
     candidates = _record_weights(ws, model_config, candidates)
     # Two timelines side by side: b is a traveler of its own (a relative travelling along) as well
     # as anyone's part; only complementary timelines make b's event a missing part's.
@@ -235,7 +235,11 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
                                          .then(pl.col("bits_all")).otherwise(pl.col("bits")))
     candidates = candidates.filter(~_contradicting(ws, candidates))
     threshold_weight = math.log2(threshold / (1 - threshold))
-    candidates = candidates.with_columns(total=pl.col("weight") + pl.col("bits")).sort(
+    # Every record of b beyond the first that repeats a stage of a is one more duplicate record of
+    # one traveler (rare: as rare as the data shows) rather than a co-traveller's own event.
+    repeats = _duplicate_bits(ws, duplicate)
+    candidates = candidates.with_columns(
+        total=pl.col("weight") + pl.col("bits") + (pl.col("repeated_records") - 1).clip(lower_bound=0) * repeats).sort(
         ["total", "a", "b"], descending=[True, False, False])
     stages = dict(ws.rows("done stages of join candidates", """
         SELECT person_id, list(stage ORDER BY stage) FROM timeline WHERE status = 'done'
@@ -266,6 +270,17 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
         if person in joins.merges or find(person) in joins.merges.values():
             joins.review.pop(person, None)
     return joins
+
+
+def _duplicate_bits(ws: Workspace, duplicate: float) -> float:
+    """log2 of how often one person holds two records of one stage within the duplicate span (a
+    duplicate record), as the match's persons show it (at least one in all person-stages)."""
+    share, stages = ws.rows("duplicate records", f"""
+        WITH ps AS (SELECT p.person_id, e.stage, count(DISTINCT (e.source, e.record_id)) AS n,
+                           epoch(max(e.time) - min(e.time)) AS span
+                    FROM chain_persons p JOIN events e USING (source, record_id) GROUP BY ALL)
+        SELECT count(*) FILTER (WHERE n > 1 AND span <= {duplicate}), count(*) FROM ps""")[0]
+    return math.log2(max(share, 1) / max(stages, 1))
 
 
 def prepare_keys(ws: Workspace) -> None:
@@ -307,7 +322,7 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
     _open_stages_and_keys(ws)
     ws.run("join: pairs", f"""
         CREATE OR REPLACE TEMP TABLE join_pairs AS
-        WITH done AS (SELECT person_id, stage, ord, time FROM timeline WHERE time IS NOT NULL),
+        WITH done AS (SELECT person_id, stage, ord, time, record FROM timeline WHERE time IS NOT NULL),
         missing AS (SELECT DISTINCT person_id FROM timeline WHERE status = 'missing'),
         linked AS (SELECT DISTINCT pa.person_id AS a, pb.person_id AS b
                    FROM link_pairs l JOIN chain_persons pa ON pa.rid = l.rid_l JOIN chain_persons pb ON pb.rid = l.rid_r
@@ -339,7 +354,8 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
             WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.person_id IN (SELECT person_id FROM missing)),
         chosen AS (SELECT * FROM filling UNION SELECT * FROM repeating),
         overlap AS (  -- stages both have: allowed only as duplicates (within minutes of each other)
-            SELECT c.a, c.b, bool_and(abs(epoch(y.time - x.time)) <= {duplicate}) AS duplicates
+            SELECT c.a, c.b, bool_and(abs(epoch(y.time - x.time)) <= {duplicate}) AS duplicates,
+                   least(count(DISTINCT x.record), count(DISTINCT y.record)) AS repeated_records
             FROM (SELECT DISTINCT a, b FROM chosen) c
             JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b AND y.stage = x.stage
             GROUP BY ALL),
@@ -348,10 +364,11 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
             JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b
             WHERE y.stage <> x.stage AND ((x.ord < y.ord AND x.time > y.time) OR (x.ord > y.ord AND x.time < y.time)))
         SELECT least(c.a, c.b) AS a, greatest(c.a, c.b) AS b, c.stage, c.time, c.how,
-               coalesce(o.duplicates, false) AS duplicates
+               coalesce(o.duplicates, false) AS duplicates, coalesce(o.repeated_records, 0) AS repeated_records
         FROM chosen c LEFT JOIN overlap o USING (a, b) ANTI JOIN disorder USING (a, b)
         WHERE o.a IS NULL OR o.duplicates""")
-    return ws.run("join pairs", "SELECT DISTINCT a, b, stage, epoch(time) AS time, how, duplicates FROM join_pairs").pl()
+    return ws.run("join pairs", "SELECT DISTINCT a, b, stage, epoch(time) AS time, how, duplicates, repeated_records "
+                                "FROM join_pairs").pl()
 
 
 def _timeline_bits(ws: Workspace, candidates: pl.DataFrame, windows: dict[str, tuple[float, float]],
