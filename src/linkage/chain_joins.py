@@ -43,12 +43,19 @@ import polars as pl
 
 from .config import ChainConfig, ModelConfig, parse_duration
 from .match.cluster import IdentityGuard
-from .match.score import score_pairs
+from .match.score import Scored, score_pairs
 from .workspace import Workspace
 
 WINDOW_QUANTILES = (0.001, 0.999)
 MIN_SLACK_S = 3600.0
 MAX_SCORED_PAIRS_PER_JOIN = 16
+# The records of the persons in a table of pairs (a, b), each with how many identifiers it carries
+# (birth date, documents): the records to score first.
+RICH_RECORDS = """
+    SELECT p.person_id, p.source, p.record_id,
+           (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(r.doc_numbers) > 0)::INT AS n
+    FROM chain_persons p JOIN records r USING (source, record_id)
+    WHERE p.person_id IN (SELECT a FROM {pairs} UNION SELECT b FROM {pairs})"""
 
 
 @dataclass
@@ -150,10 +157,7 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     ws.register("move_candidates", fits.select("a", "b", "source", "record_id").to_arrow())
     try:
         pairs = ws.run("moves: record pairs to score", f"""
-            WITH rich AS (SELECT p.person_id, p.source, p.record_id,
-                                 (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(r.doc_numbers) > 0)::INT AS n
-                          FROM chain_persons p JOIN records r USING (source, record_id)
-                          WHERE p.person_id IN (SELECT a FROM move_candidates UNION SELECT b FROM move_candidates)),
+            WITH rich AS ({RICH_RECORDS.format(pairs="move_candidates")}),
             repeats AS (  -- the records of b repeating an event of the record: left out of its own weight
                 SELECT DISTINCT c.source, c.record_id, y.source AS source_y, y.record_id AS record_id_y
                 FROM move_candidates c JOIN events x ON x.source = c.source AND x.record_id = c.record_id
@@ -181,8 +185,7 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
                          also=members)
     guard = IdentityGuard(scored.data, model_config.identity)
     rid = dict(zip(zip(scored.numbers["source"], scored.numbers["record_id"]), scored.numbers["rid"]))
-    receivers = {person: guard.group([rid[(s, r)] for s, r in zip(group["source"], group["record_id"])])
-                 for (person,), group in members.group_by("person_id")}
+    receivers = _person_groups(guard, members, scored)
     weights = pairs.select("a", "b", pl.col("source_l").alias("source"), pl.col("record_id_l").alias("record_id"),
                            "side").with_columns(w=pl.Series(scored.weights)) \
         .group_by("a", "b", "source", "record_id").agg(
@@ -202,6 +205,13 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
         touched |= {a, b}
         moves.append(Move(source, record_id, b, a, float(score)))
     return moves
+
+
+def _person_groups(guard: IdentityGuard, members: pl.DataFrame, scored: Scored) -> dict:
+    """Per person of `members` (person_id, source, record_id), the guard's group of its records."""
+    return {person: guard.group(rids) for person, rids in
+            members.join(scored.numbers, on=["source", "record_id"]).group_by("person_id")
+            .agg(pl.col("rid")).iter_rows()}
 
 
 def _register_windows(ws: Workspace, windows: dict[str, tuple[float, float]]) -> None:
@@ -419,10 +429,7 @@ def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.Dat
             SELECT person_id, source, record_id FROM chain_persons
             WHERE person_id IN (SELECT a FROM join_candidates UNION SELECT b FROM join_candidates)""").pl()
         record_pairs = ws.run("join: record pairs to score", f"""
-            WITH rich AS (SELECT p.person_id, p.source, p.record_id,
-                                 (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(r.doc_numbers) > 0)::INT AS n
-                          FROM chain_persons p JOIN records r USING (source, record_id)
-                          WHERE p.person_id IN (SELECT a FROM join_candidates UNION SELECT b FROM join_candidates))
+            WITH rich AS ({RICH_RECORDS.format(pairs="join_candidates")})
             SELECT c.a, c.b, pa.source AS source_l, pa.record_id AS record_id_l,
                    pb.source AS source_r, pb.record_id AS record_id_r
             FROM join_candidates c JOIN rich pa ON pa.person_id = c.a JOIN rich pb ON pb.person_id = c.b
@@ -440,9 +447,7 @@ def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.Dat
         scored = score_pairs(ws, model_config, record_pairs.select("source_l", "record_id_l", "source_r",
                                                                    "record_id_r"), also=members)
         guard = IdentityGuard(scored.data, model_config.identity)
-        groups = {person: guard.group(rids) for person, rids in
-                  members.join(scored.numbers, on=["source", "record_id"]).group_by("person_id")
-                  .agg(pl.col("rid")).iter_rows()}
+        groups = _person_groups(guard, members, scored)
         contradict = {(a, b): (a, b) in side_by_side and guard.contradict(groups[a], groups[b])
                       for a, b in candidates.select("a", "b").unique().iter_rows()}
         direct = [
