@@ -9,8 +9,10 @@ personal data leaks into logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +99,7 @@ class State:
     workspace: Path = Path("workspace")
     config_dir: Path = Path("configs")
     json_mode: bool = False
+    given: frozenset[str] = frozenset()   # global options set on the command line or by environment
 
 
 state = State()
@@ -104,6 +107,7 @@ state = State()
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     workspace: Path = typer.Option(Path("workspace"), "--workspace", envvar="LINKAGE_WORKSPACE",
                                    help="Workspace directory (holds the DuckDB file)."),
     config_dir: Path = typer.Option(Path("configs"), "--config-dir", envvar="LINKAGE_CONFIG_DIR",
@@ -111,25 +115,63 @@ def _global(
     json_mode: bool = typer.Option(False, "--json", help="Machine-readable JSON output."),
 ) -> None:
     """Global options apply to every command."""
+    os.umask(0o077)   # everything the workspace and the exports hold is personal data: owner-only
     state.workspace, state.config_dir, state.json_mode = workspace, config_dir, json_mode
+    sources = {name: ctx.get_parameter_source(name) for name in ("workspace", "config_dir")}
+    state.given = frozenset(name for name, source in sources.items()
+                            if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"))
 
 
 def _out(json_flag: bool = False) -> Output:
     return Output(json_mode=json_flag or state.json_mode)
 
 
+WAIT_HELP = "Wait up to this many seconds for another writing command to finish (then exit 4)."
+
+
+@contextlib.contextmanager
+def _writing(command: str, wait: float, create: bool = False, force: bool = False) -> Iterator:
+    """The workspace opened for writing, under the writer lock (exit 4 while another writer holds it)."""
+    from .lock import writer_lock
+    from .runlog import append, default_log
+    from .workspace import DB_FILE, Workspace
+
+    if not create and not (state.workspace / DB_FILE).exists():
+        Workspace.open(state.workspace)   # raises the "no workspace" error, before anything is created
+    with writer_lock(state.workspace, command, wait) as lock:
+        if lock.took_over is not None:
+            append(default_log(state.workspace), "lock_takeover", command=command, left_by=lock.took_over.__dict__)
+            _out().err.print(f"Note: took over the workspace lock left by {lock.took_over.describe()}, which "
+                             "ended without releasing it.", markup=False, highlight=False)
+        with (Workspace.create(state.workspace, force=force) if create else Workspace.open(state.workspace)) as ws:
+            yield ws
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator:
+    """The workspace opened read-only; while a writer holds it, the state its predecessor committed."""
+    from .workspace import Workspace
+
+    with Workspace.open(state.workspace, read_only=True) as ws:
+        if ws.from_snapshot is not None:
+            holder = ws.from_snapshot
+            who = holder.describe() if hasattr(holder, "describe") else str(holder)
+            _out().err.print(f"Note: {who} is writing the workspace; this is the state the writer before it "
+                             "committed.", markup=False, highlight=False)
+        yield ws
+
+
 @app.command()
-def init(force: bool = typer.Option(False, "--force", help="Replace an existing workspace.")) -> None:
+def init(force: bool = typer.Option(False, "--force", help="Replace an existing workspace."),
+         wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP)) -> None:
     """Create the workspace (DuckDB file and schema).
 
     Example:
 
         linkage --workspace ./workspace init
     """
-    from .workspace import Workspace
-
     out = _out()
-    with Workspace.create(state.workspace, force=force) as ws:
+    with _writing("linkage init", wait, create=True, force=force) as ws:
         version = ws.schema_version()
     if out.json_mode:
         out.json({"workspace": str(state.workspace), "schema_version": version})
@@ -145,6 +187,7 @@ def ingest(
     replace: bool = typer.Option(False, "--replace", help="Reload files already ingested (same sha256)."),
     strict: bool = typer.Option(False, "--strict", help="Load nothing if any row is rejected (exit 2)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
 ) -> None:
     """Load exports of one source: read, map, standardize, store with provenance.
 
@@ -157,13 +200,12 @@ def ingest(
     """
     from .config import load_source_config
     from .ingest import ingest_files
-    from .workspace import Workspace
 
     if source is None and source_config is None:
         raise InputError("name the source with --source NAME (or give --source-config FILE)")
     out = _out(json_flag)
     config, config_path = load_source_config(state.config_dir, source, source_config)
-    with Workspace.open(state.workspace) as ws, out.progress("ingest") as progress:
+    with _writing("linkage ingest", wait) as ws, out.progress("ingest") as progress:
         results = ingest_files(ws, config, config_path, files, replace=replace, strict=strict, progress=progress)
     if out.json_mode:
         for result in results:
@@ -190,10 +232,9 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
         linkage status --json
     """
     from .status import workspace_status
-    from .workspace import Workspace
 
     out = _out(json_flag)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         result = workspace_status(ws)
     if out.json_mode:
         out.json(result.to_json())
@@ -230,10 +271,9 @@ def rejects(
         linkage rejects --source police --out police_rejects.csv
     """
     from .rejects import KIND_LABELS, rejects_report
-    from .workspace import Workspace
 
     out = _out(json_flag)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         report = rejects_report(ws, source=source, out_file=out_file)
     if out.json_mode:
         out.json(report.to_json())
@@ -326,6 +366,7 @@ def match(
     load_model: Optional[Path] = typer.Option(None, "--load-model", help="Score with a saved model instead of training."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Save the trained model to this file."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
 ) -> None:
     """Block, compare, train, score and cluster every record; person ids stay stable across runs.
 
@@ -335,11 +376,10 @@ def match(
     """
     from .config import load_model_config
     from .match.run import run_match
-    from .workspace import Workspace
 
     out = _out(json_flag)
     config, _ = load_model_config(state.config_dir, model_config)
-    with Workspace.open(state.workspace) as ws:
+    with _writing("linkage match", wait) as ws:
         summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
                             step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
     if out.json_mode:
@@ -375,11 +415,10 @@ def evaluate(
     from .chain import score_flags
     from .match.evaluate import evaluate as run_evaluate
     from .match.evaluate import load_truth
-    from .workspace import Workspace
 
     out = _out(json_flag)
     frame = load_truth(truth)
-    with Workspace.open(state.workspace) as ws:
+    with _reading() as ws:
         if truth_flags is not None:
             flag_scores = score_flags(ws, truth_flags, frame)
             if out.json_mode:
@@ -421,13 +460,12 @@ def explain(
     """
     from .config import load_model_config
     from .match.explain import explain_pair, explain_person
-    from .workspace import Workspace
 
     out = _out(json_flag)
     if (person is not None) == (len(keys or []) == 2):
         raise InputError("give two record keys (SOURCE:RECORD_ID SOURCE:RECORD_ID) or --person ID")
     config, _ = load_model_config(state.config_dir)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         result = explain_person(ws, person) if person else explain_pair(ws, config, keys[0], keys[1])
     if out.json_mode:
         out.json(asdict(result))
@@ -454,12 +492,11 @@ def blocking(
     from .config import load_model_config
     from .match.evaluate import load_truth
     from .match.rules import blocking_report
-    from .workspace import Workspace
 
     out = _out(json_flag)
     config, _ = load_model_config(state.config_dir, model_config)
     frame = load_truth(truth) if truth else None
-    with Workspace.open(state.workspace) as ws:
+    with _reading() as ws:
         report = blocking_report(ws, config, frame)
     if out.json_mode:
         out.json(report)
@@ -494,10 +531,9 @@ def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output
         linkage model show
     """
     from .match.store import require_latest_model
-    from .workspace import Workspace
 
     out = _out(json_flag)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         model = require_latest_model(ws)
     if out.json_mode:
         out.json(model.to_json())
@@ -533,9 +569,8 @@ def model_save(path: Path = typer.Argument(..., help="File to write (JSON).")) -
         linkage model save model-2026-03.json
     """
     from .match.store import require_latest_model
-    from .workspace import Workspace
 
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         model = require_latest_model(ws)
     model.save(path)
     _out().line(f"Saved the model to {path}.")
@@ -554,9 +589,8 @@ def export_clusters(out_file: Path = typer.Option(..., "--out", help="CSV file t
         linkage export clusters --out clusters.csv
     """
     from .export import write_clusters
-    from .workspace import Workspace
 
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         rows = write_clusters(ws, out_file)
     _out().line(f"Wrote {rows:,} records to {out_file}.")
 
@@ -583,11 +617,10 @@ def export_discrepancies(
     """
     from .config import load_export_config
     from .export import write_discrepancies
-    from .workspace import Workspace
 
     out = _out(json_flag)
     config, _ = load_export_config(state.config_dir)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         result = write_discrepancies(ws, out_dir, config, profile=profile, district=district)
     if out.json_mode:
         out.json(result.manifest())
@@ -613,9 +646,8 @@ def export_flags(
         linkage export flags --out flags.csv --include-resolved
     """
     from .export import write_flags
-    from .workspace import Workspace
 
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         result = write_flags(ws, out_file, include_resolved=include_resolved)
     _out().line(f"Wrote {result.rows:,} flags of chain run {result.run_id} to {out_file}.")
 
@@ -651,6 +683,7 @@ def chain(
     chain_config: Optional[Path] = typer.Option(None, "--chain-config", help="Use this chain.toml."),
     clusters: Optional[Path] = typer.Option(None, "--clusters", help="Use these clusters (source,record_id,person_id) instead of the match's persons."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
 ) -> None:
     """Rebuild every traveler's timeline, evaluate configs/chain.toml, store flags and the diff.
 
@@ -661,13 +694,12 @@ def chain(
     from .chain import run_chain
     from .config import load_chain_config
     from .match.evaluate import load_truth
-    from .workspace import Workspace
 
     out = _out(json_flag)
     when = _parse_time(as_of, "--as-of") if as_of else None
     config, path = load_chain_config(state.config_dir, chain_config)
     given = load_truth(clusters) if clusters else None
-    with Workspace.open(state.workspace) as ws:
+    with _writing("linkage chain", wait) as ws:
         summary = run_chain(ws, config, path, state.config_dir, as_of=when, clusters=given)
     if out.json_mode:
         out.json(asdict(summary))
@@ -693,10 +725,9 @@ def timeline(
         linkage timeline P00000042
     """
     from .chain import timeline_of
-    from .workspace import Workspace
 
     out = _out(json_flag)
-    with Workspace.open(state.workspace, read_only=True) as ws:
+    with _reading() as ws:
         result = timeline_of(ws, person_id)
     if out.json_mode:
         out.json(result)
@@ -707,6 +738,106 @@ def timeline(
     for f in result["flags"]:
         out.line(f"[{f['status']}] {f['code']} {f['stage'] or ''} ({f['severity']}{', review' if f['review'] else ''}): "
                  f"{f['reason']}")
+
+
+@app.command()
+def run(
+    config_file: Optional[Path] = typer.Option(None, "--config", help="Pipeline config (default: CONFIG_DIR/pipeline.toml "
+                                                                      "if present, else the built-in layout)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Evaluate the chain as of this time (default: now)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (steps and files) and touch nothing."),
+    full: bool = typer.Option(False, "--full", help="Match every record again, even when no record changed."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train the model anew instead of reusing the stored one."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output (the plan, or the run's record)."),
+) -> None:
+    """The nightly job: ingest every export waiting in the inbox, match, evaluate the chain, write the
+    run's district files to exports/RUN/ and point exports/latest at them.
+
+    Files move to archive/ once ingested, to rejected/ (with a .reason.txt beside) when they fail.
+    A run killed at any moment is finished by the next one. Exit codes: 0 done; 3 done, with new
+    discrepancies; 4 another writer holds the workspace; 2 bad input or config; 1 internal error.
+
+    Example (crontab, every night at 02:30):
+
+        30 2 * * * cd /srv/linkage && .venv/bin/linkage --workspace ws run --wait 600 >> ws/logs/cron.out 2>&1
+    """
+    from .config import load_pipeline_config
+    from .pipeline import Paths, execute, make_plan, plan_json
+
+    out = _out(json_flag)
+    config, path = load_pipeline_config(state.config_dir, config_file)
+    if path is not None:   # paths in pipeline.toml are relative to it; options given explicitly win
+        if config.workspace and "workspace" not in state.given:
+            state.workspace = path.parent / config.workspace
+        if config.config_dir and "config_dir" not in state.given:
+            state.config_dir = path.parent / config.config_dir
+    when = _parse_time(as_of, "--as-of") if as_of else None
+    paths = Paths.of(state.workspace, config)
+    if dry_run:
+        with _reading() as ws:
+            plan = make_plan(ws, paths, state.config_dir, when, full, retrain)
+        if out.json_mode:
+            out.json(plan_json(plan))
+            return
+        out.line(f"Plan of run {plan.run_id}{' (taking up the interrupted run)' if plan.resume else ''} as of "
+                 f"{plan.as_of:%Y-%m-%d %H:%M}; nothing was changed:")
+        for n, step in enumerate(plan.steps, 1):
+            out.line(f"  {n}. {step.describe()}")
+        out.line(f"  exports to {plan.export_dir}, then {paths.exports / 'latest'} points there")
+        for name in plan.left_alone:
+            out.line(f"  left alone: {paths.inbox / name} (no source config of that name)")
+        return
+    report = None if out.json_mode else out.line
+    with _writing("linkage run", wait) as ws:
+        plan = make_plan(ws, paths, state.config_dir, when, full, retrain)
+        if plan.note:
+            out.err.print(f"Note: {plan.note}.", markup=False, highlight=False)
+        for name in plan.left_alone:
+            out.err.print(f"Warning: {paths.inbox / name} left alone: no source config of that name.",
+                          markup=False, highlight=False)
+        summary = execute(ws, plan, paths, state.config_dir, config, report=report)
+    if out.json_mode:
+        out.json({**asdict(summary), "exit_code": summary.exit_code})
+    else:
+        for r in summary.rejected:
+            out.err.print(f"Warning: {r['source']} {r['file']} rejected, moved to {r['moved_to']}: {r['reason']}",
+                          markup=False, highlight=False)
+        out.line(f"Run {summary.run_id}{' (taken up again)' if summary.resumed else ''} done: "
+                 f"{summary.files_ingested:,} files ingested, {summary.files_rejected:,} rejected; "
+                 f"{summary.records:,} records, {summary.persons:,} persons ({summary.merges:,} merges, "
+                 f"{summary.splits:,} splits); flags {summary.flags_new:,} new, {summary.flags_open:,} open, "
+                 f"{summary.flags_resolved:,} resolved; exports {summary.export_dir or 'none'}.")
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def runs(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Past runs of 'linkage run', newest first: status, files, records, persons, merges and splits, flags
+    new / open / resolved, seconds per step.
+
+    Example:
+
+        linkage runs --json
+    """
+    from .pipeline import list_runs
+
+    out = _out(json_flag)
+    with _reading() as ws:
+        records = list_runs(ws)
+    if out.json_mode:
+        out.json({"runs": records})
+        return
+    if not records:
+        out.line("No runs yet ('linkage run' records one).")
+        return
+    out.table("Runs (flags: new / open / resolved)", ["run", "started", "status", "files", "records", "persons",
+                                                       "merges / splits", "flags", "seconds"],
+              [(r["run_id"], (r["started_at"] or "")[:16], r["status"] + (f", resumed {r['resumed']}x" if r["resumed"] else ""),
+                f"{r['files_ingested'] or 0} + {r['files_rejected'] or 0} rejected", r["records"] or 0, r["persons"] or 0,
+                f"{r['merges'] or 0} / {r['splits'] or 0}",
+                f"{r['flags_new'] or 0} / {r['flags_open'] or 0} / {r['flags_resolved'] or 0}",
+                f"{sum(r['seconds'].values()):.1f}") for r in records])
 
 
 def _parse_time(value: str, option: str) -> datetime:

@@ -711,3 +711,41 @@ def load_export_config(config_dir: Path, path: Path | None = None) -> tuple[Expo
             raise ConfigError(f"{path}: config file not found")
         return ExportConfig(), None
     return load_model(path, ExportConfig), path
+
+
+# ---- configs/pipeline.toml -----------------------------------------------------------------
+
+class PipelineConfig(_Strict):
+    """configs/pipeline.toml: where `linkage run` finds and puts files, and how it matches.
+
+    `workspace` and `config_dir` are relative to this file; the folders and the log are relative
+    to the workspace (absolute paths are taken as they are).
+    """
+
+    workspace: str | None = None
+    config_dir: str | None = None
+    inbox: str = "inbox"
+    archive: str = "archive"
+    rejected: str = "rejected"
+    exports: str = "exports"
+    log: str = "logs/linkage.log"
+    export_profile: str | None = None        # default: export.toml's default_profile
+    retrain_every: Duration = "7d"           # the stored model is reused until it is this old ...
+    retrain_growth: float = Field(default=0.5, ge=0)   # ... or the records grew by this share since
+
+    @field_validator("inbox", "archive", "rejected", "exports", "log")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a path")
+        return value
+
+
+def load_pipeline_config(config_dir: Path, path: Path | None = None) -> tuple[PipelineConfig, Path | None]:
+    """configs/pipeline.toml if present (or the given file), else the defaults."""
+    path = Path(path) if path else Path(config_dir) / "pipeline.toml"
+    if not path.is_file():
+        if path.name != "pipeline.toml" or path.parent != Path(config_dir):
+            raise ConfigError(f"{path}: config file not found")
+        return PipelineConfig(), None
+    return load_model(path, PipelineConfig), path

@@ -20,7 +20,7 @@ class ConfigError(InputError):
 
 
 class WorkspaceError(InputError):
-    """The workspace is missing, locked or of an unknown schema version (exit 2)."""
+    """The workspace is missing, unreadable or of an unknown schema version (exit 2)."""
 
 
 class DatabaseError(LinkageError):
@@ -36,3 +36,9 @@ class DatabaseError(LinkageError):
         self.sql = sql
         self.cause = cause
         super().__init__(f"database step '{step}' failed ({type(cause).__name__})")
+
+
+class LockedError(LinkageError):
+    """Another writing command holds the workspace (exit 4). The message names the holder."""
+
+    exit_code = 4

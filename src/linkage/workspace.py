@@ -13,17 +13,21 @@ import glob
 import importlib
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from .errors import DatabaseError, WorkspaceError
+from .errors import DatabaseError, LockedError, WorkspaceError
+from .lock import SNAPSHOT_DIR, read_holder, snapshot_path
 from .sql import quote_literal
 
 DB_FILE = "linkage.duckdb"
 TMP_DIR = "tmp"
+# How long a writer waits for readers that still have the DuckDB file open (they are short).
+READERS_WAIT_SECONDS = 60.0
 
 # Numbered migrations: (version, description, statements). Append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -300,6 +304,53 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             FROM moved p LEFT JOIN joins j ON j.merged_person_id = p.person_id""",
         ],
     ),
+    (
+        7,
+        "nightly runs, the persons a run's match started from, and the merges and splits it made",
+        [
+            """
+            CREATE TABLE runs (
+                run_id INTEGER NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                status VARCHAR NOT NULL,
+                as_of TIMESTAMP NOT NULL,
+                full_match BOOLEAN NOT NULL,
+                resumed INTEGER NOT NULL,
+                files_ingested BIGINT,
+                files_rejected BIGINT,
+                records BIGINT,
+                persons BIGINT,
+                merges BIGINT,
+                splits BIGINT,
+                match_run_id INTEGER,
+                chain_run_id INTEGER,
+                flags_new BIGINT,
+                flags_open BIGINT,
+                flags_resolved BIGINT,
+                export_dir VARCHAR,
+                seconds VARCHAR,
+                error VARCHAR
+            )""",
+            """
+            CREATE TABLE run_persons_before (
+                run_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                person_id VARCHAR NOT NULL
+            )""",
+            """
+            CREATE TABLE person_changes (
+                run_id INTEGER NOT NULL,
+                match_run_id INTEGER NOT NULL,
+                kind VARCHAR NOT NULL,
+                person_id VARCHAR NOT NULL,
+                other_person_ids VARCHAR[] NOT NULL,
+                records BIGINT NOT NULL,
+                why VARCHAR NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -343,6 +394,10 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+class _Held(Exception):
+    """DuckDB could not lock the file: another process has it open."""
+
+
 class Workspace:
     """An open workspace: one DuckDB connection plus the helpers every module uses."""
 
@@ -350,6 +405,7 @@ class Workspace:
         self.root = root
         self.con = con
         self._loaded: set[str] = set()
+        self.from_snapshot: object | None = None   # the writer holding the file, when reading its snapshot
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -367,14 +423,19 @@ class Workspace:
             if wal.exists():
                 wal.unlink()
             shutil.rmtree(root / TMP_DIR, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(root / SNAPSHOT_DIR, ignore_errors=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ws = cls._connect(root)
         ws.migrate()
         return ws
 
     @classmethod
     def open(cls, root: Path, read_only: bool = False) -> Workspace:
-        """Open an existing workspace, applying pending migrations (unless read-only)."""
+        """Open an existing workspace, applying pending migrations (unless read-only).
+
+        A reader that finds the file held by a writer (DuckDB admits no other process then) opens
+        the snapshot the previous writer left, and says so in `from_snapshot`.
+        """
         root = Path(root)
         if not (root / DB_FILE).exists():
             raise WorkspaceError(
@@ -395,17 +456,39 @@ class Workspace:
 
     @classmethod
     def _connect(cls, root: Path, read_only: bool = False) -> Workspace:
+        deadline = time.monotonic() + READERS_WAIT_SECONDS
+        while True:
+            try:
+                return cls._attach(root, root / DB_FILE, read_only)
+            except _Held:
+                pass
+            snapshot = snapshot_path(root, DB_FILE)
+            if read_only and snapshot.is_file():
+                ws = cls._attach(root, snapshot, True)
+                ws.from_snapshot = read_holder(root) or "another process"
+                return ws
+            if time.monotonic() >= deadline:
+                holder = read_holder(root)
+                raise LockedError(f"the workspace {root} is held by "
+                                  f"{holder.describe() if holder else 'another process'}; try again later")
+            time.sleep(0.2)
+
+    @classmethod
+    def _attach(cls, root: Path, db: Path, read_only: bool) -> Workspace:
         # Nothing is ever downloaded: extensions come from their PyPI packages, loaded by path.
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         }
+        con = duckdb.connect(config=config)
         try:
-            con = duckdb.connect(config=config)
             mode = " (READ_ONLY)" if read_only else ""
-            con.execute(f"ATTACH {quote_literal(str(root / DB_FILE))} AS ws{mode}")
+            con.execute(f"ATTACH {quote_literal(str(db))} AS ws{mode}")
             con.execute("USE ws")
         except duckdb.IOException as exc:
+            con.close()
+            if "could not set lock" in str(exc).lower():
+                raise _Held() from None
             raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
         ws = cls(root, con)
         ws._apply_settings()

@@ -57,8 +57,14 @@ def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
     return int(total)
 
 
+class ModelMismatch(InputError):
+    """A saved or stored model does not fit the comparisons this workspace and version give."""
+
+
 def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None, model_file: Path | None = None,
-              save_model: Path | None = None, step: Callable[[str], None] | None = None) -> MatchSummary:
+              save_model: Path | None = None, step: Callable[[str], None] | None = None,
+              model: Model | None = None) -> MatchSummary:
+    """Match every record; with `model_file` or `model` score with that model instead of training."""
     step = step or (lambda message: None)
     threshold = config.threshold if threshold is None else threshold
     if not 0 < threshold < 1:
@@ -72,7 +78,8 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         clock[name] = round(now - started, 3)
         started = now
 
-    loaded = Model.load(model_file) if model_file else None
+    loaded = model if model is not None else Model.load(model_file) if model_file else None
+    origin = model_file if model_file else "the stored model"
     with ws.transaction():
         step("preparing records")
         build_match_records(ws)
@@ -85,10 +92,10 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
             comparisons = (build_comparisons(config, data) if loaded is None
                            else build_comparisons(config, data, names=loaded.comparisons, kinds=loaded.kinds))
             if loaded and loaded.comparisons != [c.name for c in comparisons]:
-                raise InputError(f"{model_file}: the saved model compares {', '.join(loaded.comparisons)}, "
+                raise ModelMismatch(f"{origin}: the saved model compares {', '.join(loaded.comparisons)}, "
                                  f"this workspace and model.toml give {', '.join(c.name for c in comparisons)}")
             if loaded and loaded.labels != [list(c.labels) for c in comparisons]:
-                raise InputError(f"{model_file}: the saved model has other comparison levels than this version of "
+                raise ModelMismatch(f"{origin}: the saved model has other comparison levels than this version of "
                                  "linkage computes; train it again ('linkage match' without it)")
             return data, comparisons, allowed_sources(config, data.sources)
 
