@@ -421,3 +421,21 @@ def test_temp_files_of_a_killed_export_are_removed_by_the_next(flagged, tmp_path
     running.write_text("in progress", encoding="utf-8")
     export(flagged, out)
     assert left not in all_files(out) and running.name in all_files(out)
+
+
+def test_a_whole_export_into_a_used_folder_removes_the_district_files_of_the_earlier_one(flagged, tmp_path):
+    """A district without flags any more loses its file; files the earlier manifest does not list stay."""
+    out = tmp_path / "out"
+    export(flagged, out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"].append({"file": "西城区.csv", "district": "西城区", "rows": 1, "sha256": "0" * 64})
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (out / "西城区.csv").write_text("old\n", encoding="utf-8")
+    (out / "notes.txt").write_text("the officer's own file\n", encoding="utf-8")
+    export(flagged, out, "--district", "海淀区")      # one district's file: the others stay
+    assert (out / "西城区.csv").exists() and (out / "朝阳区.csv").exists()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"].append({"file": "西城区.csv", "district": "西城区", "rows": 1, "sha256": "0" * 64})
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    export(flagged, out)
+    assert all_files(out) == ["manifest.json", "notes.txt", "unassigned.csv", "朝阳区.csv", "海淀区.csv"]

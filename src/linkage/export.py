@@ -431,6 +431,15 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _manifest_files(path: Path) -> set[str]:
+    """The district files an earlier manifest in the folder lists (plain names only)."""
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        return {f["file"] for f in files if isinstance(f.get("file"), str) and Path(f["file"]).name == f["file"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} is a file; give a folder for the district files")
@@ -471,6 +480,7 @@ def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, prof
             result.counts_by_code[f.code] = result.counts_by_code.get(f.code, 0) + 1
     result.counts_by_code = dict(sorted(result.counts_by_code.items()))
     created = None
+    earlier = _manifest_files(result.manifest_path)
     try:
         created = _make_dir(out_dir)
         with contextlib.ExitStack() as stack:
@@ -481,6 +491,9 @@ def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, prof
                 result.files.append(DistrictFile(names[key], key, len(rows), digest))
         with atomic_path(result.manifest_path) as temp:
             temp.write_text(json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if only is None:   # a whole export replaces the earlier one: its files of districts now without flags go
+            for name in earlier - {f.file for f in result.files}:
+                (out_dir / name).unlink(missing_ok=True)
     except BaseException as exc:
         if created is not None and not any(p.is_file() for p in created.rglob("*")):
             shutil.rmtree(created, ignore_errors=True)
