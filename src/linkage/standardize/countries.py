@@ -157,9 +157,9 @@ def _other_locales() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _lookup() -> dict[str, str | None]:
+def _main_lookup() -> dict[str, str | None]:
+    """Codes, English and Chinese names, the alias tables: what nearly every export writes."""
     lookup: dict[str, str | None] = {}
-    countries = [(c.alpha_3, _pycountry_names(c)) for c in pycountry.countries]
     for country in pycountry.countries:
         for spelling in (country.alpha_2, country.alpha_3, country.numeric, *_pycountry_names(country)):
             lookup.setdefault(_key(spelling), country.alpha_3)
@@ -169,36 +169,37 @@ def _lookup() -> dict[str, str | None]:
     for spelling in _NO_COUNTRY:
         lookup[_key(spelling)] = None
     for translation in _translations(_CHINESE_LOCALES):
-        for alpha3, names in countries:
-            for name in names:
-                lookup.setdefault(_key(translation.gettext(name)), alpha3)
-    # Every other locale: a spelling not taken above, unless two countries claim it.
-    claims: dict[str, set[str]] = {}
-    for translation in _translations(_other_locales()):
-        for alpha3, names in countries:
-            for name in names:
-                key = _key(translation.gettext(name))
-                if key and key not in lookup:
-                    claims.setdefault(key, set()).add(alpha3)
-    for key, claimed in claims.items():
-        if len(claimed) == 1:
-            lookup[key] = next(iter(claimed))
+        for country in pycountry.countries:
+            for name in _pycountry_names(country):
+                lookup.setdefault(_key(translation.gettext(name)), country.alpha_3)
     return lookup
 
 
 @lru_cache(maxsize=1)
-def _other_locale_keys() -> frozenset[str]:
-    """The spellings only another language's locale gives (Deutschland, Allemagne): read, and noted."""
-    main = set()
-    for country in pycountry.countries:
-        for spelling in (country.alpha_2, country.alpha_3, country.numeric, *_pycountry_names(country)):
-            main.add(_key(spelling))
-    for table in (_ENGLISH_ALIASES, _CHINESE_ALIASES, _NATIVE_ALIASES, _ICAO_CODES):
-        main.update(_key(spelling) for spelling in table)
-    for translation in _translations(_CHINESE_LOCALES):
+def _other_lookup() -> dict[str, str]:
+    """The spellings only another language's locale gives (Deutschland, Allemagne), unless two
+    countries claim one. Built the first time a value is not in the main table (it reads every
+    locale pycountry ships, which takes most of a second)."""
+    main = _main_lookup()
+    claims: dict[str, set[str]] = {}
+    for translation in _translations(_other_locales()):
         for country in pycountry.countries:
-            main.update(_key(translation.gettext(name)) for name in _pycountry_names(country))
-    return frozenset(key for key in _lookup() if key not in main)
+            for name in _pycountry_names(country):
+                key = _key(translation.gettext(name))
+                if key and key not in main:
+                    claims.setdefault(key, set()).add(country.alpha_3)
+    return {key: next(iter(claimed)) for key, claimed in claims.items() if len(claimed) == 1}
+
+
+def _find(key: str) -> tuple[bool, str | None, bool]:
+    """(found, alpha-3 or None, from another language's locale) for a keyed spelling."""
+    main = _main_lookup()
+    if key in main:
+        return True, main[key], False
+    other = _other_lookup()
+    if key in other:
+        return True, other[key], True
+    return False, None, False
 
 
 OTHER_LANGUAGE_NOTE = "country name in another language; read as its code"
@@ -211,8 +212,9 @@ def other_language_note(value: object) -> str | None:
     key = _key(value)
     for suffix in ("", *_NATIONALITY_SUFFIXES):
         stem = key.removesuffix(suffix) if suffix else key
-        if stem in _lookup():
-            return OTHER_LANGUAGE_NOTE if stem in _other_locale_keys() else None
+        found, _, other = _find(stem)
+        if found:
+            return OTHER_LANGUAGE_NOTE if other else None
     return None
 
 
@@ -239,13 +241,15 @@ def to_alpha3(value: object) -> str | None:
         if value.strip():
             raise InvalidValue("unknown country")
         return None
-    lookup = _lookup()
-    if key in lookup:
-        return lookup[key]
+    found, alpha3, _ = _find(key)
+    if found:
+        return alpha3
     for suffix in _NATIONALITY_SUFFIXES:
         stem = key.removesuffix(suffix)
-        if stem != key and stem in lookup:
-            return lookup[stem]
+        if stem != key:
+            found, alpha3, _ = _find(stem)
+            if found:
+                return alpha3
     raise InvalidValue("unknown country")
 
 
