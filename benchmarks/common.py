@@ -40,15 +40,15 @@ class Run:
     summary: dict = field(default_factory=dict)        # the last run's own report (linkage: `match --json`)
 
 
-def measured(args: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Run a command; (wall seconds, its peak RSS in bytes, stdout). Exit on failure."""
+def measured(args: list[str], env: dict | None = None, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
+    """Run a command; (wall seconds, its peak RSS in bytes, stdout). Exit on an exit code not in `ok_codes`."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
+    if os.waitstatus_to_exitcode(status) not in ok_codes:
         sys.exit(f"failed: {' '.join(args)}\n{err[-3000:]}")
     return seconds, usage.ru_maxrss * 1024, out
 
