@@ -306,7 +306,9 @@ def _match(ws, plan, paths, config_dir, config, summary, configs, step, started)
     if stored is not None and _retrain_due(ws, config):
         stored = None
     try:
-        result = run_match(ws, model_config, model=stored)
+        # A stored model is reused with the blocking rules it was trained on, unless model.toml gives rules.
+        rules = _stored_rules(ws) if stored is not None and model_config.blocking is None else None
+        result = run_match(ws, model_config, model=stored, rules=rules)
         summary.model = "reused" if stored is not None else "trained"
     except ModelMismatch:
         result = run_match(ws, model_config)   # the comparisons changed (a new field mapped): train anew
@@ -315,6 +317,17 @@ def _match(ws, plan, paths, config_dir, config, summary, configs, step, started)
     _record_changes(ws, plan.run_id, summary)
     return {"records": result.records, "persons": result.persons, "model": summary.model,
             "merges": summary.merges, "splits": summary.splits}
+
+
+def _stored_rules(ws: Workspace) -> list | None:
+    """The blocking rules of the latest match run."""
+    from .config import BlockingRule
+
+    row = ws.rows("stored rules", "SELECT blocking FROM match_runs WHERE finished_at IS NOT NULL "
+                                  "ORDER BY run_id DESC LIMIT 1")
+    if not row or not row[0][0]:
+        return None
+    return [BlockingRule(name=r["rule"], on=r["on"]) for r in json.loads(row[0][0])]
 
 
 def _retrain_due(ws: Workspace, config: PipelineConfig) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ModelConfig
+from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparison, candidate_pairs
@@ -63,8 +63,9 @@ class ModelMismatch(InputError):
 
 def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None, model_file: Path | None = None,
               save_model: Path | None = None, step: Callable[[str], None] | None = None,
-              model: Model | None = None) -> MatchSummary:
-    """Match every record; with `model_file` or `model` score with that model instead of training."""
+              model: Model | None = None, rules: list[BlockingRule] | None = None) -> MatchSummary:
+    """Match every record; with `model_file` or `model` score with that model instead of training,
+    with `rules` block by those rules instead of model.toml's or choosing them from the data."""
     step = step or (lambda message: None)
     threshold = config.threshold if threshold is None else threshold
     if not 0 < threshold < 1:
@@ -106,9 +107,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
 
         step("blocking")
         with ThreadPoolExecutor(1) as pool:
-            if config.blocking is not None:
+            if rules is not None or config.blocking is not None:
                 beside = pool.submit(lambda: (lambda d, c, a: (d, c, a, u_of(d, c, a)))(*arrays()))
-                rules, choice = config.blocking, None
+                rules, choice = rules if rules is not None else config.blocking, None
                 pairs = candidate_pairs(ws, rules, config, fetched.sources)
                 data, comparisons, allowed, u_sample = beside.result()
             else:
