@@ -191,6 +191,17 @@ def test_a_second_writer_exits_4_naming_the_holder_and_readers_still_answer(tmp_
     assert any(e["event"] == "lock_takeover" and e["left_by"]["pid"] == holder.pid for e in log)
 
 
+def test_two_runs_started_at_once_one_works_the_other_exits_4(tmp_path, exports, reference):
+    workspace = new_workspace(tmp_path, exports)
+    command = [*LINKAGE, "--workspace", str(workspace), "--config-dir", str(CONFIGS), "run", "--as-of", AS_OF]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [3, 4], results
+    assert "another writer holds the workspace" in results[1][1] and "'linkage run' started" in results[1][1]
+    got = outcome(workspace)
+    assert all(got[key] == reference[key] for key in got)
+
+
 def test_readers_during_a_writer_see_the_state_before_it(tmp_path, exports):
     """DuckDB admits no reader while a process writes the file: readers open the snapshot."""
     workspace = new_workspace(tmp_path, exports)

@@ -49,6 +49,7 @@ from .workspace import Workspace
 WINDOW_QUANTILES = (0.001, 0.999)
 MIN_SLACK_S = 3600.0
 MAX_SCORED_PAIRS_PER_JOIN = 16
+NAME_PART = "~"   # prefix of the keys of one name part alone (see _key_pairs_sql)
 # The records of the persons in a table of pairs (a, b), each with how many identifiers it carries
 # (birth date, documents): the records to score first.
 RICH_RECORDS = """
@@ -114,6 +115,7 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     if not windows:
         return []
     duplicate = parse_duration(config.duplicate_within)
+    bucket = time_bucket(windows)
     _register_windows(ws, windows)
     try:
         _open_stages_and_keys(ws)
@@ -131,14 +133,13 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
                   LEFT JOIN repeated r USING (person_id, source, record_id, stage, time)
                   GROUP BY ALL HAVING bool_and(r.record_id IS NOT NULL)),
         -- Keys and stages are joined first (equality), then the time window is checked.
-        spare_keys AS (SELECT x.person_id AS b, x.source, x.record_id, x.stage, x.time, rk.k
+        spare_keys AS (SELECT x.person_id AS b, x.source, x.record_id, x.stage, x.time, rk.k, rk.thin,
+                              {_bucket_of("x.time", bucket)} AS bucket
                        FROM spare s JOIN ev x USING (person_id, source, record_id)
                        JOIN join_record_keys rk ON rk.source = x.source AND rk.record_id = x.record_id),
-        open_keys AS (SELECT o.person_id AS a, o.stage, o.w_from, o.w_to, k.k
-                      FROM join_open o JOIN join_keys k USING (person_id)),
-        fit AS (SELECT DISTINCT ok.a, sk.b, sk.source, sk.record_id, sk.stage, sk.time
-                FROM open_keys ok JOIN spare_keys sk ON sk.stage = ok.stage AND sk.k = ok.k
-                WHERE sk.b <> ok.a AND sk.time BETWEEN ok.w_from AND ok.w_to),
+        open_keys AS ({_open_keys_sql(bucket)}),
+        fit AS (SELECT DISTINCT a, b, source, record_id, stage, time
+                FROM ({_key_pairs_sql("open_keys", "spare_keys", "r.b <> l.a AND r.time BETWEEN l.w_from AND l.w_to")})),
         open AS (SELECT person_id, stage FROM timeline WHERE status IN ('missing', 'pending')),
         whole AS (  -- every stage of the record is open in a (those after a's last stage have no window)
             SELECT f.a, f.b, f.source, f.record_id
@@ -229,7 +230,7 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     duplicate = parse_duration(config.duplicate_within)
     _register_windows(ws, joins.windows)
     try:
-        candidates = _candidates(ws, duplicate)
+        candidates = _candidates(ws, duplicate, time_bucket(joins.windows))
     finally:
         ws.unregister("join_windows")
     if not candidates.height:
@@ -298,12 +299,14 @@ def prepare_keys(ws: Workspace) -> None:
     documents, phones), built once per chain run (records do not change within it; persons do)."""
     ws.run("join: record keys", """
         CREATE OR REPLACE TEMP TABLE join_record_keys AS
-        SELECT DISTINCT r.source, r.record_id, k
+        SELECT DISTINCT r.source, r.record_id, k,
+               (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(coalesce(r.doc_numbers, [])) > 0)::INT
+                 + (len(coalesce(r.phones, [])) > 0)::INT <= 1 AS thin
         FROM records r SEMI JOIN chain_persons p USING (source, record_id),
              unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
                      'f' || r.family_phonetic || ' ' || r.given_phonetic,
                      -- one name part alone: a thin record with a typo in the other part (Mier, Meier)
-                     'F' || r.family_name, 'G' || r.given_name]
+                     '~F' || r.family_name, '~G' || r.given_name]
                     || list_transform(r.doc_numbers, x -> 'x' || x)
                     || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
              AS t(k)
@@ -321,10 +324,54 @@ def _open_stages_and_keys(ws: Workspace) -> None:
         WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
     ws.run("join: person keys", """
         CREATE OR REPLACE TEMP TABLE join_keys AS
-        SELECT DISTINCT p.person_id, rk.k FROM join_record_keys rk JOIN chain_persons p USING (source, record_id)""")
+        WITH keys AS (SELECT p.person_id, rk.k, rk.thin FROM join_record_keys rk JOIN chain_persons p
+                      USING (source, record_id))
+        SELECT DISTINCT k.person_id, k.k, t.thin
+        FROM keys k JOIN (SELECT person_id, bool_or(starts_with(k, 'd'))::INT + bool_or(starts_with(k, 'x'))::INT
+                                 + bool_or(starts_with(k, 'p'))::INT <= 1 AS thin
+                          FROM keys GROUP BY 1) t USING (person_id)""")
 
 
-def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
+def time_bucket(windows: dict[str, tuple[float, float]]) -> float:
+    """Seconds per time bucket of the key joins: an open stage's window spans at most about 16, so
+    joining on the bucket too keeps a common key from pairing every open stage with every event of
+    that stage, at any time."""
+    widest = max((high - low for low, high in windows.values()), default=0.0)
+    return max(3600.0, widest / 16)
+
+
+def _bucket_of(column: str, bucket: float) -> str:
+    return f"CAST(floor(epoch({column}) / {bucket}) AS BIGINT)"
+
+
+def _open_keys_sql(bucket: float) -> str:
+    """Each open stage with each key of its person, once per time bucket its window touches."""
+    return f"""
+        SELECT o.person_id AS a, o.stage, o.w_from, o.w_to, k.k, k.thin, b.bucket
+        FROM join_open o JOIN join_keys k USING (person_id),
+             unnest(range({_bucket_of("o.w_from", bucket)}, {_bucket_of("o.w_to", bucket)} + 1)) AS b(bucket)"""
+
+
+def _key_pairs_sql(left: str, right: str, extra: str) -> str:
+    """`left` (open stages) and `right` (events) sharing a key in one time bucket, on one stage. A key
+    of one name part alone counts only when one side is thin (at most one of birth date, document,
+    phone): it is there for a thin record with a typo in the other part, which has nothing else to
+    be found by, and between two persons with more it would pair everyone of a common surname."""
+    on = "r.stage = l.stage AND r.k = l.k AND r.bucket = l.bucket"
+    return f"""
+        SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin) FROM {left} l JOIN {right} r ON {on}
+        WHERE NOT starts_with(l.k, '{NAME_PART}') AND {extra}
+        UNION ALL
+        SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin)
+        FROM (SELECT * FROM {left} WHERE thin AND starts_with(k, '{NAME_PART}')) l JOIN {right} r ON {on}
+        WHERE {extra}
+        UNION ALL
+        SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin)
+        FROM {left} l JOIN (SELECT * FROM {right} WHERE thin AND starts_with(k, '{NAME_PART}')) r ON {on}
+        WHERE NOT l.thin AND {extra}"""
+
+
+def _candidates(ws: Workspace, duplicate: float, bucket: float) -> pl.DataFrame:
     """Pairs of persons (a with an open stage, b with that stage's event in a's window; or b
     repeating a's stages within `duplicate` seconds) that share an identifier key or a stored
     link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
@@ -340,15 +387,14 @@ def _candidates(ws: Workspace, duplicate: float) -> pl.DataFrame:
         sharing AS (SELECT a, b FROM linked UNION SELECT b, a FROM linked),
         -- Keys and stages are joined first (equality), then the time window is checked: the pairs of
         -- persons near in time alone would be far too many.
-        open_keys AS (SELECT o.person_id AS a, o.stage, o.w_from, o.w_to, k.k
-                      FROM join_open o JOIN join_keys k USING (person_id)),
-        done_keys AS (SELECT d.person_id AS b, d.stage, d.time, k.k,
-                             CAST(floor(epoch(d.time) / {max(duplicate, 1.0)}) AS BIGINT) AS span
+        open_keys AS ({_open_keys_sql(bucket)}),
+        done_keys AS (SELECT d.person_id AS b, d.stage, d.time, k.k, k.thin,
+                             CAST(floor(epoch(d.time) / {max(duplicate, 1.0)}) AS BIGINT) AS span,
+                             {_bucket_of("d.time", bucket)} AS bucket
                       FROM done d JOIN join_keys k USING (person_id)),
         filling AS (  -- b has the stage a holds open, in a's window, and they share a key or a link
-            SELECT ok.a, dk.b, ok.stage, dk.time, 'fills' AS how
-            FROM open_keys ok JOIN done_keys dk ON dk.stage = ok.stage AND dk.k = ok.k
-            WHERE dk.b <> ok.a AND dk.time BETWEEN ok.w_from AND ok.w_to
+            SELECT a, b, stage, time, 'fills' AS how
+            FROM ({_key_pairs_sql("open_keys", "done_keys", "r.b <> l.a AND r.time BETWEEN l.w_from AND l.w_to")})
             UNION
             SELECT o.person_id AS a, d.person_id AS b, o.stage, d.time, 'fills' AS how
             FROM sharing s JOIN join_open o ON o.person_id = s.a JOIN done d ON d.person_id = s.b AND d.stage = o.stage

@@ -154,10 +154,8 @@ def _reading() -> Iterator:
 
     with Workspace.open(state.workspace, read_only=True) as ws:
         if ws.from_snapshot is not None:
-            holder = ws.from_snapshot
-            who = holder.describe() if hasattr(holder, "describe") else str(holder)
-            _out().err.print(f"Note: {who} is writing the workspace; this is the state the writer before it "
-                             "committed.", markup=False, highlight=False)
+            _out().err.print(f"Note: {ws.from_snapshot} is writing the workspace; this is the state the writer "
+                             "before it committed.", markup=False, highlight=False)
         yield ws
 
 
@@ -831,13 +829,18 @@ def runs(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -
     if not records:
         out.line("No runs yet ('linkage run' records one).")
         return
-    out.table("Runs (flags: new / open / resolved)", ["run", "started", "status", "files", "records", "persons",
-                                                       "merges / splits", "flags", "seconds"],
-              [(r["run_id"], (r["started_at"] or "")[:16], r["status"] + (f", resumed {r['resumed']}x" if r["resumed"] else ""),
-                f"{r['files_ingested'] or 0} + {r['files_rejected'] or 0} rejected", r["records"] or 0, r["persons"] or 0,
-                f"{r['merges'] or 0} / {r['splits'] or 0}",
-                f"{r['flags_new'] or 0} / {r['flags_open'] or 0} / {r['flags_resolved'] or 0}",
-                f"{sum(r['seconds'].values()):.1f}") for r in records])
+    rows = [(r["run_id"], (r["started_at"] or "")[:16], r["status"] + (f", resumed {r['resumed']}x" if r["resumed"] else ""),
+             f"{r['files_ingested'] or 0} + {r['files_rejected'] or 0} rejected", r["records"] or 0, r["persons"] or 0,
+             f"{r['merges'] or 0} / {r['splits'] or 0}",
+             f"{r['flags_new'] or 0} / {r['flags_open'] or 0} / {r['flags_resolved'] or 0}",
+             f"{sum(r['seconds'].values()):.1f}") for r in records]
+    if out.interactive:
+        out.table("Runs (flags: new / open / resolved)", ["run", "started", "status", "files", "records", "persons",
+                                                           "merges / splits", "flags", "seconds"], rows)
+        return
+    for r in rows:
+        out.line(f"run {r[0]}: started {r[1]}, {r[2]}; files {r[3]}; {r[4]:,} records, {r[5]:,} persons; "
+                 f"merges / splits {r[6]}; flags new / open / resolved {r[7]}; {r[8]} s")
 
 
 def _parse_time(value: str, option: str) -> datetime:

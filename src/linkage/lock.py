@@ -121,8 +121,12 @@ def publish_snapshot(root: Path, db_file: str = "linkage.duckdb") -> None:
     temp = folder / f".{db_file}.tmp-{os.getpid()}"
     for old in folder.glob(f".{db_file}.tmp-*"):
         old.unlink(missing_ok=True)   # left by a killed writer (only the lock holder gets here)
+    wal, snapshot_wal = source.with_name(db_file + ".wal"), folder / (db_file + ".wal")
     shutil.copyfile(source, temp)
     os.chmod(temp, 0o600)
     with open(temp, "rb") as handle:
         os.fsync(handle.fileno())
+    snapshot_wal.unlink(missing_ok=True)   # DuckDB checkpoints on close: a WAL is left only by a crash
     os.replace(temp, folder / db_file)
+    if wal.is_file():
+        shutil.copyfile(wal, snapshot_wal)

@@ -67,7 +67,7 @@ class Step:
     def describe(self) -> str:
         if self.kind == "ingest":
             return f"ingest {self.source} {self.file.name}"
-        return {"match": "match the new and changed records (the stored model reused unless it is due)",
+        return {"match": "match (the stored model and its blocking rules reused unless due)",
                 "chain": "evaluate the chain", "export": "write the district files"}[self.kind]
 
 
@@ -186,7 +186,10 @@ def execute(ws: Workspace, plan: Plan, paths: Paths, config_dir: Path, config: P
         (paths.inbox / source).mkdir(mode=0o700, parents=True, exist_ok=True)
     summary = RunSummary(plan.run_id, "running", plan.as_of.isoformat(), plan.resume)
     started = _open_run(ws, plan)
-    log = lambda event, **fields: append(paths.log, event, run_id=plan.run_id, **fields)  # noqa: E731
+
+    def log(event: str, **fields) -> None:
+        append(paths.log, event, run_id=plan.run_id, **fields)
+
     log("run_resumed" if plan.resume else "run_start", as_of=plan.as_of, full=plan.full)
     try:
         configs: dict[str, tuple[SourceConfig, Path]] = {}
@@ -233,10 +236,7 @@ def _open_run(ws: Workspace, plan: Plan) -> datetime:
 
 
 def _fail_run(ws: Workspace, run_id: int, message: str) -> None:
-    try:
-        ws.con.execute("ROLLBACK")
-    except Exception:  # noqa: BLE001  (no transaction was open)
-        pass
+    """Every step's transaction was rolled back by Workspace.transaction; the run is marked failed."""
     ws.run("fail run", "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
            [datetime.now(), message, run_id])
 

@@ -405,7 +405,7 @@ class Workspace:
         self.root = root
         self.con = con
         self._loaded: set[str] = set()
-        self.from_snapshot: object | None = None   # the writer holding the file, when reading its snapshot
+        self.from_snapshot: str | None = None   # the writer holding the file, when reading its snapshot
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -465,7 +465,8 @@ class Workspace:
             snapshot = snapshot_path(root, DB_FILE)
             if read_only and snapshot.is_file():
                 ws = cls._attach(root, snapshot, True)
-                ws.from_snapshot = read_holder(root) or "another process"
+                holder = read_holder(root)
+                ws.from_snapshot = holder.describe() if holder else "another process"
                 return ws
             if time.monotonic() >= deadline:
                 holder = read_holder(root)
