@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import (PipelineConfig, SourceConfig, available_sources, load_chain_config, load_export_config,
                      load_model_config, load_source_config, parse_duration)
-from .errors import InputError
+from .errors import DatabaseError, InputError
 from .export import write_discrepancies
 from .ingest import ingest_files
 from .runlog import append
@@ -236,9 +236,13 @@ def _open_run(ws: Workspace, plan: Plan) -> datetime:
 
 
 def _fail_run(ws: Workspace, run_id: int, message: str) -> None:
-    """Every step's transaction was rolled back by Workspace.transaction; the run is marked failed."""
-    ws.run("fail run", "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
-           [datetime.now(), message, run_id])
+    """Every step's transaction was rolled back by Workspace.transaction; the run is marked failed
+    (if the database still answers: else it stays 'running' and the next run takes it up)."""
+    try:
+        ws.run("fail run", "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+               [datetime.now(), message, run_id])
+    except DatabaseError:
+        pass
 
 
 def _ingest(ws, plan, paths, config_dir, config, summary, configs, step, started) -> dict:
