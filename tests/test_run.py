@@ -140,6 +140,20 @@ def test_a_file_that_fails_goes_to_rejected_with_its_reason_and_the_rest_is_run(
     assert runs[0]["files_ingested"] == 4 and runs[0]["files_rejected"] == 1
 
 
+def test_a_bad_config_exits_2_before_anything_is_touched(tmp_path, exports):
+    workspace = new_workspace(tmp_path, exports)
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    with open(configs / "sources" / "police.toml", "a", encoding="utf-8") as handle:
+        handle.write("bogus = 1\n")
+    before = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    done = linkage(workspace, "run", config_dir=configs)
+    assert done.returncode == 2 and "police.toml" in done.stderr and "bogus" in done.stderr
+    assert sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*")) == before
+    assert json.loads(linkage(workspace, "runs", "--json").stdout)["runs"] == []
+    assert (workspace / "writer.lock").read_text() == ""   # released, though the command failed
+
+
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, exports):
     workspace = new_workspace(tmp_path, exports)
     before = {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file()}

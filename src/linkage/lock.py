@@ -92,11 +92,12 @@ def writer_lock(root: Path, command: str, wait: float = 0.0, publish: bool = Tru
         left = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
         holder = Holder(command, os.getpid(), datetime.now().isoformat(timespec="seconds"))
         _write(fd, json.dumps(holder.__dict__))
-        lock = WriterLock(root, holder, took_over=left)
-        yield lock
-        if publish:
-            publish_snapshot(root)
-        _write(fd, "")   # released cleanly: nothing left to take over
+        try:
+            yield WriterLock(root, holder, took_over=left)
+            if publish:
+                publish_snapshot(root)
+        finally:
+            _write(fd, "")   # released by a live process (even after an error): nothing to take over
     finally:
         os.close(fd)   # releases the flock
 

@@ -82,6 +82,7 @@ class Plan:
     left_alone: list[str]      # files in the inbox that no source config claims
     export_dir: Path
     sources: list[str]
+    configs: dict[str, tuple[SourceConfig, Path]]   # of the sources with files waiting
     note: str = ""
 
 
@@ -150,6 +151,11 @@ def make_plan(ws: Workspace, paths: Paths, config_dir: Path, as_of: datetime | N
               retrain: bool) -> Plan:
     sources = available_sources(config_dir)
     found, left = inbox_files(paths, sources)
+    # Every config the run reads is checked before anything is touched (a bad one: exit 2, no run).
+    configs = {source: load_source_config(config_dir, source) for source in found}
+    load_model_config(config_dir)
+    load_chain_config(config_dir)
+    load_export_config(config_dir)
     steps = [Step("ingest", source, f) for source, files in found.items() for f in files]
     steps += [Step("match"), Step("chain"), Step("export")]
     left_over = interrupted_run(ws) if _has_runs_table(ws) else None
@@ -164,7 +170,7 @@ def make_plan(ws: Workspace, paths: Paths, config_dir: Path, as_of: datetime | N
                   if _has_runs_table(ws) else 1)
         as_of = as_of or datetime.now().replace(microsecond=0)
     return Plan(run_id, left_over is not None, as_of, full, retrain, steps, left,
-                paths.exports / RUN_FOLDER.format(run_id), sources, note)
+                paths.exports / RUN_FOLDER.format(run_id), sources, configs, note)
 
 
 def _has_runs_table(ws: Workspace) -> bool:
@@ -192,14 +198,10 @@ def execute(ws: Workspace, plan: Plan, paths: Paths, config_dir: Path, config: P
 
     log("run_resumed" if plan.resume else "run_start", as_of=plan.as_of, full=plan.full)
     try:
-        configs: dict[str, tuple[SourceConfig, Path]] = {}
-        for step in plan.steps:
-            if step.kind == "ingest" and step.source not in configs:
-                configs[step.source] = load_source_config(config_dir, step.source)
         for step in plan.steps:
             clock = time.perf_counter()
             log("step_start", step=step.kind, source=step.source, file=step.file.name if step.file else None)
-            counts = _STEPS[step.kind](ws, plan, paths, config_dir, config, summary, configs, step, started)
+            counts = _STEPS[step.kind](ws, plan, paths, config_dir, config, summary, plan.configs, step, started)
             seconds = round(time.perf_counter() - clock, 3)
             summary.seconds[step.kind] = round(summary.seconds.get(step.kind, 0.0) + seconds, 3)
             log("step_end", step=step.kind, source=step.source, file=step.file.name if step.file else None,
