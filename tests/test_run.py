@@ -190,7 +190,7 @@ def test_a_second_writer_exits_4_naming_the_holder_and_readers_still_answer(tmp_
                      ["init", "--force"], ["chain", "--wait", "0.5"]):
             done = linkage(workspace, *args)
             assert done.returncode == 4, (args, done.stderr)
-            assert f"'linkage match' started" in done.stderr and f"(PID {holder.pid})" in done.stderr
+            assert "'linkage match' started" in done.stderr and f"(PID {holder.pid})" in done.stderr
         status = linkage(workspace, "status", "--json")
         assert status.returncode == 0 and json.loads(status.stdout)["sources"]["police"]["records"] > 0
         assert linkage(workspace, "runs").returncode == 0
@@ -200,7 +200,7 @@ def test_a_second_writer_exits_4_naming_the_holder_and_readers_still_answer(tmp_
     # The killed holder's lock is free; its record stays behind and the next writer reports taking over.
     done = linkage(workspace, "run", "--as-of", AS_OF)
     assert done.returncode == 0, done.stderr
-    assert f"took over the workspace lock left by 'linkage match'" in done.stderr
+    assert "took over the workspace lock left by 'linkage match'" in done.stderr
     log = [json.loads(line) for line in (workspace / "logs" / "linkage.log").read_text().splitlines()]
     assert any(e["event"] == "lock_takeover" and e["left_by"]["pid"] == holder.pid for e in log)
 
@@ -243,7 +243,7 @@ def test_cron_environment_plain_lines_no_colour_documented_codes(tmp_path, expor
     """env -i: no TTY, no HOME, LANG=C, another working directory; every path from pipeline.toml."""
     configs = tmp_path / "etc"
     shutil.copytree(CONFIGS, configs)
-    (configs / "pipeline.toml").write_text(f'workspace = "../srv/ws"\nconfig_dir = "."\n', encoding="utf-8")
+    (configs / "pipeline.toml").write_text('workspace = "../srv/ws"\nconfig_dir = "."\n', encoding="utf-8")
     workspace = tmp_path / "srv" / "ws"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
     bare = [sys.executable, "-m", "linkage"]

@@ -703,14 +703,19 @@ class ExportConfig(_Strict):
         return name, self.profiles[name]
 
 
+def _load_optional(config_dir: Path, path: Path | None, name: str, model: type[BaseModel]) -> tuple[Any, Path | None]:
+    """CONFIG_DIR/NAME if present (or the given file, which must exist), else the model's defaults."""
+    path = Path(path) if path else Path(config_dir) / name
+    if not path.is_file():
+        if path.name != name or path.parent != Path(config_dir):
+            raise ConfigError(f"{path}: config file not found")
+        return model(), None
+    return load_model(path, model), path
+
+
 def load_export_config(config_dir: Path, path: Path | None = None) -> tuple[ExportConfig, Path | None]:
     """configs/export.toml if present (or the given file), else the built-in profiles."""
-    path = Path(path) if path else Path(config_dir) / "export.toml"
-    if not path.is_file():
-        if path.name != "export.toml" or path.parent != Path(config_dir):
-            raise ConfigError(f"{path}: config file not found")
-        return ExportConfig(), None
-    return load_model(path, ExportConfig), path
+    return _load_optional(config_dir, path, "export.toml", ExportConfig)
 
 
 # ---- configs/pipeline.toml -----------------------------------------------------------------
@@ -743,9 +748,4 @@ class PipelineConfig(_Strict):
 
 def load_pipeline_config(config_dir: Path, path: Path | None = None) -> tuple[PipelineConfig, Path | None]:
     """configs/pipeline.toml if present (or the given file), else the defaults."""
-    path = Path(path) if path else Path(config_dir) / "pipeline.toml"
-    if not path.is_file():
-        if path.name != "pipeline.toml" or path.parent != Path(config_dir):
-            raise ConfigError(f"{path}: config file not found")
-        return PipelineConfig(), None
-    return load_model(path, PipelineConfig), path
+    return _load_optional(config_dir, path, "pipeline.toml", PipelineConfig)

@@ -184,6 +184,19 @@ def _has_runs_table(ws: Workspace) -> bool:
 Report = Callable[[str], None]
 
 
+@dataclass
+class _Run:
+    """What every step of one run works with."""
+
+    ws: Workspace
+    plan: Plan
+    paths: Paths
+    config_dir: Path
+    config: PipelineConfig
+    summary: RunSummary
+    started: datetime     # when the run (first) started
+
+
 def execute(ws: Workspace, plan: Plan, paths: Paths, config_dir: Path, config: PipelineConfig,
             report: Report | None = None) -> RunSummary:
     """Carry the plan out, step by step, each committed on its own; record the run."""
@@ -197,11 +210,12 @@ def execute(ws: Workspace, plan: Plan, paths: Paths, config_dir: Path, config: P
         append(paths.log, event, run_id=plan.run_id, **fields)
 
     log("run_resumed" if plan.resume else "run_start", as_of=plan.as_of, full=plan.full)
+    run = _Run(ws, plan, paths, config_dir, config, summary, started)
     try:
         for step in plan.steps:
             clock = time.perf_counter()
             log("step_start", step=step.kind, source=step.source, file=step.file.name if step.file else None)
-            counts = _STEPS[step.kind](ws, plan, paths, config_dir, config, summary, plan.configs, step, started)
+            counts = _STEPS[step.kind](run, step)
             seconds = round(time.perf_counter() - clock, 3)
             summary.seconds[step.kind] = round(summary.seconds.get(step.kind, 0.0) + seconds, 3)
             log("step_end", step=step.kind, source=step.source, file=step.file.name if step.file else None,
@@ -247,8 +261,9 @@ def _fail_run(ws: Workspace, run_id: int, message: str) -> None:
         pass
 
 
-def _ingest(ws, plan, paths, config_dir, config, summary, configs, step, started) -> dict:
-    source_config, config_path = configs[step.source]
+def _ingest(run: _Run, step: Step) -> dict:
+    ws, plan, paths, summary = run.ws, run.plan, run.paths, run.summary
+    source_config, config_path = plan.configs[step.source]
     try:
         result = ingest_files(ws, source_config, config_path, [step.file])[0]
     except InputError as exc:
@@ -291,10 +306,11 @@ def _reject(path: Path, folder: Path, reason: str, run_id: int) -> Path:
     return target
 
 
-def _match(ws, plan, paths, config_dir, config, summary, configs, step, started) -> dict:
+def _match(run: _Run, step: Step) -> dict:
     from .match.run import ModelMismatch, run_match
     from .match.store import latest_model
 
+    ws, plan, summary, config_dir, config = run.ws, run.plan, run.summary, run.config_dir, run.config
     latest = ws.rows("latest match", "SELECT run_id, started_at FROM match_runs WHERE finished_at IS NOT NULL "
                                      "ORDER BY run_id DESC LIMIT 1")
     newest_batch = ws.scalar("newest batch", "SELECT max(finished_at) FROM batches WHERE finished_at IS NOT NULL")
@@ -362,12 +378,14 @@ def _save_persons_before(ws: Workspace, run_id: int) -> None:
 def _record_changes(ws: Workspace, run_id: int, summary: RunSummary) -> None:
     """Merges (a person now holding records of several earlier persons) and splits (an earlier person's
     records now in several persons) of this run's match, from the persons saved before it."""
-    if not ws.scalar("persons saved", "SELECT count(*) FROM run_persons_before WHERE run_id = ?", [run_id]):
-        summary.merges = ws.scalar("merges", "SELECT count(*) FROM person_changes WHERE run_id = ? AND kind = 'merge'",
-                                   [run_id]) or 0
-        summary.splits = ws.scalar("splits", "SELECT count(*) FROM person_changes WHERE run_id = ? AND kind = 'split'",
-                                   [run_id]) or 0
-        return
+    if ws.scalar("persons saved", "SELECT count(*) FROM run_persons_before WHERE run_id = ?", [run_id]):
+        _store_changes(ws, run_id, summary.match_run_id)
+    summary.merges, summary.splits = ws.rows("changes", """
+        SELECT count(*) FILTER (WHERE kind = 'merge'), count(*) FILTER (WHERE kind = 'split')
+        FROM person_changes WHERE run_id = ?""", [run_id])[0]
+
+
+def _store_changes(ws: Workspace, run_id: int, match_run_id: int) -> None:
     with ws.transaction():
         ws.run("clear changes", "DELETE FROM person_changes WHERE run_id = ?", [run_id])
         ws.run("record changes", """
@@ -384,20 +402,20 @@ def _record_changes(ws: Workspace, run_id: int, summary: RunSummary) -> None:
                    'the match no longer links these records (a link fell below the threshold or the identity '
                    'guard refused it)'
             FROM pairs GROUP BY before_id HAVING count(*) > 1""",
-               [run_id, run_id, summary.match_run_id, run_id, summary.match_run_id])
+               [run_id, run_id, match_run_id, run_id, match_run_id])
         ws.run("drop saved persons", "DELETE FROM run_persons_before WHERE run_id = ?", [run_id])
-    _record_changes(ws, run_id, summary)
 
 
-def _chain(ws, plan, paths, config_dir, config, summary, configs, step, started) -> dict:
+def _chain(run: _Run, step: Step) -> dict:
     from .chain import run_chain
 
+    ws, plan, summary, config_dir = run.ws, run.plan, run.summary, run.config_dir
     if summary.match_run_id is None:
         return {"skipped": "no records yet"}
     taken = ws.rows("chain of this run", """
         SELECT run_id FROM chain_runs WHERE finished_at IS NOT NULL AND match_run_id = ? AND as_of = ?
           AND started_at >= ? AND run_id = (SELECT max(run_id) FROM chain_runs WHERE finished_at IS NOT NULL)""",
-                    [summary.match_run_id, plan.as_of, started])
+                    [summary.match_run_id, plan.as_of, run.started])
     if taken:
         summary.chain_run_id = taken[0][0]
     else:
@@ -410,17 +428,18 @@ def _chain(ws, plan, paths, config_dir, config, summary, configs, step, started)
             "resolved": summary.flags_resolved}
 
 
-def _export(ws, plan, paths, config_dir, config, summary, configs, step, started) -> dict:
+def _export(run: _Run, step: Step) -> dict:
+    ws, plan, paths, summary = run.ws, run.plan, run.paths, run.summary
     if summary.chain_run_id is None:
         return {"skipped": "no chain run"}
     target = plan.export_dir
     paths.exports.mkdir(mode=0o700, parents=True, exist_ok=True)
     _remove_orphan_exports(paths.exports)
     if not (target / "manifest.json").is_file():   # written whole by a killed process: kept as it is
-        export_config, _ = load_export_config(config_dir)
+        export_config, _ = load_export_config(run.config_dir)
         temp = paths.exports / f".{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(temp, ignore_errors=True)
-        result = write_discrepancies(ws, temp, export_config, profile=config.export_profile, now=plan.as_of)
+        result = write_discrepancies(ws, temp, export_config, profile=run.config.export_profile, now=plan.as_of)
         os.chmod(temp, 0o700)
         os.replace(temp, target)
         rows, files = result.rows, len(result.files)
