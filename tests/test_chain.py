@@ -246,8 +246,8 @@ def test_a_duplicate_record_of_one_stage_is_joined(matched_chain, tmp_path):
     con.execute("""INSERT INTO events SELECT * REPLACE (record_id || '-DUP' AS record_id, time + INTERVAL 7 MINUTE AS time)
                    FROM events WHERE source = 'police' AND record_id = ?""", [record])
     rid = con.execute("SELECT max(rid) + 1 FROM persons").fetchone()[0]
-    con.execute("INSERT INTO persons SELECT source, record_id || '-DUP', 'P-DUP', run_id, ? FROM persons "
-                "WHERE source = 'police' AND record_id = ?", [rid, record])
+    con.execute("INSERT INTO persons SELECT source, record_id || '-DUP', 'P-DUP', run_id, ?, ? FROM persons "
+                "WHERE source = 'police' AND record_id = ?", [rid, rid, record])
     con.close()
     summary = json.loads(cli("chain", "--as-of", AS_OF, "--json").stdout)
     assert summary["merged"] >= 1
@@ -269,8 +269,8 @@ def test_a_relative_sharing_name_and_phone_is_not_joined_through_a_thin_record(m
     con.execute("""INSERT INTO records SELECT * REPLACE (record_id || '-REL' AS record_id, ? AS dob)
                    FROM records WHERE source = 'police' AND record_id = ?""", [dob.replace(year=dob.year + 30), record])
     rid = con.execute("SELECT max(rid) + 1 FROM persons").fetchone()[0]
-    con.execute("INSERT INTO persons SELECT source, record_id || '-REL', 'P-SPLIT', run_id, ? FROM persons "
-                "WHERE source = 'police' AND record_id = ?", [rid, record])
+    con.execute("INSERT INTO persons SELECT source, record_id || '-REL', 'P-SPLIT', run_id, ?, ? FROM persons "
+                "WHERE source = 'police' AND record_id = ?", [rid, rid, record])
     con.execute("""INSERT INTO events SELECT e.* REPLACE ('police' AS source, ? || '-REL' AS record_id,
                    e.time + INTERVAL 3 MINUTE AS time) FROM events e JOIN persons p USING (source, record_id)
                    WHERE p.person_id = ? AND e.stage = 'arrival'""", [record, person])

@@ -307,6 +307,7 @@ def _reject(path: Path, folder: Path, reason: str, run_id: int) -> Path:
 
 
 def _match(run: _Run, step: Step) -> dict:
+    from .match.incremental import run_incremental
     from .match.run import ModelMismatch, run_match
     from .match.store import latest_model
 
@@ -330,7 +331,12 @@ def _match(run: _Run, step: Step) -> dict:
     try:
         # A stored model is reused with the blocking rules it was trained on, unless model.toml gives rules.
         rules = _stored_rules(ws) if stored is not None and model_config.blocking is None else None
-        result = run_match(ws, model_config, model=stored, rules=rules)
+        result = None
+        if stored is not None and not plan.full and (rules or model_config.blocking):
+            # Only the new and changed records, and the persons they can reach, are matched again.
+            result = run_incremental(ws, model_config, stored, rules or model_config.blocking)
+        if result is None:
+            result = run_match(ws, model_config, model=stored, rules=rules)
         summary.model = "reused" if stored is not None else "trained"
     except ModelMismatch:
         result = run_match(ws, model_config)   # the comparisons changed (a new field mapped): train anew

@@ -351,6 +351,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        8,
+        "incremental matching: each record's component of links, the batches a match saw, the model's term frequencies",
+        [
+            # The connected component of links above the threshold (before the identity guard) a record
+            # lies in, named by its smallest record number: what a night's new records can reach.
+            "ALTER TABLE persons ADD COLUMN component INTEGER",
+            "ALTER TABLE match_runs ADD COLUMN batch_mark INTEGER",
+            "ALTER TABLE match_runs ADD COLUMN incremental BOOLEAN",
+            """
+            CREATE TABLE term_frequencies (
+                slot VARCHAR NOT NULL,
+                value VARCHAR,
+                share DOUBLE NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

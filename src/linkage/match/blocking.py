@@ -217,6 +217,31 @@ def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
     return allowed
 
 
+def pairs_touching(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, sources: list[str],
+                   delta: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct candidate pairs (l < r, record ids of `match_records`) of the rules with at
+    least one record in the relation `delta` (one column, rid): each rule's keys of those records
+    joined to the same rule's keys of every record. The pairs a full blocking run makes between
+    those records and all others, without the others' pairs among themselves."""
+    allowed = allowed_sources(config, sources)
+    lefts, rights = [], []
+    for rule in rules:
+        ws.run(f"keys of blocking rule '{rule.name}'",
+               f"CREATE OR REPLACE TEMP TABLE rule_keys AS {rule_keys_sql(rule, sources)}")
+        found = ws.run(f"pairs of blocking rule '{rule.name}' touching new records", f"""
+            SELECT least(d.rid, k.rid) AS l, greatest(d.rid, k.rid) AS r, d.s AS sd, k.s AS sk
+            FROM (SELECT * FROM rule_keys WHERE rid IN (SELECT rid FROM {delta})) d
+            JOIN rule_keys k ON k.h = d.h AND k.rid <> d.rid""").fetchnumpy()
+        keep = allowed[np.asarray(found["sd"]), np.asarray(found["sk"])]
+        lefts.append(np.asarray(found["l"])[keep])
+        rights.append(np.asarray(found["r"])[keep])
+    ws.run("drop rule keys", "DROP TABLE IF EXISTS rule_keys")
+    if not lefts:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    packed = np.unique((np.concatenate(lefts).astype(np.int64) << 32) | np.concatenate(rights).astype(np.int64))
+    return (packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32)
+
+
 def candidate_pairs(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, sources: list[str],
                     blocks: dict[str, Blocks] | None = None) -> Candidates:
     """The union of every rule's pairs, duplicates merged into one pair with a rule mask; `blocks`

@@ -65,6 +65,14 @@ def scores(ca: np.ndarray, cb: np.ndarray, values_a: np.ndarray, values_b: np.nd
     return out
 
 
+def _pick(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """values[codes] as objects, None where a code is -1."""
+    out = np.full(len(codes), None, dtype=object)
+    present = codes >= 0
+    out[present] = values[codes[present]]
+    return out
+
+
 def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct keys and, per key, its index among them (Arrow's hash dictionary: no sort)."""
     encoded = pc.dictionary_encode(pa.array(keys))
@@ -107,6 +115,15 @@ class Comparison:
 
     def term_frequencies(self, data: RecordArrays) -> np.ndarray | None:
         return None
+
+    @property
+    def tf_slot(self) -> str:
+        """The key of this comparison's frequencies in `RecordArrays.frequencies`."""
+        return self.name
+
+    def tf_values(self, data: RecordArrays) -> np.ndarray:
+        """Per record, the value its term frequency is the frequency of (None: no value), as text."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -190,6 +207,14 @@ class NameComparison(Comparison):
 
     def term_frequencies(self, data):
         return data.name_tf() if self.term_frequency else None
+
+    tf_slot = "name_key"
+
+    def tf_values(self, data):
+        key, local = data.strings["name_key"], data.strings["local_name"]
+        keys = np.char.add("k", key.values.astype(str)) if len(key.values) else key.values
+        locals_ = np.char.add("l", local.values.astype(str)) if len(local.values) else local.values
+        return np.where(key.codes >= 0, _pick(keys, key.codes), _pick(locals_, local.codes))
 
 
 @dataclass
@@ -347,6 +372,11 @@ class DateComparison(Comparison):
     def term_frequencies(self, data):
         return data.dob_tf() if self.term_frequency else None
 
+    tf_slot = "dob"
+
+    def tf_values(self, data):
+        return np.where(data.dob_days != MISSING_DAY, data.dob_days.astype(str).astype(object), None)
+
 
 def differing_date_levels(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
     """Levels of two different birth dates (days since 1970, and their YYYYMMDD digits): day and
@@ -489,6 +519,9 @@ class ColumnComparison(Comparison):
         if self.name in data.frequencies:
             return data.frequencies[self.name]
         return data.derived(f"tf:{self.name}", lambda: value_frequencies(self.column))
+
+    def tf_values(self, data):
+        return _pick(self.column.values, self.column.codes)
 
 
 @dataclass

@@ -159,12 +159,15 @@ class Fetched:
         return sorted(pc.unique(self.table.column("source")).to_pylist())
 
 
-def fetch_records(ws: Workspace, relation: str) -> Fetched:
+def fetch_records(ws: Workspace, relation: str, extra_names: list[str] | None = None) -> Fetched:
+    """The relation's records as Arrow columns, with an `extra.NAME` column per extra field (those
+    its records hold, or `extra_names`)."""
     n = ws.scalar("count match records", f"SELECT count(*) FROM {relation}")
     if not n:
         raise InputError("the workspace holds no records; ingest exports first ('linkage ingest')")
-    extra_names = [r[0] for r in ws.rows(
-        "extra field names", f"SELECT DISTINCT unnest(map_keys(extra)) FROM {relation} ORDER BY 1")]
+    if extra_names is None:
+        extra_names = [r[0] for r in ws.rows(
+            "extra field names", f"SELECT DISTINCT unnest(map_keys(extra)) FROM {relation} ORDER BY 1")]
     extra_cols = ", ".join(f"extra[{quote_literal(name)}] AS {quote_ident('extra.' + name)}" for name in extra_names)
     pr = {c: PR_CARD.format(x=c) for c in ("passport", "permit_no")}
     phones = ", ".join(f"phones[{i + 1}] AS {p}" for i, p in enumerate(PHONE_SLOTS))

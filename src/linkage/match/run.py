@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,14 +16,14 @@ from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparison, candidate_pairs
-from .cluster import guard, identity_fields, suspect_components
+from .cluster import Clusters, guard, identity_fields, suspect_components
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence, pair_weights,
                     pattern_codes, probability, rarity, surprises, train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .rules import choice_report, choose_rules, count_candidates
-from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_links,
-                    store_persons)
+from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_frequencies,
+                    store_links, store_persons, stored_frequencies)
 
 KEEP_LINKS_ABOVE = 0.01
 # A link that joins contradicting records stands only if its own evidence (without what households
@@ -57,6 +58,83 @@ def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
     return int(total)
 
 
+@dataclass
+class Decided:
+    """What the scores decide for a set of candidate pairs: links, refusals and clusters."""
+
+    weight: np.ndarray          # per pair: total weight (with the prior)
+    prob: np.ndarray
+    linked: np.ndarray          # at or above the threshold
+    keep: np.ndarray            # stored (probability at least KEEP_LINKS_ABOVE)
+    refused_mask: np.ndarray
+    conflict_mask: np.ndarray
+    clusters: Clusters
+    components: np.ndarray      # per record: the smallest record number of its component of links
+    refused: np.ndarray         # indices of refused pairs
+    kept: np.ndarray            # indices of contradicting links kept for review
+    beside: Any = None
+
+
+def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.ndarray, base: np.ndarray,
+           model: Model, tf: list, threshold: float, identity: list[str], groups: set[str],
+           store: Callable[[np.ndarray, Decided], None], beside: Callable[[], Any] | None = None) -> Decided:
+    """Score the pairs (`base`: their weights without the prior), link those at the threshold, let
+    the identity guard rebuild suspect components, and store the links through `store(index, d)`.
+
+    The same function for a full match and for an incremental one: given the same pairs of the same
+    records it decides the same."""
+    weight = base + model.prior_weight
+    prob = probability(weight)
+    linked = prob >= threshold
+    links = np.nonzero(linked)[0]
+    keep = prob >= KEEP_LINKS_ABOVE
+    refused_mask = np.zeros(len(prob), dtype=bool)
+    conflict_mask = np.zeros(len(prob), dtype=bool)
+    # A link whose records contradict each other on a person's own fields (documents of one kind,
+    # birth date, sex, name ...) must be more likely than not on that own evidence alone: what a
+    # household shares (a phone, an address, a flight) cannot carry twins or relatives into one.
+    if not model.groups:
+        model.groups = sorted(groups & set(model.comparisons))   # a model saved before groups were kept
+    own = own_evidence(model)
+    stands, _ = effective_weights(model, levels[links], tf, left[links], weight[links])
+    falls = stands < OWN_EVIDENCE_BITS
+    refused_mask[links[falls]] = True
+    links, stands = links[~falls], stands[~falls]
+    d = Decided(weight, prob, linked, keep, refused_mask, conflict_mask, None, None, None, None)
+    # DuckDB work runs in a second thread while the guard works in Python: links it cannot touch
+    # (below the threshold, or outside suspect components) are stored first; the links it rebuilds
+    # follow with their flags.
+    with ThreadPoolExecutor(1) as pool:
+        unlinked = pool.submit(store, np.nonzero(keep & ~linked)[0], d)
+        names = identity_fields(data, identity)
+        labels, suspects = suspect_components(data, left[links], right[links], names)
+        in_suspect = np.isin(labels[left[links]], suspects)
+        guarded = np.zeros(len(prob), dtype=bool)
+        guarded[links[in_suspect]] = True
+        settled = pool.submit(store, np.nonzero(keep & linked & ~guarded)[0], d)
+        earlier = pool.submit(beside) if beside is not None else None
+        # The guard weighs a contradicting link's own evidence: never what a household shares.
+        identity_weight = np.zeros(len(links))
+        identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
+                                                   left[links[in_suspect]])
+        # Strongest first by the weight each link stands on: a link whose records say "two people"
+        # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
+        clusters = guard(data, left[links], right[links], stands, identity_weight, OWN_EVIDENCE_BITS, labels,
+                         suspects, names)
+        unlinked.result()
+        settled.result()
+        d.beside = earlier.result() if earlier is not None else None
+    d.refused = np.concatenate([links[clusters.refused], np.nonzero(refused_mask)[0]])
+    d.kept = links[clusters.kept]
+    refused_mask[d.refused] = True
+    conflict_mask[d.kept] = True
+    first = np.full(int(labels.max(initial=-1)) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    d.clusters, d.components = clusters, first[labels]
+    store(np.nonzero(keep & guarded)[0], d)
+    return d
+
+
 class ModelMismatch(InputError):
     """A saved or stored model does not fit the comparisons this workspace and version give."""
 
@@ -84,6 +162,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
     with ws.transaction():
         step("preparing records")
         build_match_records(ws)
+        batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
         fetched = fetch_records(ws, "match_records")
         lap("prepare")
 
@@ -127,7 +206,12 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         step(f"comparing {len(pairs.left):,} candidate pairs")
         sizes = [len(c.labels) for c in comparisons]
         codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
+        # A reused model weighs values by the frequencies it was trained with (see match/store.py).
+        frozen = stored_frequencies(ws, comparisons, data) if model is not None else None
+        data.frequencies = frozen or {}
         tf = [c.term_frequencies(data) for c in comparisons]
+        if frozen is None:
+            store_frequencies(ws, comparisons, tf, data)
         tf_levels = [c.tf_level for c in comparisons]
         u_known = u_sample[0]
         surprise = surprises(tf, u_known, loaded.tf_levels if loaded is not None else tf_levels)
@@ -160,72 +244,31 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         del codes, patterns, rare
         lap("train")
         step("scoring and clustering")
-        weight = base + model.prior_weight
-        del base
-        prob = probability(weight)
-        linked = prob >= threshold
-        links = np.nonzero(linked)[0]
         run_id = open_run(ws, threshold)
         clear_links(ws)
-        keep = prob >= KEEP_LINKS_ABOVE
-        refused_mask = np.zeros(len(prob), dtype=bool)
-        conflict_mask = np.zeros(len(prob), dtype=bool)
-        # A link whose records contradict each other on a person's own fields (documents of one kind,
-        # birth date, sex, name ...) must be more likely than not on that own evidence alone: what a
-        # household shares (a phone, an address, a flight) cannot carry twins or relatives into one.
-        if not model.groups:
-            model.groups = sorted(groups & set(model.comparisons))   # a model saved before groups were kept
-        own = own_evidence(model)
-        stands, _ = effective_weights(model, levels[links], tf, pairs.left[links], weight[links])
-        falls = stands < OWN_EVIDENCE_BITS
-        refused_mask[links[falls]] = True
-        links, stands = links[~falls], stands[~falls]
 
-        def store(index: np.ndarray) -> None:
-            store_links(ws, run_id, pairs.left[index], pairs.right[index], weight[index], prob[index],
-                        linked[index] & ~refused_mask[index], refused_mask[index], conflict_mask[index])
+        def store(index: np.ndarray, d: Decided) -> None:
+            store_links(ws, run_id, pairs.left[index], pairs.right[index], d.weight[index], d.prob[index],
+                        d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
 
-        # DuckDB work runs in a second thread while the guard works in Python: links it cannot touch
-        # (below the threshold, or outside suspect components) are stored first, then the earlier
-        # person ids are read; the links it rebuilds follow with their flags.
-        with ThreadPoolExecutor(1) as pool:
-            unlinked = pool.submit(store, np.nonzero(keep & ~linked)[0])
-            names = identity_fields(data, config.identity)
-            labels, suspects = suspect_components(data, pairs.left[links], pairs.right[links], names)
-            in_suspect = np.isin(labels[pairs.left[links]], suspects)
-            guarded = np.zeros(len(prob), dtype=bool)
-            guarded[links[in_suspect]] = True
-            settled = pool.submit(store, np.nonzero(keep & linked & ~guarded)[0])
-            earlier = pool.submit(earlier_person_ids, ws)
-            # The guard weighs a contradicting link's own evidence: never what a household shares.
-            identity_weight = np.zeros(len(links))
-            identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
-                                                       pairs.left[links[in_suspect]])
-            # Strongest first by the weight each link stands on: a link whose records say "two people"
-            # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
-            clusters = guard(data, pairs.left[links], pairs.right[links], stands, identity_weight,
-                             OWN_EVIDENCE_BITS, labels, suspects, names)
-            unlinked.result()
-            settled.result()
-            previous = earlier.result()
-        refused = np.concatenate([links[clusters.refused], np.nonzero(refused_mask)[0]])
-        kept = links[clusters.kept]
-        refused_mask[refused] = True
-        conflict_mask[kept] = True
+        decided = decide(data, pairs.left, pairs.right, levels, base, model, tf, threshold, config.identity, groups,
+                         store=store, beside=lambda: earlier_person_ids(ws))
+        del base
         lap("cluster")
         step("storing persons and links")
-        store(np.nonzero(keep & guarded)[0])
-        store_persons(ws, run_id, data.keys, assign_person_ids(ws, clusters.labels, previous))
+        store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, decided.beside),
+                      decided.components)
+        keep, refused, kept = decided.keep, decided.refused, decided.kept
         stored = int(keep.sum())
         lap("store")
         blocking = [{"rule": c.name, "on": rule.on, "pairs": c.pairs, "largest_blocks": c.largest_blocks}
                     for c, rule in zip(pairs.counts, rules)]
-        persons = int(clusters.labels.max()) + 1
+        persons = int(decided.clusters.labels.max()) + 1
         chosen = choice_report(choice) if choice is not None else None
         close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), len(kept), model, blocking,
-                  clock, chosen)
+                  clock, chosen, batch_mark)
     if save_model:
         model.save(save_model)
-    return MatchSummary(run_id, data.n, len(pairs.left), int(linked.sum()), persons, len(refused), len(kept),
+    return MatchSummary(run_id, data.n, len(pairs.left), int(decided.linked.sum()), persons, len(refused), len(kept),
                         threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
                         model.households)

@@ -1,4 +1,10 @@
-"""Storing a match run: stable person ids, links, conflicts and the run record (all SQL here)."""
+"""Storing a match run: stable person ids, links, conflicts, the run record, and the term
+frequencies the model weighs values by (table `term_frequencies`, all SQL here).
+
+Term frequencies are part of the model: counted when it is trained (or when a model from a file
+is applied) and reused with it, so a reused model weighs every pair as it did the night before
+and an incremental match gives what a full one gives. A value the count never saw weighs as the
+rarest value of its field."""
 
 from __future__ import annotations
 
@@ -60,16 +66,64 @@ def assign_person_ids(ws: Workspace, labels: np.ndarray, previous: pl.DataFrame 
     return lookup[labels]
 
 
-def store_persons(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray) -> None:
+def store_persons(ws: Workspace, run_id: int, names: pa.Table, person_ids: np.ndarray, components: np.ndarray,
+                  numbers: np.ndarray | None = None) -> None:
     """Replace persons with this run's. `names` holds each record's source and record_id, row i for
-    record id i (stored as `rid`, which this run's link pairs refer to)."""
+    record id i; `numbers` the record number stored for each (`rid`, which link pairs refer to; by
+    default i) and `components` each one's component, as record ids. Without `numbers` every person
+    is replaced, with them those records' rows only."""
+    rid = np.arange(len(person_ids), dtype=np.int32) if numbers is None else numbers.astype(np.int32)
     ws.register("run_persons", _chunked(pa.table({"source": names["source"], "record_id": names["record_id"],
                                                   "person_id": pa.array(person_ids, type=pa.string()),
-                                                  "rid": pa.array(np.arange(len(person_ids), dtype=np.int32))})))
-    ws.run("replace persons", "DELETE FROM persons")
-    ws.run("store persons", "INSERT INTO persons (source, record_id, person_id, run_id, rid) "
-                            "SELECT source, record_id, person_id, ?, rid FROM run_persons", [run_id])
+                                                  "rid": pa.array(rid),
+                                                  "component": pa.array(rid[components].astype(np.int32))})))
+    if numbers is None:
+        ws.run("replace persons", "DELETE FROM persons")
+    else:
+        ws.run("replace persons of the records matched", "DELETE FROM persons WHERE rid IN (SELECT rid FROM run_persons)")
+    ws.run("store persons", "INSERT INTO persons (source, record_id, person_id, run_id, rid, component) "
+                            "SELECT source, record_id, person_id, ?, rid, component FROM run_persons", [run_id])
     ws.unregister("run_persons")
+
+
+def store_frequencies(ws: Workspace, comparisons: list, tf: list[np.ndarray | None], data) -> None:
+    """Replace the stored term frequencies with those of `tf` (per comparison, per record of `data`)."""
+    frames = []
+    for comparison, shares in zip(comparisons, tf):
+        if shares is None:
+            continue
+        values = comparison.tf_values(data)
+        frames.append(pl.DataFrame({"slot": comparison.tf_slot, "value": pl.Series(values, dtype=pl.String),
+                                    "share": shares}).filter(pl.col("share") > 0).unique(["slot", "value"]))
+    ws.run("replace term frequencies", "DELETE FROM term_frequencies")
+    if frames:
+        ws.register("run_frequencies", pl.concat(frames).to_arrow())
+        ws.run("store term frequencies", "INSERT INTO term_frequencies SELECT slot, value, share FROM run_frequencies")
+        ws.unregister("run_frequencies")
+
+
+def stored_frequencies(ws: Workspace, comparisons: list, data) -> dict[str, np.ndarray] | None:
+    """Per term-frequency comparison (its `tf_slot`), the stored frequency of each record's value
+    (0: no value; the rarest stored share: a value not counted then); None when none are stored."""
+    slots = [c for c in comparisons if getattr(c, "term_frequency", False)]
+    stored = {r[0] for r in ws.rows("stored frequency slots", "SELECT DISTINCT slot FROM term_frequencies")}
+    if not stored:
+        return None
+    out: dict[str, np.ndarray] = {}
+    for comparison in slots:
+        if comparison.tf_slot not in stored:
+            continue
+        values = comparison.tf_values(data)
+        ws.register("frequency_values", pa.table({"i": np.arange(len(values), dtype=np.int64),
+                                                  "value": pa.array(values, type=pa.string())}))
+        shares = ws.run(f"term frequencies of {comparison.name}", """
+            SELECT CASE WHEN v.value IS NULL THEN 0
+                        ELSE coalesce(f.share, (SELECT min(share) FROM term_frequencies WHERE slot = ?)) END AS share
+            FROM frequency_values v LEFT JOIN term_frequencies f ON f.slot = ? AND f.value = v.value
+            ORDER BY v.i""", [comparison.tf_slot, comparison.tf_slot]).fetchnumpy()["share"]
+        ws.unregister("frequency_values")
+        out[comparison.tf_slot] = np.asarray(shares, dtype=np.float64)
+    return out
 
 
 def clear_links(ws: Workspace) -> None:
@@ -102,13 +156,16 @@ def open_run(ws: Workspace, threshold: float) -> int:
 
 def close_run(ws: Workspace, run_id: int, records: int, candidate_pairs: int, links: int, persons: int,
               refused: int, conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float],
-              choice: dict | None = None) -> None:
-    """Finish the run record; `choice` is how the blocking rules were chosen (None: model.toml gave them)."""
+              choice: dict | None = None, batch_mark: int | None = None, incremental: bool = False) -> None:
+    """Finish the run record; `choice` is how the blocking rules were chosen (None: model.toml gave
+    them), `batch_mark` the newest batch whose records the run matched."""
     ws.run("close match run", """
         UPDATE match_runs SET finished_at = ?, records = ?, candidate_pairs = ?, links = ?, persons = ?,
-               refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ?, blocking_choice = ? WHERE run_id = ?""",
+               refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ?, blocking_choice = ?,
+               batch_mark = ?, incremental = ? WHERE run_id = ?""",
            [datetime.now(), records, candidate_pairs, links, persons, refused, conflicts, json.dumps(model.to_json()),
-            json.dumps(blocking), json.dumps(seconds), json.dumps(choice) if choice is not None else None, run_id])
+            json.dumps(blocking), json.dumps(seconds), json.dumps(choice) if choice is not None else None,
+            batch_mark, incremental, run_id])
 
 
 def latest_model(ws: Workspace) -> Model | None:

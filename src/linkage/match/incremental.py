@@ -1,0 +1,201 @@
+"""Incremental match: only what a night's new and changed records can change is matched again.
+
+With a stored model and its blocking rules, the records ingested since the last match (new, or a
+newer export of a record) are blocked against every record and each other (`pairs_touching`).
+Every earlier component of links (above the threshold, before the identity guard; each person's
+`component` in `persons`) that those pairs reach, that holds a changed record, or that held a record
+now gone, is taken apart and matched again with the new records: its stored links and the new
+candidate pairs are compared and scored with the stored model and term frequencies, and decided by
+the same `decide` as a full match. Every other person, link and record number stays as it is.
+
+Why that equals a full match with the same model: a pair's weight depends only on its two records,
+the model and the stored term frequencies, so links between untouched records are the same; a full
+match's components are the earlier components joined by the new links, and the guard works on each
+component alone. Record numbers of earlier records are kept; new records get numbers after the
+highest. The records of the matched components are numbered in (source, record_id) order, as a
+full match numbers them, so ties between equal weights fall the same way.
+
+Owns the temp tables `match_records` (every record, with the stored record numbers), `match_delta`,
+`match_stale`, `match_redo` and `match_affected`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..config import BlockingRule, ModelConfig
+from ..workspace import Workspace
+from .blocking import pairs_touching
+from .compare import build_comparisons, group_comparisons, levels_in_batches
+from .model import Model, pair_weights
+from .prepare import MATCH_COLUMNS, fetch_records, to_arrays
+from .run import KEEP_LINKS_ABOVE, Decided, MatchSummary, ModelMismatch, decide
+from .store import (assign_person_ids, close_run, open_run, store_links, store_persons, stored_frequencies)
+
+# Above this share of the records to match again, a full match is as quick and simpler.
+FULL_ABOVE = 0.5
+
+
+def latest_mark(ws: Workspace) -> int | None:
+    """The newest batch the latest match saw; None when it cannot be continued incrementally (no
+    match yet, or one from a version that kept no components)."""
+    row = ws.rows("latest match mark", "SELECT batch_mark FROM match_runs WHERE finished_at IS NOT NULL "
+                                       "ORDER BY run_id DESC LIMIT 1")
+    if not row or row[0][0] is None:
+        return None
+    if ws.scalar("persons without a component", "SELECT count(*) FROM persons WHERE component IS NULL"):
+        return None
+    return int(row[0][0])
+
+
+def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: list[BlockingRule],
+                    step: Callable[[str], None] | None = None) -> MatchSummary | None:
+    """Match the records new or changed since the latest match; None when a full match is needed
+    instead (nothing to continue from, no stored term frequencies, or most records to redo)."""
+    step = step or (lambda message: None)
+    threshold = config.threshold
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        clock[name] = round(now - started, 3)
+        started = now
+
+    mark = latest_mark(ws)
+    if mark is None:
+        return None
+    with ws.transaction():
+        step("finding new and changed records")
+        total = _number_records(ws, mark)
+        sources = [r[0] for r in ws.rows("sources", "SELECT DISTINCT source FROM match_records ORDER BY 1")]
+        lap("prepare")
+        step("blocking new records")
+        left, right = pairs_touching(ws, rules, config, sources, "match_delta")
+        affected = _affected(ws, left, right)
+        if affected > FULL_ABOVE * total:
+            return None
+        lap("block")
+        fetched = fetch_records(ws, "(SELECT * EXCLUDE (rid, local), local AS rid FROM match_affected)",
+                                extra_names=[r[0] for r in ws.rows(
+                                    "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM match_records "
+                                                         "ORDER BY 1")])
+        numbers = np.asarray(ws.run("record numbers", "SELECT rid FROM match_affected ORDER BY local")
+                             .fetchnumpy()["rid"], dtype=np.int64)
+        data = to_arrays(fetched)
+        comparisons = build_comparisons(config, data, names=model.comparisons, kinds=model.kinds)
+        if [c.name for c in comparisons] != model.comparisons or [list(c.labels) for c in comparisons] != model.labels:
+            raise ModelMismatch("the stored model compares other fields or levels than this workspace gives")
+        frozen = stored_frequencies(ws, comparisons, data)
+        if frozen is None:
+            return None
+        data.frequencies = frozen
+        left, right = _local_pairs(ws, numbers, left, right)
+        lap("load")
+        step(f"comparing {len(left):,} pairs")
+        levels = levels_in_batches(comparisons, data, left, right)
+        tf = [c.term_frequencies(data) for c in comparisons]
+        base = pair_weights(model, levels, tf, left, include_prior=False)
+        lap("compare")
+        step("scoring and clustering")
+        run_id = open_run(ws, threshold)
+        # Links between a record matched again and one that is not lie below the threshold (else
+        # both were in one component) and keep their weight, unless one record is new, changed or gone.
+        ws.run("drop the links decided again", """
+            DELETE FROM link_pairs
+            WHERE (rid_l IN (SELECT rid FROM match_redo) AND rid_r IN (SELECT rid FROM match_redo))
+               OR rid_l IN (SELECT rid FROM match_stale) OR rid_r IN (SELECT rid FROM match_stale)""")
+
+        def store(index: np.ndarray, d: Decided) -> None:
+            store_links(ws, run_id, numbers[left[index]], numbers[right[index]], d.weight[index], d.prob[index],
+                        d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
+
+        previous = ws.run("earlier person ids", """
+            SELECT a.local AS rid, p.person_id FROM match_affected a JOIN persons p USING (rid)""").pl()
+        decided = decide(data, left, right, levels, base, model, tf, threshold, config.identity,
+                         group_comparisons(data), store=store)
+        lap("cluster")
+        step("storing persons and links")
+        ws.run("drop persons decided again", "DELETE FROM persons WHERE rid IN (SELECT rid FROM match_redo)")
+        store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, previous),
+                      decided.components, numbers)
+        lap("store")
+        links = ws.scalar("links", f"SELECT count(*) FROM link_pairs WHERE probability >= {KEEP_LINKS_ABOVE}")
+        persons = ws.scalar("persons", "SELECT count(DISTINCT person_id) FROM persons")
+        blocking = [{"rule": rule.name, "on": rule.on, "pairs": None, "largest_blocks": []} for rule in rules]
+        batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
+        close_run(ws, run_id, total, len(left), links, persons, len(decided.refused), len(decided.kept), model,
+                  blocking, clock, None, batch_mark, incremental=True)
+        ws.run("drop incremental tables", "DROP TABLE match_delta; DROP TABLE match_stale; DROP TABLE match_affected; "
+                                         "DROP TABLE match_redo")
+    return MatchSummary(run_id, total, len(left), int(decided.linked.sum()), persons, len(decided.refused),
+                        len(decided.kept), threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
+                        model.households)
+
+
+def _number_records(ws: Workspace, mark: int) -> int:
+    """`match_records` over every record, each earlier one with its stored record number and the
+    new ones numbered after the highest; `match_delta`: the records new or changed since `mark`."""
+    ws.run("drop an earlier version's match records", "DROP TABLE IF EXISTS main.match_records")
+    ws.run("number match records", """
+        CREATE OR REPLACE TEMP TABLE match_ids AS
+        SELECT r.rowid AS record_row, p.rid, r.batch_id > ? AS changed
+        FROM records r JOIN persons p USING (source, record_id)
+        UNION ALL
+        SELECT r.rowid, ((SELECT coalesce(max(rid), -1) FROM persons)
+                         + row_number() OVER (ORDER BY r.source, r.record_id))::INTEGER, TRUE
+        FROM records r ANTI JOIN persons p USING (source, record_id)""", [mark])
+    ws.run("prepare match records", f"""
+        CREATE OR REPLACE TEMP TABLE match_records AS
+        SELECT i.rid, {MATCH_COLUMNS} FROM records JOIN match_ids i ON records.rowid = i.record_row""")
+    ws.run("new and changed records", "CREATE OR REPLACE TEMP TABLE match_delta AS SELECT rid FROM match_ids WHERE changed")
+    ws.run("drop match ids", "DROP TABLE match_ids")
+    return ws.scalar("count match records", "SELECT count(*) FROM match_records")
+
+
+def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
+    """`match_stale`: the record numbers of records new, changed or gone; `match_redo`: those whose
+    persons and links are decided again (the records of every earlier component the new pairs
+    reach, that holds a changed record or held a record now gone, and the new records);
+    `match_affected`: those that still exist, numbered in (source, record_id) order as `local`.
+    Returns how many records are matched again."""
+    import pyarrow as pa
+
+    ws.register("touched_pairs", pa.table({"l": left, "r": right}))
+    ws.run("records new, changed or gone", """
+        CREATE OR REPLACE TEMP TABLE match_stale AS
+        SELECT rid FROM match_delta
+        UNION SELECT rid FROM (SELECT rid, source, record_id FROM persons) ANTI JOIN records USING (source, record_id)""")
+    ws.run("records matched again", """
+        CREATE OR REPLACE TEMP TABLE match_redo AS
+        WITH seeds AS (SELECT l AS rid FROM touched_pairs UNION SELECT r FROM touched_pairs
+                       UNION SELECT rid FROM match_stale),
+             components AS (SELECT DISTINCT p.component FROM persons p JOIN seeds USING (rid))
+        SELECT rid FROM persons WHERE component IN (SELECT component FROM components)
+        UNION SELECT rid FROM seeds""")
+    ws.unregister("touched_pairs")
+    ws.run("records to match again", """
+        CREATE OR REPLACE TEMP TABLE match_affected AS
+        SELECT (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS local, m.*
+        FROM match_records m WHERE rid IN (SELECT rid FROM match_redo)""")
+    return ws.scalar("count records to match again", "SELECT count(*) FROM match_affected")
+
+
+def _local_pairs(ws: Workspace, numbers: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs to score, as local numbers (l < r, sorted): the new candidate pairs and the stored
+    links between records matched again, except those of new or changed records (their pairs are
+    among the new candidates when blocking still makes them)."""
+    stored = ws.run("stored links to score again", """
+        SELECT rid_l, rid_r FROM link_pairs
+        WHERE rid_l IN (SELECT rid FROM match_affected) AND rid_r IN (SELECT rid FROM match_affected)
+          AND rid_l NOT IN (SELECT rid FROM match_stale) AND rid_r NOT IN (SELECT rid FROM match_stale)""").fetchnumpy()
+    order = np.argsort(numbers)
+    a = np.concatenate([left, np.asarray(stored["rid_l"])]).astype(np.int64)
+    b = np.concatenate([right, np.asarray(stored["rid_r"])]).astype(np.int64)
+    a, b = order[np.searchsorted(numbers, a, sorter=order)], order[np.searchsorted(numbers, b, sorter=order)]
+    packed = np.unique((np.minimum(a, b) << 32) | np.maximum(a, b))
+    return (packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32)

@@ -1,0 +1,161 @@
+"""Incremental matching: a night's new and changed records are matched against the persons linked
+before, through `linkage run` in real subprocesses on a real workspace, and the result equals a full
+re-match with the same model (persons, person ids, links, flags)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import CONFIGS
+from linkage.config import load_model_config, load_source_config
+from linkage.match.incremental import run_incremental
+from linkage.match.run import run_match
+from linkage.match.store import latest_model
+from linkage.workspace import Workspace
+from test_run import AS_OF, LINKAGE, linkage
+
+NIGHT_EVERY = 5        # the records of every 5th traveler (CSV exports) arrive the second night
+EDITED = 6             # base police rows exported again the second night with another phone
+
+
+def _rows(path: Path, source: str) -> tuple[list[list[str]], dict]:
+    config, _ = load_source_config(CONFIGS, source)
+    with open(path, encoding=config.python_encoding, newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=config.delimiter))
+    return rows, {"encoding": config.python_encoding, "delimiter": config.delimiter, "phone": config.fields.phone,
+                  "record_id": config.record_id}
+
+
+def _write(path: Path, rows: list[list[str]], how: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding=how["encoding"], newline="") as handle:
+        csv.writer(handle, delimiter=how["delimiter"]).writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory) -> dict:
+    """A workspace after a base night and a second night of new and edited records, and a copy
+    of it re-matched in full (`run --full`)."""
+    root = tmp_path_factory.mktemp("incremental")
+    exports = root / "exports"
+    done = subprocess.run([*LINKAGE, "sample", "--people", "300", "--seed", "8", "--out", str(exports)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    base, night = root / "base", root / "night"
+    edits: dict[str, str] = {}
+    with open(exports / "truth_entities.csv", encoding="utf-8", newline="") as handle:
+        later_people = {(r["source"], r["record_id"]) for r in csv.DictReader(handle)
+                        if int(r["person_id"].lstrip("P")) % NIGHT_EVERY == 0}
+    for f in exports.iterdir():
+        source = f.stem
+        if f.suffix != ".csv" or source not in ("immigration", "health", "police"):
+            if f.suffix == ".xlsx":
+                (base / source).mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, base / source / f.name)
+            continue
+        rows, how = _rows(f, source)
+        header, body = rows[0], rows[1:]
+        key = header.index(how["record_id"])
+        later = [r for r in body if (source, r[key]) in later_people]
+        first = [r for r in body if (source, r[key]) not in later_people]
+        if source == "police":
+            phone = header.index(how["phone"])
+            for r in [r for r in first if sum(ch.isdigit() for ch in r[phone]) >= 8][:EDITED]:
+                edited = list(r)
+                i = max(i for i, ch in enumerate(edited[phone]) if ch.isdigit())
+                edited[phone] = edited[phone][:i] + str((int(edited[phone][i]) + 3) % 10) + edited[phone][i + 1:]
+                later.append(edited)
+                edits[edited[key]] = "".join(ch for ch in edited[phone] if ch.isdigit())
+        _write(base / source / f.name, [header, *first], how)
+        _write(night / source / f"night-{f.name}", [header, *later], how)
+    workspace = root / "ws"
+    assert linkage(workspace, "init").returncode == 0
+    for part in (base, night):
+        for folder in part.iterdir():
+            shutil.copytree(folder, workspace / "inbox" / folder.name, dirs_exist_ok=True)
+        done = linkage(workspace, "run", "--as-of", AS_OF, "--json")
+        assert done.returncode in (0, 3), done.stderr
+    full = root / "full"
+    shutil.copytree(workspace, full, symlinks=True)
+    done = linkage(full, "run", "--full", "--as-of", AS_OF, "--json")
+    assert done.returncode in (0, 3), done.stderr
+    assert json.loads(done.stdout)["model"] == "reused"
+    return {"night": workspace, "full": full, "edited": edits}
+
+
+def _query(workspace: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(workspace / "linkage.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+PERSONS = "SELECT source, record_id, person_id FROM persons"
+LINKS = ("SELECT source_l, record_id_l, source_r, record_id_r, round(weight, 9), linked, refused, conflict "
+         "FROM links")
+FLAGS = ("SELECT person_id, code, stage, reason FROM flags "   # status: new or open by the run history
+         "WHERE run_id = (SELECT max(run_id) FROM chain_runs)")
+
+
+def test_the_second_night_is_matched_incrementally_and_equals_a_full_match(nights):
+    runs = _query(nights["night"], "SELECT incremental, records, candidate_pairs FROM match_runs ORDER BY run_id")
+    assert [r[0] for r in runs] == [False, True]
+    assert runs[1][2] < runs[0][2] / 2          # far fewer pairs than the first, full match
+    assert _query(nights["full"], "SELECT incremental FROM match_runs ORDER BY run_id DESC LIMIT 1") == [(False,)]
+    for sql in (PERSONS, LINKS, FLAGS):
+        assert sorted(_query(nights["night"], sql)) == sorted(_query(nights["full"], sql)), sql
+
+
+def test_an_edited_record_is_matched_again_with_its_new_values(nights):
+    """A newer export of a record replaces the older copy; the record is blocked and scored again
+    with its new phone, and every record keeps exactly one person."""
+    workspace, edited = nights["night"], nights["edited"]
+    night_run = _query(workspace, "SELECT max(run_id) FROM match_runs")[0][0]
+    phones = dict(_query(workspace, "SELECT record_id, phone FROM records WHERE source = 'police'"))
+    for record_id, phone in edited.items():
+        assert phones[record_id] is not None and phones[record_id].endswith(phone[-4:]), record_id
+    touching = _query(workspace, f"""
+        SELECT DISTINCT run_id FROM links
+        WHERE (source_l = 'police' AND record_id_l IN ({', '.join("'" + r + "'" for r in edited)}))
+           OR (source_r = 'police' AND record_id_r IN ({', '.join("'" + r + "'" for r in edited)}))""")
+    assert touching == [(night_run,)]
+    assert _query(workspace, "SELECT count(*) - count(DISTINCT (source, record_id)) FROM persons") == [(0,)]
+    assert _query(workspace, "SELECT count(*) FROM records ANTI JOIN persons USING (source, record_id)") == [(0,)]
+
+
+def test_records_gone_and_a_later_night_still_equal_a_full_match(nights, tmp_path):
+    """Records removed from the workspace take their links and persons with them; the persons they
+    held together are matched again."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(nights["night"], workspace, symlinks=True)
+    gone = _query(workspace, """
+        SELECT source, record_id FROM persons WHERE person_id IN (
+            SELECT person_id FROM persons GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1 LIMIT 4)
+        ORDER BY source, record_id LIMIT 4""")
+    config, _ = load_model_config(CONFIGS)
+    ws = Workspace.open(workspace)
+    try:
+        for source, record_id in gone:
+            ws.run("drop a record", "DELETE FROM records WHERE source = ? AND record_id = ?", [source, record_id])
+        model = latest_model(ws)
+        rules = json.loads(ws.scalar("rules", "SELECT blocking FROM match_runs ORDER BY run_id DESC LIMIT 1"))
+        from linkage.config import BlockingRule
+
+        summary = run_incremental(ws, config, model, [BlockingRule(name=r["rule"], on=r["on"]) for r in rules])
+        assert summary is not None
+        after = sorted(ws.rows("persons", PERSONS))
+        links = sorted(ws.rows("links", LINKS))
+        assert not {(s, r) for s, r, _ in after} & set(gone)
+        run_match(ws, config, model=model, rules=[BlockingRule(name=r["rule"], on=r["on"]) for r in rules])
+        assert sorted(ws.rows("persons", PERSONS)) == after
+        assert sorted(ws.rows("links", LINKS)) == links
+    finally:
+        ws.close()
