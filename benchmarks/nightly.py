@@ -10,7 +10,7 @@ Timed, each as `linkage` processes:
 - base:  init + `linkage run` of the base exports (reported, not part of the ratio);
 - night: `linkage run` of the night's exports on a fresh copy of the base workspace (--runs times);
 - full:  init + one `linkage run` of base and night exports together in a new workspace (--runs times).
-Then `linkage run --full` on a copy of a night's workspace: are its clusters the night's?
+Then `linkage run --full` on a copy of a night's workspace: are its clusters and flags the night's?
 
     .venv/bin/python benchmarks/nightly.py --base 1000000 --new 10000 --runs 3
 """
@@ -39,6 +39,15 @@ def linkage(workspace: Path, *args: str) -> tuple[float, str]:
     seconds, _, out = measured([*LINKAGE, "--workspace", str(workspace), "--config-dir", str(REPO / "configs"),
                                 *args], ok_codes=(0, 3))
     return seconds, out
+
+
+def run(workspace: Path, *args: str) -> tuple[float, dict]:
+    """One `linkage run --json`; every file must be ingested (a rejected file would time less work)."""
+    seconds, out = linkage(workspace, "run", "--json", *args)
+    summary = json.loads(out.splitlines()[-1])
+    if summary.get("rejected"):
+        sys.exit(f"a file was rejected: {summary['rejected']}")
+    return seconds, summary
 
 
 def split(data: Path, base_people: int, seed: int, changed: float, out_base: Path, out_night: Path) -> dict:
@@ -81,7 +90,8 @@ def _read(path: Path, config) -> tuple[list[list[str]], list[str]]:
     if config.format == "xlsx":
         import openpyxl
 
-        sheet = openpyxl.load_workbook(path, read_only=True).active
+        book = openpyxl.load_workbook(path, read_only=True)
+        sheet = book[config.sheet] if config.sheet else book.active
         rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
         return rows[1:], rows[0]
     with open(path, encoding=config.python_encoding, newline="") as handle:
@@ -95,7 +105,7 @@ def _write(path: Path, header: list[str], rows: list[list[str]], config) -> None
         import xlsxwriter
 
         book = xlsxwriter.Workbook(str(path))
-        sheet = book.add_worksheet()
+        sheet = book.add_worksheet(config.sheet)   # the sheet the source config reads (None: the first)
         for i, row in enumerate([header, *rows]):
             sheet.write_row(i, 0, row)
         book.close()
@@ -113,12 +123,16 @@ def fill(workspace: Path, *parts: Path) -> None:
                 shutil.copy(f, target / f.name)
 
 
-def clusters(workspace: Path) -> list[tuple]:
+def query(workspace: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(workspace / "linkage.duckdb"), read_only=True)
     try:
-        return sorted(con.execute("SELECT source, record_id, person_id FROM persons").fetchall())
+        return sorted(con.execute(sql).fetchall())
     finally:
         con.close()
+
+
+CLUSTERS = "SELECT source, record_id, person_id FROM persons"
+FLAGS = "SELECT person_id, code, stage, reason FROM flags WHERE run_id = (SELECT max(run_id) FROM chain_runs)"
 
 
 def main() -> None:
@@ -143,7 +157,7 @@ def main() -> None:
     shutil.rmtree(base_ws, ignore_errors=True)
     linkage(base_ws, "init")
     fill(base_ws, scratch / "base")
-    base_seconds, _ = linkage(base_ws, "run", "--as-of", AS_OF_BASE)
+    base_seconds, _ = run(base_ws, "--as-of", AS_OF_BASE)
     print(f"base run: {base_seconds:.1f} s", flush=True)
 
     nights, fulls, steps = [], [], []
@@ -152,14 +166,14 @@ def main() -> None:
         shutil.rmtree(night_ws, ignore_errors=True)
         shutil.copytree(base_ws, night_ws, symlinks=True)
         fill(night_ws, scratch / "night")
-        seconds, out = linkage(night_ws, "run", "--as-of", AS_OF_NIGHT, "--json")
+        seconds, summary = run(night_ws, "--as-of", AS_OF_NIGHT)
         nights.append(seconds)
-        steps.append(json.loads(out.splitlines()[-1])["seconds"])
+        steps.append(summary["seconds"])
         full_ws = scratch / f"ws-full{i}"
         shutil.rmtree(full_ws, ignore_errors=True)
         start, _ = linkage(full_ws, "init")
         fill(full_ws, scratch / "base", scratch / "night")
-        seconds, _ = linkage(full_ws, "run", "--as-of", AS_OF_NIGHT)
+        seconds, _ = run(full_ws, "--as-of", AS_OF_NIGHT)
         fulls.append(start + seconds)
         print(f"run {i + 1}: night {nights[-1]:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in steps[-1].items())}); "
               f"full {fulls[-1]:.1f} s", flush=True)
@@ -167,15 +181,17 @@ def main() -> None:
     check = scratch / "ws-check"
     shutil.rmtree(check, ignore_errors=True)
     shutil.copytree(scratch / "ws-night0", check, symlinks=True)
-    linkage(check, "run", "--full", "--as-of", AS_OF_NIGHT)
-    same = clusters(check) == clusters(scratch / "ws-night0")
+    run(check, "--full", "--as-of", AS_OF_NIGHT)
+    same = query(check, CLUSTERS) == query(scratch / "ws-night0", CLUSTERS)
+    same_flags = query(check, FLAGS) == query(scratch / "ws-night0", FLAGS)
     night, full = statistics.median(nights), statistics.median(fulls)
     print(f"\nnight: median {night:.1f} s over {args.runs} runs (target < 30 s at 1,000,000 + 10,000 people)")
     print(f"full:  median {full:.1f} s; full / night = {full / night:.1f}x (target >= 10x)")
     print(f"night's clusters equal those of `run --full` on the same workspace: {'yes' if same else 'NO'}")
+    print(f"night's flags equal those of `run --full` on the same workspace: {'yes' if same_flags else 'NO'}")
     if args.keep is None:
         shutil.rmtree(scratch, ignore_errors=True)
-    sys.exit(0 if same else 1)
+    sys.exit(0 if same and same_flags else 1)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .chain_joins import Joins, Move, find_joins, find_moves, prepare_keys
+from .chain_joins import Joins, Move, find_joins, find_moves, person_keys, prepare_keys
 from .config import ChainConfig, available_sources, load_model_config, load_source_config, parse_duration
 from .errors import ConfigError, InputError
 from .sql import quote_literal
@@ -326,12 +326,15 @@ def run_chain(ws: Workspace, config: ChainConfig, config_path: Path, config_dir:
         threshold = float(ws.scalar("match threshold", "SELECT threshold FROM match_runs WHERE run_id = ?",
                                     [match_run[0][0]]))
         prepare_keys(ws)
+        person_keys(ws)
         for _ in range(MOVE_ROUNDS):   # a person gives or takes one record per round
             found = find_moves(ws, config, model_config, threshold, {(m.source, m.record_id) for m in moves})
             if not found:
                 break
             _apply_moves(ws, found)
-            evaluate_timelines(ws, config, as_of, {p for m in found for p in (m.from_person, m.to_person)})
+            changed = {p for m in found for p in (m.from_person, m.to_person)}
+            person_keys(ws, changed)
+            evaluate_timelines(ws, config, as_of, changed)
             moves += found
         joins = find_joins(ws, config, model_config, threshold)
     merges = joins.merges

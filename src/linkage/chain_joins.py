@@ -28,7 +28,8 @@ Before the joins, single records move (`find_moves`): a record whose person hold
 events twice over (a relative's thin record put with the other relative) goes to the person
 missing those stages, on the same kind of evidence.
 
-The joins and moves go into `chain_merges` and `chain_moves` (this module's tables); `persons`,
+The joins and moves go into `chain_merges` and `chain_moves`, each record's keys into
+`chain_record_keys` and `chain_keyed_records` (this module's tables); `persons`,
 which the match owns, is never rewritten. `linked_persons` (a view) gives every record its person
 after the latest chain's moves and joins.
 """
@@ -118,7 +119,7 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     bucket = time_bucket(windows)
     _register_windows(ws, windows)
     try:
-        _open_stages_and_keys(ws)
+        _open_stages(ws)
     finally:
         ws.unregister("join_windows")
     ws.run("moves: records that fill another person's open stages", f"""
@@ -136,7 +137,7 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
         spare_keys AS (SELECT x.person_id AS b, x.source, x.record_id, x.stage, x.time, rk.k, rk.thin,
                               {_bucket_of("x.time", bucket)} AS bucket
                        FROM spare s JOIN ev x USING (person_id, source, record_id)
-                       JOIN join_record_keys rk ON rk.source = x.source AND rk.record_id = x.record_id),
+                       JOIN chain_record_keys rk ON rk.source = x.source AND rk.record_id = x.record_id),
         open_keys AS ({_open_keys_sql(bucket)}),
         fit AS (SELECT DISTINCT a, b, source, record_id, stage, time
                 FROM ({_key_pairs_sql("open_keys", "spare_keys", "r.b <> l.a AND r.time BETWEEN l.w_from AND l.w_to")})),
@@ -295,41 +296,72 @@ def _duplicate_bits(ws: Workspace, duplicate: float) -> float:
 
 
 def prepare_keys(ws: Workspace) -> None:
-    """The temp table `join_record_keys`: each record's keys (birth date, names, name parts,
-    documents, phones), built once per chain run (records do not change within it; persons do)."""
-    ws.run("join: record keys", """
-        CREATE OR REPLACE TEMP TABLE join_record_keys AS
-        SELECT DISTINCT r.source, r.record_id, k,
-               (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(coalesce(r.doc_numbers, [])) > 0)::INT
-                 + (len(coalesce(r.phones, [])) > 0)::INT <= 1 AS thin
-        FROM records r SEMI JOIN chain_persons p USING (source, record_id),
-             unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
-                     'f' || r.family_phonetic || ' ' || r.given_phonetic,
-                     -- one name part alone: a thin record with a typo in the other part (Mier, Meier)
-                     '~F' || r.family_name, '~G' || r.given_name]
-                    || list_transform(r.doc_numbers, x -> 'x' || x)
-                    || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
-             AS t(k)
-        WHERE k IS NOT NULL""")
+    """Bring `chain_record_keys` (each record's keys: birth date, names, name parts, documents,
+    phones; this module's table) up to date with the records: the keys of records gone or replaced
+    by a newer export are dropped and those of records not keyed yet are added, so a night keys
+    only its new records. `chain_keyed_records` says which copy (batch) of each record is keyed."""
+    with ws.transaction():
+        ws.run("join: records gone or replaced", """
+            CREATE OR REPLACE TEMP TABLE stale_keyed AS
+            SELECT source, record_id FROM chain_keyed_records ANTI JOIN records USING (source, record_id, batch_id)""")
+        ws.run("join: keys of records gone or replaced", """
+            DELETE FROM chain_record_keys k USING stale_keyed s WHERE k.source = s.source AND k.record_id = s.record_id""")
+        ws.run("join: records gone or replaced", """
+            DELETE FROM chain_keyed_records k USING stale_keyed s WHERE k.source = s.source AND k.record_id = s.record_id""")
+        ws.run("join: records to key", """
+            CREATE OR REPLACE TEMP TABLE to_key AS
+            SELECT source, record_id, batch_id FROM records ANTI JOIN chain_keyed_records USING (source, record_id)""")
+        ws.run("join: record keys", """
+            INSERT INTO chain_record_keys
+            SELECT DISTINCT r.source, r.record_id, k,
+                   (coalesce(r.dob, r.id_dob) IS NOT NULL)::INT + (len(coalesce(r.doc_numbers, [])) > 0)::INT
+                     + (len(coalesce(r.phones, [])) > 0)::INT <= 1 AS thin
+            FROM records r SEMI JOIN to_key USING (source, record_id),
+                 unnest(['d' || CAST(coalesce(r.dob, r.id_dob) AS VARCHAR), 'n' || r.name_key, 'l' || r.local_name,
+                         'f' || r.family_phonetic || ' ' || r.given_phonetic,
+                         -- one name part alone: a thin record with a typo in the other part (Mier, Meier)
+                         '~F' || r.family_name, '~G' || r.given_name]
+                        || list_transform(r.doc_numbers, x -> 'x' || x)
+                        || list_transform(coalesce(r.phones, []), x -> 'p' || right(ltrim(x, '+'), 8)))
+                 AS t(k)
+            WHERE k IS NOT NULL""")
+        ws.run("join: records keyed", "INSERT INTO chain_keyed_records SELECT * FROM to_key")
+        ws.run("join: drop", "DROP TABLE stale_keyed; DROP TABLE to_key")
 
 
-def _open_stages_and_keys(ws: Workspace) -> None:
-    """Temp tables: `join_open` (person, open stage, its window; needs `join_windows` registered)
-    and `join_keys` (each person's record keys; needs `prepare_keys`)."""
+def _open_stages(ws: Workspace) -> None:
+    """The temp table `join_open`: person, open stage, its window (needs `join_windows` registered)."""
     ws.run("join: open stages", """
         CREATE OR REPLACE TEMP TABLE join_open AS
         SELECT t.person_id, t.stage, t.anchor_time + to_microseconds(CAST(w.w_from * 1e6 AS BIGINT)) AS w_from,
                t.anchor_time + to_microseconds(CAST(w.w_to * 1e6 AS BIGINT)) AS w_to
         FROM timeline t JOIN join_windows w USING (stage)
         WHERE t.status IN ('missing', 'pending') AND t.anchor_time IS NOT NULL""")
-    ws.run("join: person keys", """
-        CREATE OR REPLACE TEMP TABLE join_keys AS
-        WITH keys AS (SELECT p.person_id, rk.k, rk.thin FROM join_record_keys rk JOIN chain_persons p
+
+
+def person_keys(ws: Workspace, changed: set[str] | None = None) -> None:
+    """The temp table `join_keys`: each person's record keys (from `chain_record_keys`), and whether
+    the person is thin (at most one of birth date, document, phone). With `changed`, only those
+    persons' rows are made again (after the chain's moves)."""
+    persons = "chain_persons"
+    if changed:
+        ws.register("changed_persons", pl.DataFrame({"person_id": sorted(changed)},
+                                                    schema={"person_id": pl.Utf8}).to_arrow())
+        persons = "(SELECT * FROM chain_persons SEMI JOIN changed_persons USING (person_id))"
+    sql = f"""
+        WITH keys AS (SELECT p.person_id, rk.k, rk.thin FROM chain_record_keys rk JOIN {persons} p
                       USING (source, record_id))
         SELECT DISTINCT k.person_id, k.k, t.thin
         FROM keys k JOIN (SELECT person_id, bool_or(starts_with(k, 'd'))::INT + bool_or(starts_with(k, 'x'))::INT
                                  + bool_or(starts_with(k, 'p'))::INT <= 1 AS thin
-                          FROM keys GROUP BY 1) t USING (person_id)""")
+                          FROM keys GROUP BY 1) t USING (person_id)"""
+    if changed:
+        ws.run("join: keys of changed persons",
+               "DELETE FROM join_keys WHERE person_id IN (SELECT person_id FROM changed_persons)")
+        ws.run("join: keys of changed persons", f"INSERT INTO join_keys {sql}")
+        ws.unregister("changed_persons")
+    else:
+        ws.run("join: person keys", f"CREATE OR REPLACE TEMP TABLE join_keys AS {sql}")
 
 
 def time_bucket(windows: dict[str, tuple[float, float]]) -> float:
@@ -376,7 +408,7 @@ def _candidates(ws: Workspace, duplicate: float, bucket: float) -> pl.DataFrame:
     repeating a's stages within `duplicate` seconds) that share an identifier key or a stored
     link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
     duplicates; also left as the temp table `join_pairs`."""
-    _open_stages_and_keys(ws)
+    _open_stages(ws)
     ws.run("join: pairs", f"""
         CREATE OR REPLACE TEMP TABLE join_pairs AS
         WITH done AS (SELECT person_id, stage, ord, time, record FROM timeline WHERE time IS NOT NULL),

@@ -356,7 +356,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "incremental matching: each record's component of links, the batches a match saw, the model's term frequencies",
         [
             # The connected component of links above the threshold (before the identity guard) a record
-            # lies in, named by its smallest record number: what a night's new records can reach.
+            # lies in, named by the record number of one of its records: what a night's new records can reach.
             "ALTER TABLE persons ADD COLUMN component INTEGER",
             "ALTER TABLE match_runs ADD COLUMN batch_mark INTEGER",
             "ALTER TABLE match_runs ADD COLUMN incremental BOOLEAN",
@@ -365,6 +365,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 slot VARCHAR NOT NULL,
                 value VARCHAR,
                 share DOUBLE NOT NULL
+            )""",
+        ],
+    ),
+    (
+        9,
+        "the chain's keys of each record, kept from run to run (see chain_joins.prepare_keys)",
+        [
+            """
+            CREATE TABLE chain_record_keys (
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                k VARCHAR NOT NULL,
+                thin BOOLEAN NOT NULL
+            )""",
+            """
+            CREATE TABLE chain_keyed_records (
+                source VARCHAR NOT NULL,
+                record_id VARCHAR NOT NULL,
+                batch_id INTEGER NOT NULL
             )""",
         ],
     ),

@@ -2,8 +2,8 @@
 
 For `explain` (one pair) and the chain's joins of split travelers (pairs the match never stored):
 the records are loaded as match arrays, compared with the very functions `linkage match` uses
-and weighed with the stored model, term frequencies counted over the whole workspace as the
-match counts them.
+and weighed with the stored model and the term frequencies stored with it (counted over the whole
+workspace as the match counts them, for a workspace matched before they were stored).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..workspace import Workspace
 from .compare import Comparison, build_comparisons, comparison_levels
 from .model import Model, effective_weights, pair_weights
 from .prepare import RecordArrays, load_arrays, match_records_select
-from .store import require_latest_model
+from .store import require_latest_model, stored_frequencies
 
 KEYS = "score_keys"
 
@@ -62,8 +62,8 @@ def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame,
         if [list(c.labels) for c in comparisons] != model.labels:
             raise InputError("the workspace's model was trained on other comparison levels (an earlier version of "
                              "linkage); run 'linkage match' again")
-        data.frequencies = _frequencies(ws, relation, [c for c, level in zip(comparisons, model.tf_levels)
-                                                       if level is not None])
+        data.frequencies = stored_frequencies(ws, comparisons, data) or _frequencies(
+            ws, relation, [c for c, level in zip(comparisons, model.tf_levels) if level is not None])
     finally:
         ws.unregister(KEYS)
     ids = pairs.join(numbers.rename({"source": "source_l", "record_id": "record_id_l", "rid": "l"}),
