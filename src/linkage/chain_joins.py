@@ -390,17 +390,21 @@ def _key_pairs_sql(left: str, right: str, extra: str) -> str:
     phone): it is there for a thin record with a typo in the other part, which has nothing else to
     be found by, and between two persons with more it would pair everyone of a common surname."""
     on = "r.stage = l.stage AND r.k = l.k AND r.bucket = l.bucket"
+    part = f"starts_with(k, '{NAME_PART}')"
+    # Both sides are cut to the keys the branch can join (the keys are equal), before the join.
     return f"""
-        SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin) FROM {left} l JOIN {right} r ON {on}
-        WHERE NOT starts_with(l.k, '{NAME_PART}') AND {extra}
-        UNION ALL
         SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin)
-        FROM (SELECT * FROM {left} WHERE thin AND starts_with(k, '{NAME_PART}')) l JOIN {right} r ON {on}
+        FROM (SELECT * FROM {left} WHERE NOT {part}) l JOIN (SELECT * FROM {right} WHERE NOT {part}) r ON {on}
         WHERE {extra}
         UNION ALL
         SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin)
-        FROM {left} l JOIN (SELECT * FROM {right} WHERE thin AND starts_with(k, '{NAME_PART}')) r ON {on}
-        WHERE NOT l.thin AND {extra}"""
+        FROM (SELECT * FROM {left} WHERE thin AND {part}) l JOIN (SELECT * FROM {right} WHERE {part}) r ON {on}
+        WHERE {extra}
+        UNION ALL
+        SELECT l.*, r.* EXCLUDE (stage, k, bucket, thin)
+        FROM (SELECT * FROM {left} WHERE NOT thin AND {part}) l JOIN (SELECT * FROM {right} WHERE thin AND {part}) r
+          ON {on}
+        WHERE {extra}"""
 
 
 def _candidates(ws: Workspace, duplicate: float, bucket: float) -> pl.DataFrame:
@@ -434,8 +438,9 @@ def _candidates(ws: Workspace, duplicate: float, bucket: float) -> pl.DataFrame:
         repeating AS (  -- b, which misses stages, repeats a stage of a within minutes
             SELECT x.b AS a, y.b AS b, x.stage, y.time, 'duplicates' AS how
             FROM (SELECT *, unnest([span - 1, span, span + 1]) AS near_span FROM done_keys) x
-            JOIN done_keys y ON y.stage = x.stage AND y.k = x.k AND y.span = x.near_span AND x.b <> y.b
-            WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.b IN (SELECT person_id FROM missing)
+            JOIN (SELECT * FROM done_keys WHERE b IN (SELECT person_id FROM missing)) y
+              ON y.stage = x.stage AND y.k = x.k AND y.span = x.near_span AND x.b <> y.b
+            WHERE abs(epoch(y.time - x.time)) <= {duplicate}
             UNION
             SELECT x.person_id AS a, y.person_id AS b, x.stage, y.time, 'duplicates' AS how
             FROM sharing s JOIN done x ON x.person_id = s.a JOIN done y ON y.person_id = s.b AND y.stage = x.stage
