@@ -15,7 +15,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,10 +109,16 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
     rows_read = 0
     workers = _workers() if total >= PARALLEL_FROM_BYTES else 0
     # While worker processes map chunks on the other cores, more DuckDB threads would only compete.
-    with ws.threads(1) if workers else contextlib.nullcontext():
+    # A chunk is stored in a thread while the next one is read and mapped: DuckDB releases the GIL.
+    with ws.threads(1) if workers else contextlib.nullcontext(), ThreadPoolExecutor(max_workers=1) as storer:
+        stored: Future | None = None
         for raw, mapped in _mapped_chunks(read_export(path, config, config_path, report), config, workers):
             rows_read += raw.frame.height + len(raw.rejects)
-            _store_chunk(ws, config, path, batch_id, raw, mapped)
+            if stored is not None:
+                stored.result()
+            stored = storer.submit(_store_chunk, ws, config, path, batch_id, raw, mapped)
+        if stored is not None:
+            stored.result()
     return _close_batch(ws, config, path, batch_id, rows_read)
 
 

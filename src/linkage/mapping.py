@@ -86,7 +86,7 @@ def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> Map
     if dob is not None:
         out["dob"] = _birth_dates(dob, config.date_formats("dob") + extra_formats, base, fields["dob"], issues)
     else:
-        out["dob"] = pl.Series("dob", [None] * raw.height, dtype=pl.Date)
+        out["dob"] = _nulls(raw.height, pl.Date).alias("dob")
 
     out.update(_documents(raw, fields, base, issues))
     phone = col("phone")
@@ -97,12 +97,12 @@ def map_chunk(raw: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> Map
         issues.append(_issues(base, fields["phone"], phone, notes, kind="note"))
         out["phone"], out["phones"] = phones.list.first().alias("phone"), phones.alias("phones")
     else:
-        out["phone"] = pl.Series([None] * raw.height, dtype=pl.Utf8)
-        out["phones"] = pl.Series([[]] * raw.height, dtype=pl.List(pl.Utf8))
+        out["phone"] = _nulls(raw.height, pl.Utf8)
+        out["phones"] = pl.repeat(pl.lit([], dtype=pl.List(pl.Utf8)), raw.height, eager=True)
     out["email"] = _apply(col("email"), normalize_email, pl.Utf8, base, fields.get("email"), issues)
     for field in ("address", "district", "employer"):
         series = col(field)
-        out[field] = series if series is not None else pl.Series(field, [None] * raw.height, dtype=pl.Utf8)
+        out[field] = series if series is not None else _nulls(raw.height, pl.Utf8).alias(field)
 
     records = pl.concat([base, pl.DataFrame([s.alias(k) for k, s in out.items()])], how="horizontal")
     records = records.with_columns(_extra(raw, config), _notes(records))
@@ -139,6 +139,11 @@ def _reject_rows(raw: pl.DataFrame, config: SourceConfig) -> tuple[pl.DataFrame,
     return flagged.filter(pl.col("reason").is_null()).drop("reason"), rejects
 
 
+def _nulls(n: int, dtype: pl.DataType) -> pl.Series:
+    """A column of n nulls (for a field the source does not map), built without a Python list."""
+    return pl.repeat(None, n, dtype=dtype, eager=True).alias("")
+
+
 def _clean_text(expr: pl.Expr) -> pl.Expr:
     """Trim; empty and whitespace-only cells become null."""
     stripped = expr.str.strip_chars()
@@ -151,7 +156,7 @@ def _apply(series: pl.Series | None, fn: Callable[[Any], Any], dtype: pl.DataTyp
            column: str | None, issues: list[pl.DataFrame]) -> pl.Series:
     """Standardize distinct values with a pure function; failures become value issues."""
     if series is None:
-        return pl.Series([None] * base.height, dtype=dtype)
+        return _nulls(base.height, dtype)
     values, reasons = standardize_distinct(series, fn, dtype)
     issues.append(_issues(base, column or "", series, reasons))
     return values
@@ -196,7 +201,7 @@ def _names(raw: pl.DataFrame, config: SourceConfig) -> dict[str, pl.Series]:
     names = ["full_name", "family_name", "given_name", "local_name"]
     parts = [f"in_{p}" for p in names]
     frame = pl.DataFrame({
-        f"in_{p}": raw.get_column(fields[p]) if p in fields else pl.Series([None] * raw.height, dtype=pl.Utf8)
+        f"in_{p}": raw.get_column(fields[p]) if p in fields else _nulls(raw.height, pl.Utf8)
         for p in names
     })
     distinct = frame.unique()
@@ -229,7 +234,7 @@ def _display_name(raw: pl.DataFrame, fields: dict[str, str]) -> pl.Series:
     if "local_name" in fields:
         candidates.append(pl.col(fields["local_name"]))
     if not candidates:
-        return pl.Series("full_name", [None] * raw.height, dtype=pl.Utf8)
+        return _nulls(raw.height, pl.Utf8).alias("full_name")
     return raw.select(pl.coalesce(candidates).alias("full_name")).get_column("full_name")
 
 
@@ -240,7 +245,7 @@ def _documents(raw: pl.DataFrame, fields: dict[str, str], base: pl.DataFrame,
                issues: list[pl.DataFrame]) -> dict[str, pl.Series]:
     """Passport, resident ID and permit columns plus a generic doc_no routed by its doc_type."""
     n = raw.height
-    empty = pl.Series([None] * n, dtype=pl.Utf8)
+    empty = _nulls(n, pl.Utf8)
     docs = {k: normalize_documents(raw.get_column(fields[k])) if k in fields else empty for k in DOC_KINDS}
     if "doc_no" in fields:
         number = normalize_documents(raw.get_column(fields["doc_no"]))
@@ -317,8 +322,8 @@ def _events(raw: pl.DataFrame, config: SourceConfig, base: pl.DataFrame, issues:
         frame = row_base.with_columns(
             pl.lit(event.stage).alias("stage"),
             times.cast(pl.Datetime("us")).alias("time"),
-            (rows.get_column(event.place) if event.place else pl.Series([None] * rows.height, dtype=pl.Utf8)).alias("place"),
-            (rows.get_column(event.district) if event.district else pl.Series([None] * rows.height, dtype=pl.Utf8)).alias("district"),
+            (rows.get_column(event.place) if event.place else _nulls(rows.height, pl.Utf8)).alias("place"),
+            (rows.get_column(event.district) if event.district else _nulls(rows.height, pl.Utf8)).alias("district"),
         )
         frames.append(frame.filter(pl.col("time").is_not_null()))
     if not frames:

@@ -20,7 +20,6 @@ import unicodedata
 from functools import lru_cache
 
 import jellyfish
-from pypinyin import Style, lazy_pinyin
 
 __all__ = [
     "NAME_FIELDS",
@@ -208,6 +207,9 @@ _GREEK = dict(zip(
 _APOSTROPHES = frozenset("'’‘`´ʼʹ′")
 _COMMAS = ",，、;；"
 _DOTS = "·•・‧.．"
+_COMMA = re.compile(f"[{_COMMAS}]")
+_TOKEN_BREAKS = re.compile(f"[\\s{_COMMAS}{_DOTS}]+")
+_DOTS_OR_SPACES = re.compile(f"[{_DOTS}\\s]+")
 _HAN = re.compile(
     "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef\U00030000-\U0003134f]"
 )
@@ -242,7 +244,7 @@ _LATIN_ONLY = frozenset({"latin"})
 
 
 def _script_of(texts: list[str]) -> str | None:
-    scripts = frozenset().union(*(_scripts(text) for text in texts))
+    scripts = _scripts(texts[0]) if len(texts) == 1 else frozenset().union(*map(_scripts, texts))
     if not scripts:
         return None
     return next(iter(scripts)) if len(scripts) == 1 else "mixed"
@@ -353,6 +355,8 @@ def hanzi_to_pinyin(text: str, surname: bool = False) -> list[str]:
 
 @lru_cache(maxsize=1 << 18)
 def _pinyin_of(han: str) -> tuple[str, ...]:
+    from pypinyin import Style, lazy_pinyin   # here, not at the top: its dictionaries take 0.25 s to load
+
     readings = lazy_pinyin(han, style=Style.NORMAL, errors="ignore", strict=True)
     return tuple(_syllable(r) for r in readings if r.isascii() and r.isalpha())
 
@@ -368,7 +372,7 @@ def _split_han(han: str) -> tuple[str, str]:
 
 def _han_name(text: str) -> tuple[str | None, str | None]:
     """(family, given) pinyin of a hanzi name; "约翰·史密斯" (dotted) is given-first."""
-    parts = [p for p in re.split(f"[{_DOTS}\\s]+", text) if _HAN.search(p)]
+    parts = [p for p in _DOTS_OR_SPACES.split(text) if _HAN.search(p)]
     if len(parts) >= 2 and any(d in text for d in _DOTS):
         given = " ".join("".join(hanzi_to_pinyin(p)) for p in parts[:-1])
         return "".join(hanzi_to_pinyin(parts[-1])) or None, given or None
@@ -401,11 +405,13 @@ def _looks_chinese(token: str) -> bool:
     ) and bool(cleaned)
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_caps(token: str) -> bool:
     cased = [ch for ch in token if ch.isalpha() and (ch.isupper() or ch.islower())]
     return len(cased) >= 2 and all(ch.isupper() for ch in cased)
 
 
+@lru_cache(maxsize=1 << 16)
 def _has_lower(token: str) -> bool:
     return any(ch.islower() for ch in token)
 
@@ -471,8 +477,9 @@ def _auto_order(tokens: list[str], local_family: str | None) -> str:
 
 def _caps_split(tokens: list[str]) -> tuple[str, str] | None:
     """In mixed-case text, the tokens in ALL CAPS are the family name ("Wei ZHANG")."""
-    caps = [t for t in tokens if _is_caps(t)]
-    rest = [t for t in tokens if not _is_caps(t)]
+    is_caps = [_is_caps(t) for t in tokens]
+    caps = [t for t, c in zip(tokens, is_caps) if c]
+    rest = [t for t, c in zip(tokens, is_caps) if not c]
     if caps and any(_has_lower(t) for t in rest):
         return " ".join(caps), " ".join(rest)
     return None
@@ -488,10 +495,10 @@ def split_full_name(text: str, order: str, local_family: str | None = None) -> t
     if order not in ORDERS:
         raise ValueError(f"name order must be one of {', '.join(ORDERS)}")
     text = unicodedata.normalize("NFKC", text)
-    parts = re.split(f"[{_COMMAS}]", text, maxsplit=1)
+    parts = _COMMA.split(text, maxsplit=1)
     if len(parts) == 2 and clean_latin(parts[0]) and clean_latin(parts[1]):
         return parts[0].strip(), parts[1].strip()
-    tokens = [t for t in re.split(f"[\\s{_COMMAS}{_DOTS}]+", text) if clean_latin(t)]
+    tokens = [t for t in _TOKEN_BREAKS.split(text) if clean_latin(t)]
     if len(tokens) <= 1:
         return " ".join(tokens), ""
     if order == "auto":
@@ -517,8 +524,13 @@ def name_key(family: str | None, given: str | None) -> str | None:
     Splitting makes the key independent of how pinyin was spaced and which part was read as the
     family name: "LI YAN JUAN", "YANJUAN LI", "LIYAN JUAN" and 李燕娟 all give "JUAN LI YAN".
     """
-    tokens = [syllable for token in _field_tokens(family) + _field_tokens(given) for syllable in _syllables(token)]
-    return " ".join(sorted(tokens)) or None
+    return " ".join(sorted(_key_syllables(family) + _key_syllables(given))) or None
+
+
+@lru_cache(maxsize=1 << 18)
+def _key_syllables(text: str | None) -> tuple[str, ...]:
+    """The syllables one name field gives its name key."""
+    return tuple(syllable for token in _field_tokens(text) for syllable in _syllables(token))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -565,7 +577,7 @@ def _text(value: object) -> str | None:
 
 
 def _han_chars(*texts: str | None) -> str:
-    return "".join(ch for text in texts if text for ch in _HAN.findall(text))
+    return "".join("".join(_HAN.findall(text)) for text in texts if text)
 
 
 def _from_columns(family: str | None, given: str | None) -> tuple[str | None, str | None]:
