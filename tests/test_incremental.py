@@ -159,3 +159,32 @@ def test_records_gone_and_a_later_night_still_equal_a_full_match(nights, tmp_pat
         assert sorted(ws.rows("links", LINKS)) == links
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("compare", ["all", ["health-police", "immigration-police", "police-police"]])
+def test_pairs_touching_new_records_are_the_full_blocking_pairs_that_touch_them(nights, tmp_path, compare):
+    """The stored keys joined for some records give exactly the pairs full blocking makes with
+    them, with model.toml's `compare` applied."""
+    from linkage.config import BlockingRule
+    from linkage.match.blocking import candidate_pairs, clear_stored_keys, pairs_touching, store_keys
+    from linkage.match.prepare import build_match_records
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(nights["night"], workspace, symlinks=True)
+    config = load_model_config(CONFIGS)[0].model_copy(update={"compare": compare})
+    ws = Workspace.open(workspace)
+    try:
+        rules = [BlockingRule(name=r["rule"], on=r["on"]) for r in json.loads(
+            ws.scalar("rules", "SELECT blocking FROM match_runs ORDER BY run_id DESC LIMIT 1"))]
+        build_match_records(ws)
+        sources = [r[0] for r in ws.rows("sources", "SELECT DISTINCT source FROM match_records ORDER BY 1")]
+        full = candidate_pairs(ws, rules, config, sources)
+        clear_stored_keys(ws)
+        store_keys(ws, rules)
+        ws.run("some records", "CREATE TEMP TABLE some_records AS SELECT rid FROM match_records WHERE rid % 7 = 3")
+        left, right = pairs_touching(ws, rules, config, "some_records",
+                                     "(SELECT rid, source FROM match_records)")
+    finally:
+        ws.close()
+    touching = {(int(a), int(b)) for a, b in zip(full.left, full.right) if a % 7 == 3 or b % 7 == 3}
+    assert touching and {(int(a), int(b)) for a, b in zip(left, right)} == touching

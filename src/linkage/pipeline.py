@@ -336,10 +336,11 @@ def _match(run: _Run, step: Step) -> dict:
             # Only the new and changed records, and the persons they can reach, are matched again.
             result = run_incremental(ws, model_config, stored, rules or model_config.blocking)
         if result is None:
-            result = run_match(ws, model_config, model=stored, rules=rules)
+            result = run_match(ws, model_config, model=stored, rules=rules, keep_keys=True)
         summary.model = "reused" if stored is not None else "trained"
     except ModelMismatch:
-        result = run_match(ws, model_config)   # the comparisons changed (a new field mapped): train anew
+        # the comparisons changed (a new field mapped): train anew
+        result = run_match(ws, model_config, keep_keys=True)
         summary.model = "trained"
     summary.match_run_id = result.run_id
     _record_changes(ws, plan.run_id, summary)

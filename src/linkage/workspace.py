@@ -387,6 +387,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        10,
+        "each blocking rule's key hash of each record, kept for incremental matching",
+        ["CREATE TABLE match_keys (rule VARCHAR NOT NULL, h UBIGINT NOT NULL, rid INTEGER NOT NULL)"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

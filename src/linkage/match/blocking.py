@@ -6,6 +6,9 @@ on sorted key arrays. A pair (l, r) always has l < r and carries a bit mask of t
 produced it (used to train the model per rule). Before any pair is materialized, each rule's
 pair count is computed from its block sizes and the run is refused when the total exceeds the
 configured cap.
+
+For incremental matching, `match_keys` (this module's table) keeps every rule's key hash of every
+record (by record number), so a night hashes only its new records and joins them to the rest.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def key_expression(key: str, value: str | None = None) -> str:
     return f"left(CAST({expr} AS VARCHAR), {int(prefix)})" if prefix else f"CAST({expr} AS VARCHAR)"
 
 
-def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
+def rule_keys_sql(rule: BlockingRule, sources: list[str] | None, relation: str = "match_records") -> str:
     """rid, source index (0 without `sources`) and one hash of the rule's keys, rows with any key
     missing left out. A list field is unnested in a join of its own, so a rule on two list
     fields takes every combination of their values (the cross product)."""
@@ -97,7 +100,7 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str] | None) -> str:
     return f"""
         SELECT rid, {_source_sql(sources)} AS s,
                hash({', '.join(f'k{i}' for i in range(len(rule.on)))}) AS h
-        FROM (SELECT {distinct}rid, source, {keys} FROM match_records{joins}) WHERE {not_null}"""
+        FROM (SELECT {distinct}rid, source, {keys} FROM {relation}{joins}) WHERE {not_null}"""
 
 
 @dataclass
@@ -217,29 +220,63 @@ def allowed_sources(config: ModelConfig, sources: list[str]) -> np.ndarray:
     return allowed
 
 
-def pairs_touching(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, sources: list[str],
-                   delta: str) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct candidate pairs (l < r, record ids of `match_records`) of the rules with at
-    least one record in the relation `delta` (one column, rid): each rule's keys of those records
-    joined to the same rule's keys of every record. The pairs a full blocking run makes between
-    those records and all others, without the others' pairs among themselves."""
-    allowed = allowed_sources(config, sources)
+def rule_signature(rule: BlockingRule) -> str:
+    return f"{rule.name}:{'|'.join(rule.on)}"
+
+
+def clear_stored_keys(ws: Workspace) -> None:
+    """Forget the stored keys (a full match numbers the records anew)."""
+    ws.run("clear stored blocking keys", "DELETE FROM match_keys")
+
+
+def store_keys(ws: Workspace, rules: list[BlockingRule], relation: str = "match_records") -> None:
+    """Add each rule's keys of the records of `relation` (shaped like `match_records`) to
+    `match_keys` (this module's table): what a later night's records are blocked against."""
+    for rule in rules:
+        ws.run(f"store keys of blocking rule '{rule.name}'",
+               f"INSERT INTO match_keys SELECT ?, h, rid FROM ({rule_keys_sql(rule, None, relation)})",
+               [rule_signature(rule)])
+
+
+def rules_without_keys(ws: Workspace, rules: list[BlockingRule]) -> list[BlockingRule]:
+    stored = {r[0] for r in ws.rows("rules with stored keys", "SELECT DISTINCT rule FROM match_keys")}
+    return [rule for rule in rules if rule_signature(rule) not in stored]
+
+
+def pairs_touching(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, delta: str,
+                   source_of: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct candidate pairs (l < r, record numbers) of the rules with at least one record in
+    the relation `delta` (one column, rid), from the stored keys (`match_keys`, which must hold
+    every record's): the delta records' keys joined to every record's. The pairs a full blocking
+    run makes between those records and all others, without the others' pairs among themselves.
+    `source_of` (rid, source) names each record's source, for model.toml's `compare`."""
     lefts, rights = [], []
     for rule in rules:
-        ws.run(f"keys of blocking rule '{rule.name}'",
-               f"CREATE OR REPLACE TEMP TABLE rule_keys AS {rule_keys_sql(rule, sources)}")
-        found = ws.run(f"pairs of blocking rule '{rule.name}' touching new records", f"""
-            SELECT least(d.rid, k.rid) AS l, greatest(d.rid, k.rid) AS r, d.s AS sd, k.s AS sk
-            FROM (SELECT * FROM rule_keys WHERE rid IN (SELECT rid FROM {delta})) d
-            JOIN rule_keys k ON k.h = d.h AND k.rid <> d.rid""").fetchnumpy()
-        keep = allowed[np.asarray(found["sd"]), np.asarray(found["sk"])]
-        lefts.append(np.asarray(found["l"])[keep])
-        rights.append(np.asarray(found["r"])[keep])
-    ws.run("drop rule keys", "DROP TABLE IF EXISTS rule_keys")
+        found = ws.run(f"pairs of blocking rule '{rule.name}' touching new records", """
+            SELECT DISTINCT least(d.rid, k.rid) AS l, greatest(d.rid, k.rid) AS r
+            FROM (SELECT h, rid FROM match_keys WHERE rule = ? AND rid IN (SELECT rid FROM {delta})) d
+            JOIN (SELECT h, rid FROM match_keys WHERE rule = ?) k ON k.h = d.h AND k.rid <> d.rid"""
+                       .replace("{delta}", delta), [rule_signature(rule)] * 2).fetchnumpy()
+        lefts.append(np.asarray(found["l"]))
+        rights.append(np.asarray(found["r"]))
     if not lefts:
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
     packed = np.unique((np.concatenate(lefts).astype(np.int64) << 32) | np.concatenate(rights).astype(np.int64))
-    return (packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32)
+    left, right = (packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32)
+    if config.compare != "all" and len(left):
+        import pyarrow as pa
+
+        ws.register("touching_pairs", pa.table({"i": np.arange(len(left)), "l": left, "r": right}))
+        named = ws.run("sources of the pairs", f"""
+            SELECT a.source AS sl, b.source AS sr FROM touching_pairs p
+            JOIN {source_of} a ON a.rid = p.l JOIN {source_of} b ON b.rid = p.r ORDER BY p.i""").fetchnumpy()
+        ws.unregister("touching_pairs")
+        sources = sorted(set(named["sl"].tolist()) | set(named["sr"].tolist()))
+        allowed = allowed_sources(config, sources)
+        index = {name: i for i, name in enumerate(sources)}
+        keep = allowed[[index[x] for x in named["sl"].tolist()], [index[x] for x in named["sr"].tolist()]]
+        left, right = left[keep], right[keep]
+    return left, right
 
 
 def candidate_pairs(ws: Workspace, rules: list[BlockingRule], config: ModelConfig, sources: list[str],

@@ -15,8 +15,10 @@ component alone. Record numbers of earlier records are kept; new records get num
 highest. The records of the matched components are numbered in (source, record_id) order, as a
 full match numbers them, so ties between equal weights fall the same way.
 
-Owns the temp tables `match_records` (every record, with the stored record numbers), `match_delta`,
-`match_stale`, `match_redo` and `match_affected`.
+Blocking uses the keys `match_keys` keeps of every record (match/blocking.py): a night hashes only
+its new and changed records. Owns the temp tables `match_ids` (every record's number),
+`match_records` (the new and changed records), `match_delta`, `match_stale`, `match_redo` and
+`match_affected`, and the views `match_all` and `match_sources`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from ..config import BlockingRule, ModelConfig
 from ..workspace import Workspace
-from .blocking import pairs_touching
+from .blocking import pairs_touching, rules_without_keys, store_keys
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .model import Model, pair_weights
 from .prepare import MATCH_COLUMNS, fetch_records, to_arrays
@@ -72,18 +74,18 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
     with ws.transaction():
         step("finding new and changed records")
         total = _number_records(ws, mark)
-        sources = [r[0] for r in ws.rows("sources", "SELECT DISTINCT source FROM match_records ORDER BY 1")]
         lap("prepare")
         step("blocking new records")
-        left, right = pairs_touching(ws, rules, config, sources, "match_delta")
+        _update_keys(ws, rules)
+        left, right = pairs_touching(ws, rules, config, "match_delta", "match_sources")
         affected = _affected(ws, left, right)
         if affected > FULL_ABOVE * total:
+            _drop_tables(ws)
             return None
         lap("block")
         fetched = fetch_records(ws, "(SELECT * EXCLUDE (rid, local), local AS rid FROM match_affected)",
                                 extra_names=[r[0] for r in ws.rows(
-                                    "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM match_records "
-                                                         "ORDER BY 1")])
+                                    "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM records ORDER BY 1")])
         numbers = np.asarray(ws.run("record numbers", "SELECT rid FROM match_affected ORDER BY local")
                              .fetchnumpy()["rid"], dtype=np.int64)
         data = to_arrays(fetched)
@@ -92,6 +94,7 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
             raise ModelMismatch("the stored model compares other fields or levels than this workspace gives")
         frozen = stored_frequencies(ws, comparisons, data)
         if frozen is None:
+            _drop_tables(ws)
             return None
         data.frequencies = frozen
         left, right = _local_pairs(ws, numbers, left, right)
@@ -130,16 +133,24 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
         batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
         close_run(ws, run_id, total, len(left), links, persons, len(decided.refused), len(decided.kept), model,
                   blocking, clock, None, batch_mark, incremental=True)
-        ws.run("drop incremental tables", "DROP TABLE match_delta; DROP TABLE match_stale; DROP TABLE match_affected; "
-                                         "DROP TABLE match_redo")
+        _drop_tables(ws)
     return MatchSummary(run_id, total, len(left), int(decided.linked.sum()), persons, len(decided.refused),
                         len(decided.kept), threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
                         model.households)
 
 
+def _drop_tables(ws: Workspace) -> None:
+    ws.run("drop incremental views", "DROP VIEW IF EXISTS match_all; DROP VIEW IF EXISTS match_sources")
+    ws.run("drop incremental tables", "; ".join(f"DROP TABLE IF EXISTS {t}" for t in (
+        "match_ids", "match_records", "match_delta", "match_stale", "match_redo", "match_affected")))
+
+
 def _number_records(ws: Workspace, mark: int) -> int:
-    """`match_records` over every record, each earlier one with its stored record number and the
-    new ones numbered after the highest; `match_delta`: the records new or changed since `mark`."""
+    """`match_ids`: every record's row and record number (an earlier record's stored one, new ones
+    after the highest) and whether it is new or changed since `mark`; `match_delta` and
+    `match_records`: those records (number; number and match columns); `match_stale`: the numbers
+    of records new, changed or gone; the views `match_all` (every record as `match_records` shapes
+    it) and `match_sources` (number, source). Returns how many records there are."""
     ws.run("drop an earlier version's match records", "DROP TABLE IF EXISTS main.match_records")
     ws.run("number match records", """
         CREATE OR REPLACE TEMP TABLE match_ids AS
@@ -149,27 +160,42 @@ def _number_records(ws: Workspace, mark: int) -> int:
         SELECT r.rowid, ((SELECT coalesce(max(rid), -1) FROM persons)
                          + row_number() OVER (ORDER BY r.source, r.record_id))::INTEGER, TRUE
         FROM records r ANTI JOIN persons p USING (source, record_id)""", [mark])
-    ws.run("prepare match records", f"""
-        CREATE OR REPLACE TEMP TABLE match_records AS
+    ws.run("every match record", f"""
+        CREATE OR REPLACE TEMP VIEW match_all AS
         SELECT i.rid, {MATCH_COLUMNS} FROM records JOIN match_ids i ON records.rowid = i.record_row""")
+    ws.run("sources of match records", """
+        CREATE OR REPLACE TEMP VIEW match_sources AS
+        SELECT i.rid, r.source FROM records r JOIN match_ids i ON r.rowid = i.record_row""")
     ws.run("new and changed records", "CREATE OR REPLACE TEMP TABLE match_delta AS SELECT rid FROM match_ids WHERE changed")
-    ws.run("drop match ids", "DROP TABLE match_ids")
-    return ws.scalar("count match records", "SELECT count(*) FROM match_records")
-
-
-def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
-    """`match_stale`: the record numbers of records new, changed or gone; `match_redo`: those whose
-    persons and links are decided again (the records of every earlier component the new pairs
-    reach, that holds a changed record or held a record now gone, and the new records);
-    `match_affected`: those that still exist, numbered in (source, record_id) order as `local`.
-    Returns how many records are matched again."""
-    import pyarrow as pa
-
-    ws.register("touched_pairs", pa.table({"l": left, "r": right}))
+    ws.run("match records of new and changed records",
+           "CREATE OR REPLACE TEMP TABLE match_records AS SELECT * FROM match_all WHERE rid IN (SELECT rid FROM match_delta)")
     ws.run("records new, changed or gone", """
         CREATE OR REPLACE TEMP TABLE match_stale AS
         SELECT rid FROM match_delta
         UNION SELECT rid FROM (SELECT rid, source, record_id FROM persons) ANTI JOIN records USING (source, record_id)""")
+    return ws.scalar("count match records", "SELECT count(*) FROM match_ids")
+
+
+def _update_keys(ws: Workspace, rules: list[BlockingRule]) -> None:
+    """Bring the stored blocking keys up to date: those of records new, changed or gone dropped, the
+    new and changed records' added; a rule with no stored keys gets every record's."""
+    missing = rules_without_keys(ws, rules)
+    kept = [rule for rule in rules if rule not in missing]
+    if kept:
+        ws.run("drop keys of records new, changed or gone",
+               "DELETE FROM match_keys WHERE rid IN (SELECT rid FROM match_stale)")
+        store_keys(ws, kept, "match_records")
+    store_keys(ws, missing, "match_all")
+
+
+def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
+    """`match_redo`: the record numbers whose persons and links are decided again (the records of
+    every earlier component the new pairs reach, that holds a changed record or held a record now
+    gone, and the new records); `match_affected`: those that still exist, numbered in
+    (source, record_id) order as `local`. Returns how many records are matched again."""
+    import pyarrow as pa
+
+    ws.register("touched_pairs", pa.table({"l": left, "r": right}))
     ws.run("records matched again", """
         CREATE OR REPLACE TEMP TABLE match_redo AS
         WITH seeds AS (SELECT l AS rid FROM touched_pairs UNION SELECT r FROM touched_pairs
@@ -181,7 +207,7 @@ def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
     ws.run("records to match again", """
         CREATE OR REPLACE TEMP TABLE match_affected AS
         SELECT (row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS local, m.*
-        FROM match_records m WHERE rid IN (SELECT rid FROM match_redo)""")
+        FROM match_all m WHERE rid IN (SELECT rid FROM match_redo)""")
     return ws.scalar("count records to match again", "SELECT count(*) FROM match_affected")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
-from .blocking import allowed_sources, blocked_comparison, candidate_pairs
+from .blocking import allowed_sources, blocked_comparison, candidate_pairs, clear_stored_keys, store_keys
 from .cluster import Clusters, guard, identity_fields, suspect_components
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence, pair_weights,
@@ -141,9 +141,11 @@ class ModelMismatch(InputError):
 
 def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None, model_file: Path | None = None,
               save_model: Path | None = None, step: Callable[[str], None] | None = None,
-              model: Model | None = None, rules: list[BlockingRule] | None = None) -> MatchSummary:
+              model: Model | None = None, rules: list[BlockingRule] | None = None,
+              keep_keys: bool = False) -> MatchSummary:
     """Match every record; with `model_file` or `model` score with that model instead of training,
-    with `rules` block by those rules instead of model.toml's or choosing them from the data."""
+    with `rules` block by those rules instead of model.toml's or choosing them from the data; with
+    `keep_keys` keep every record's blocking keys for the incremental matches of later nights."""
     step = step or (lambda message: None)
     threshold = config.threshold if threshold is None else threshold
     if not 0 < threshold < 1:
@@ -258,6 +260,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         step("storing persons and links")
         store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, decided.beside),
                       decided.components)
+        clear_stored_keys(ws)   # the records are numbered anew
+        if keep_keys:
+            store_keys(ws, rules)
         keep, refused, kept = decided.keep, decided.refused, decided.kept
         stored = int(keep.sum())
         lap("store")
