@@ -188,3 +188,20 @@ def test_pairs_touching_new_records_are_the_full_blocking_pairs_that_touch_them(
         ws.close()
     touching = {(int(a), int(b)) for a, b in zip(full.left, full.right) if a % 7 == 3 or b % 7 == 3}
     assert touching and {(int(a), int(b)) for a, b in zip(left, right)} == touching
+
+
+def test_a_night_whose_file_brings_no_record_is_a_match_that_changes_nothing(nights, tmp_path):
+    """Every row of the night's file is rejected: the run still matches (incrementally) and every
+    person stays as it was."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(nights["night"], workspace, symlinks=True)
+    before = sorted(_query(workspace, PERSONS))
+    rows, how = _rows(next((nights["night"] / "archive").rglob("police*.csv")), "police")
+    key = rows[0].index(how["record_id"])
+    _write(workspace / "inbox" / "police" / "empty-ids.csv", [rows[0], *[r[:key] + [""] + r[key + 1:] for r in rows[1:4]]],
+           how)
+    done = linkage(workspace, "run", "--as-of", AS_OF, "--json")
+    assert done.returncode in (0, 3), done.stderr
+    assert _query(workspace, "SELECT incremental, candidate_pairs FROM match_runs ORDER BY run_id DESC LIMIT 1") == [
+        (True, 0)]
+    assert sorted(_query(workspace, PERSONS)) == before

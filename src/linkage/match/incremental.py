@@ -83,60 +83,73 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
             _drop_tables(ws)
             return None
         lap("block")
-        fetched = fetch_records(ws, "(SELECT * EXCLUDE (rid, local), local AS rid FROM match_affected)",
-                                extra_names=[r[0] for r in ws.rows(
-                                    "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM records ORDER BY 1")])
-        numbers = np.asarray(ws.run("record numbers", "SELECT rid FROM match_affected ORDER BY local")
-                             .fetchnumpy()["rid"], dtype=np.int64)
-        data = to_arrays(fetched)
-        comparisons = build_comparisons(config, data, names=model.comparisons, kinds=model.kinds)
-        if [c.name for c in comparisons] != model.comparisons or [list(c.labels) for c in comparisons] != model.labels:
-            raise ModelMismatch("the stored model compares other fields or levels than this workspace gives")
-        frozen = stored_frequencies(ws, comparisons, data)
-        if frozen is None:
-            _drop_tables(ws)
-            return None
-        data.frequencies = frozen
-        left, right = _local_pairs(ws, numbers, left, right)
-        lap("load")
-        step(f"comparing {len(left):,} pairs")
-        levels = levels_in_batches(comparisons, data, left, right)
-        tf = [c.term_frequencies(data) for c in comparisons]
-        base = pair_weights(model, levels, tf, left, include_prior=False)
-        lap("compare")
-        step("scoring and clustering")
         run_id = open_run(ws, threshold)
+        left, right = _with_stored_links(ws, left, right)   # read before they are dropped below
+        previous = ws.run("earlier person ids", """
+            SELECT a.local AS rid, p.person_id FROM match_affected a JOIN persons p USING (rid)""").pl()
         # Links between a record matched again and one that is not lie below the threshold (else
         # both were in one component) and keep their weight, unless one record is new, changed or gone.
         ws.run("drop the links decided again", """
             DELETE FROM link_pairs
             WHERE (rid_l IN (SELECT rid FROM match_redo) AND rid_r IN (SELECT rid FROM match_redo))
                OR rid_l IN (SELECT rid FROM match_stale) OR rid_r IN (SELECT rid FROM match_stale)""")
-
-        def store(index: np.ndarray, d: Decided) -> None:
-            store_links(ws, run_id, numbers[left[index]], numbers[right[index]], d.weight[index], d.prob[index],
-                        d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
-
-        previous = ws.run("earlier person ids", """
-            SELECT a.local AS rid, p.person_id FROM match_affected a JOIN persons p USING (rid)""").pl()
-        decided = decide(data, left, right, levels, base, model, tf, threshold, config.identity,
-                         group_comparisons(data), store=store)
-        lap("cluster")
-        step("storing persons and links")
         ws.run("drop persons decided again", "DELETE FROM persons WHERE rid IN (SELECT rid FROM match_redo)")
-        store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, previous),
-                      decided.components, numbers)
+        linked = refused = kept = pairs = 0
+        if affected:   # none: the night's files brought no record (every row rejected), or only removals
+            pairs, linked, refused, kept = _match_again(ws, config, model, threshold, run_id, left, right, previous,
+                                                        step, lap)
         lap("store")
         links = ws.scalar("links", f"SELECT count(*) FROM link_pairs WHERE probability >= {KEEP_LINKS_ABOVE}")
         persons = ws.scalar("persons", "SELECT count(DISTINCT person_id) FROM persons")
         blocking = [{"rule": rule.name, "on": rule.on, "pairs": None, "largest_blocks": []} for rule in rules]
         batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
-        close_run(ws, run_id, total, len(left), links, persons, len(decided.refused), len(decided.kept), model,
-                  blocking, clock, None, batch_mark, incremental=True)
+        close_run(ws, run_id, total, pairs, links, persons, refused, kept, model, blocking, clock, None, batch_mark,
+                  incremental=True)
         _drop_tables(ws)
-    return MatchSummary(run_id, total, len(left), int(decided.linked.sum()), persons, len(decided.refused),
-                        len(decided.kept), threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
-                        model.households)
+    return MatchSummary(run_id, total, pairs, linked, persons, refused, kept, threshold, model.prior, blocking,
+                        [f.__dict__ for f in model.fits], clock, model.households)
+
+
+def _match_again(ws: Workspace, config: ModelConfig, model: Model, threshold: float, run_id: int,
+                 left: np.ndarray, right: np.ndarray, previous, step: Callable[[str], None],
+                 lap: Callable[[str], None]) -> tuple[int, int, int, int]:
+    """Compare, score and decide the records of `match_affected` again (the pairs `left`, `right`:
+    new candidates and stored links), and store their links and persons (`previous`: their
+    earlier person ids by local number); returns how many pairs were scored, linked, refused and
+    kept for review."""
+    fetched = fetch_records(ws, "(SELECT * EXCLUDE (rid, local), local AS rid FROM match_affected)",
+                            extra_names=[r[0] for r in ws.rows(
+                                "extra field names", "SELECT DISTINCT unnest(map_keys(extra)) FROM records ORDER BY 1")])
+    numbers = np.asarray(ws.run("record numbers", "SELECT rid FROM match_affected ORDER BY local")
+                         .fetchnumpy()["rid"], dtype=np.int64)
+    data = to_arrays(fetched)
+    comparisons = build_comparisons(config, data, names=model.comparisons, kinds=model.kinds)
+    if [c.name for c in comparisons] != model.comparisons or [list(c.labels) for c in comparisons] != model.labels:
+        raise ModelMismatch("the stored model compares other fields or levels than this workspace gives")
+    frozen = stored_frequencies(ws, comparisons, data)
+    if frozen is None:
+        raise ModelMismatch("no term frequencies are stored with the model")
+    data.frequencies = frozen
+    left, right = _local(numbers, left, right)
+    lap("load")
+    step(f"comparing {len(left):,} pairs")
+    levels = levels_in_batches(comparisons, data, left, right)
+    tf = [c.term_frequencies(data) for c in comparisons]
+    base = pair_weights(model, levels, tf, left, include_prior=False)
+    lap("compare")
+    step("scoring and clustering")
+
+    def store(index: np.ndarray, d: Decided) -> None:
+        store_links(ws, run_id, numbers[left[index]], numbers[right[index]], d.weight[index], d.prob[index],
+                    d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
+
+    decided = decide(data, left, right, levels, base, model, tf, threshold, config.identity,
+                     group_comparisons(data), store=store)
+    lap("cluster")
+    step("storing persons and links")
+    store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, previous),
+                  decided.components, numbers)
+    return len(left), int(decided.linked.sum()), len(decided.refused), len(decided.kept)
 
 
 def _drop_tables(ws: Workspace) -> None:
@@ -211,17 +224,21 @@ def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
     return ws.scalar("count records to match again", "SELECT count(*) FROM match_affected")
 
 
-def _local_pairs(ws: Workspace, numbers: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs to score, as local numbers (l < r, sorted): the new candidate pairs and the stored
-    links between records matched again, except those of new or changed records (their pairs are
-    among the new candidates when blocking still makes them)."""
+def _with_stored_links(ws: Workspace, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs to score (record numbers): the new candidate pairs and the stored links between
+    records matched again, except those of records new, changed or gone (their pairs are among the
+    new candidates when blocking still makes them)."""
     stored = ws.run("stored links to score again", """
         SELECT rid_l, rid_r FROM link_pairs
         WHERE rid_l IN (SELECT rid FROM match_affected) AND rid_r IN (SELECT rid FROM match_affected)
           AND rid_l NOT IN (SELECT rid FROM match_stale) AND rid_r NOT IN (SELECT rid FROM match_stale)""").fetchnumpy()
+    return (np.concatenate([left, np.asarray(stored["rid_l"])]).astype(np.int64),
+            np.concatenate([right, np.asarray(stored["rid_r"])]).astype(np.int64))
+
+
+def _local(numbers: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of record numbers as local numbers (the position in `numbers`), l < r, sorted, once each."""
     order = np.argsort(numbers)
-    a = np.concatenate([left, np.asarray(stored["rid_l"])]).astype(np.int64)
-    b = np.concatenate([right, np.asarray(stored["rid_r"])]).astype(np.int64)
-    a, b = order[np.searchsorted(numbers, a, sorter=order)], order[np.searchsorted(numbers, b, sorter=order)]
-    packed = np.unique((np.minimum(a, b) << 32) | np.maximum(a, b))
+    a, b = order[np.searchsorted(numbers, left, sorter=order)], order[np.searchsorted(numbers, right, sorter=order)]
+    packed = np.unique((np.minimum(a, b).astype(np.int64) << 32) | np.maximum(a, b))
     return (packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32)

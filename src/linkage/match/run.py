@@ -69,7 +69,7 @@ class Decided:
     refused_mask: np.ndarray
     conflict_mask: np.ndarray
     clusters: Clusters
-    components: np.ndarray      # per record: the smallest record number of its component of links
+    components: np.ndarray      # per record: the first record (index) of its component of links
     refused: np.ndarray         # indices of refused pairs
     kept: np.ndarray            # indices of contradicting links kept for review
     beside: Any = None
@@ -210,7 +210,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
         # A reused model weighs values by the frequencies it was trained with (see match/store.py).
         frozen = stored_frequencies(ws, comparisons, data) if model is not None else None
-        data.frequencies = frozen or {}
+        data.frequencies = frozen if frozen is not None else {}
         tf = [c.term_frequencies(data) for c in comparisons]
         if frozen is None:
             store_frequencies(ws, comparisons, tf, data)

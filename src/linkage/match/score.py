@@ -62,7 +62,8 @@ def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame,
         if [list(c.labels) for c in comparisons] != model.labels:
             raise InputError("the workspace's model was trained on other comparison levels (an earlier version of "
                              "linkage); run 'linkage match' again")
-        data.frequencies = stored_frequencies(ws, comparisons, data) or _frequencies(
+        stored = stored_frequencies(ws, comparisons, data)
+        data.frequencies = stored if stored is not None else _frequencies(
             ws, relation, [c for c, level in zip(comparisons, model.tf_levels) if level is not None])
     finally:
         ws.unregister(KEYS)

@@ -104,15 +104,14 @@ def store_frequencies(ws: Workspace, comparisons: list, tf: list[np.ndarray | No
 
 def stored_frequencies(ws: Workspace, comparisons: list, data) -> dict[str, np.ndarray] | None:
     """Per term-frequency comparison (its `tf_slot`), the stored frequency of each record's value
-    (0: no value; the rarest stored share: a value not counted then); None when none are stored."""
+    (0: no value; the rarest stored share: a value not counted then); None when some are not stored
+    (a workspace matched by an earlier version)."""
     slots = [c for c in comparisons if getattr(c, "term_frequency", False)]
     stored = {r[0] for r in ws.rows("stored frequency slots", "SELECT DISTINCT slot FROM term_frequencies")}
-    if not stored:
+    if any(c.tf_slot not in stored for c in slots):
         return None
     out: dict[str, np.ndarray] = {}
     for comparison in slots:
-        if comparison.tf_slot not in stored:
-            continue
         values = comparison.tf_values(data)
         ws.register("frequency_values", pa.table({"i": np.arange(len(values), dtype=np.int64),
                                                   "value": pa.array(values, type=pa.string())}))
