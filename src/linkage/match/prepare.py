@@ -50,9 +50,10 @@ MATCH_COLUMNS = """
 RECORD_NUMBER = "(row_number() OVER (ORDER BY source, record_id) - 1)::INTEGER AS rid"
 
 
-def match_records_select(where: str = "TRUE") -> str:
-    """One row per record with a dense integer id; DOB falls back to the one a resident ID encodes."""
-    return f"SELECT {RECORD_NUMBER}, {MATCH_COLUMNS} FROM records WHERE {where}"
+def match_records_select(where: str = "TRUE", records: str = "records") -> str:
+    """One row per record (of `records`: the table, or a join that keeps its columns) with a dense
+    integer id; DOB falls back to the one a resident ID encodes."""
+    return f"SELECT {RECORD_NUMBER}, {MATCH_COLUMNS} FROM {records} WHERE {where}"
 
 
 @dataclass
