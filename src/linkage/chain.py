@@ -77,9 +77,13 @@ def _stages_sql(config: ChainConfig) -> str:
 
 def _traveler_stages_sql(config: ChainConfig, persons: str = "chain_persons") -> str:
     """One row per traveler (a person of `persons` with an event up to the as-of time); column s<ord>
-    holds the earliest event of that stage (time, place, district, source, record_id), NULL if none."""
+    holds the earliest event of that stage (time, place, district, source, record_id), NULL if none
+    (of events at one time, the first by source and record_id)."""
     event = "{'time': e.time, 'place': e.place, 'district': e.district, 'source': e.source, 'record_id': e.record_id}"
-    stages = ", ".join(f"arg_min({event}, e.time) FILTER (WHERE e.stage = {quote_literal(s.name)}) AS s{i}"
+    # Events at the same minute (a duplicate registration) are told apart by source and record id,
+    # so the record a flag names does not depend on the order DuckDB reads them in.
+    order = "{'time': e.time, 'source': e.source, 'record_id': e.record_id}"
+    stages = ", ".join(f"arg_min({event}, {order}) FILTER (WHERE e.stage = {quote_literal(s.name)}) AS s{i}"
                        for i, s in enumerate(config.stages))
     return f"""
     SELECT p.person_id, {stages}
@@ -257,7 +261,7 @@ def _identity_conflicts_sql(with_links: bool) -> str:
     all_ AS ({kept}
         SELECT person_id, evidence FROM ids
         UNION ALL SELECT person_id, evidence FROM far)
-    SELECT person_id, list_distinct(flatten(list(evidence))) AS evidence,
+    SELECT person_id, list_sort(list_distinct(flatten(list(evidence)))) AS evidence,
            array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records
     FROM all_ WHERE person_id IN (SELECT person_id FROM traveler_stages) GROUP BY person_id"""
 

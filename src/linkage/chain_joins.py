@@ -413,53 +413,65 @@ def _candidates(ws: Workspace, duplicate: float, bucket: float) -> pl.DataFrame:
     link, whose joined timeline keeps the stage order. Columns a, b, stage, time, how,
     duplicates; also left as the temp table `join_pairs`."""
     _open_stages(ws)
-    ws.run("join: pairs", f"""
-        CREATE OR REPLACE TEMP TABLE join_pairs AS
-        WITH done AS (SELECT person_id, stage, ord, time, record FROM timeline WHERE time IS NOT NULL),
-        missing AS (SELECT DISTINCT person_id FROM timeline WHERE status = 'missing'),
-        linked AS (SELECT DISTINCT pa.person_id AS a, pb.person_id AS b
-                   FROM link_pairs l JOIN chain_persons pa ON pa.rid = l.rid_l JOIN chain_persons pb ON pb.rid = l.rid_r
-                   WHERE pa.person_id <> pb.person_id),
-        sharing AS (SELECT a, b FROM linked UNION SELECT b, a FROM linked),
+    # In steps, each a temp table: DuckDB then plans every join on true row counts (as one statement,
+    # a second run on the same workspace was once planned into tens of GB of spill at 200,000 people).
+    ws.run("join: stages done", """
+        CREATE OR REPLACE TEMP TABLE join_done AS SELECT person_id, stage, ord, time, record FROM timeline
+        WHERE time IS NOT NULL""")
+    ws.run("join: persons missing a stage",
+           "CREATE OR REPLACE TEMP TABLE join_missing AS SELECT DISTINCT person_id FROM timeline WHERE status = 'missing'")
+    ws.run("join: persons sharing a link", """
+        CREATE OR REPLACE TEMP TABLE join_sharing AS
+        WITH linked AS (SELECT DISTINCT pa.person_id AS a, pb.person_id AS b
+                        FROM link_pairs l JOIN chain_persons pa ON pa.rid = l.rid_l
+                        JOIN chain_persons pb ON pb.rid = l.rid_r
+                        WHERE pa.person_id <> pb.person_id)
+        SELECT a, b FROM linked UNION SELECT b, a FROM linked""")
+    ws.run("join: candidate pairs", f"""
+        CREATE OR REPLACE TEMP TABLE join_chosen AS
+        WITH
         -- Keys and stages are joined first (equality), then the time window is checked: the pairs of
         -- persons near in time alone would be far too many.
         open_keys AS ({_open_keys_sql(bucket)}),
         done_keys AS (SELECT d.person_id AS b, d.stage, d.time, k.k, k.thin,
                              CAST(floor(epoch(d.time) / {max(duplicate, 1.0)}) AS BIGINT) AS span,
                              {_bucket_of("d.time", bucket)} AS bucket
-                      FROM done d JOIN join_keys k USING (person_id)),
+                      FROM join_done d JOIN join_keys k USING (person_id)),
         filling AS (  -- b has the stage a holds open, in a's window, and they share a key or a link
             SELECT a, b, stage, time, 'fills' AS how
             FROM ({_key_pairs_sql("open_keys", "done_keys", "r.b <> l.a AND r.time BETWEEN l.w_from AND l.w_to")})
             UNION
             SELECT o.person_id AS a, d.person_id AS b, o.stage, d.time, 'fills' AS how
-            FROM sharing s JOIN join_open o ON o.person_id = s.a JOIN done d ON d.person_id = s.b AND d.stage = o.stage
+            FROM join_sharing s JOIN join_open o ON o.person_id = s.a JOIN join_done d ON d.person_id = s.b AND d.stage = o.stage
             WHERE d.time BETWEEN o.w_from AND o.w_to),
         repeating AS (  -- b, which misses stages, repeats a stage of a within minutes
             SELECT x.b AS a, y.b AS b, x.stage, y.time, 'duplicates' AS how
             FROM (SELECT *, unnest([span - 1, span, span + 1]) AS near_span FROM done_keys) x
-            JOIN (SELECT * FROM done_keys WHERE b IN (SELECT person_id FROM missing)) y
+            JOIN (SELECT * FROM done_keys WHERE b IN (SELECT person_id FROM join_missing)) y
               ON y.stage = x.stage AND y.k = x.k AND y.span = x.near_span AND x.b <> y.b
             WHERE abs(epoch(y.time - x.time)) <= {duplicate}
             UNION
             SELECT x.person_id AS a, y.person_id AS b, x.stage, y.time, 'duplicates' AS how
-            FROM sharing s JOIN done x ON x.person_id = s.a JOIN done y ON y.person_id = s.b AND y.stage = x.stage
-            WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.person_id IN (SELECT person_id FROM missing)),
-        chosen AS (SELECT * FROM filling UNION SELECT * FROM repeating),
-        overlap AS (  -- stages both have: allowed only as duplicates (within minutes of each other)
+            FROM join_sharing s JOIN join_done x ON x.person_id = s.a JOIN join_done y ON y.person_id = s.b AND y.stage = x.stage
+            WHERE abs(epoch(y.time - x.time)) <= {duplicate} AND y.person_id IN (SELECT person_id FROM join_missing))
+        SELECT * FROM filling UNION SELECT * FROM repeating""")
+    ws.run("join: pairs", f"""
+        CREATE OR REPLACE TEMP TABLE join_pairs AS
+        WITH overlap AS (  -- stages both have: allowed only as duplicates (within minutes of each other)
             SELECT c.a, c.b, bool_and(abs(epoch(y.time - x.time)) <= {duplicate}) AS duplicates,
                    least(count(DISTINCT x.record), count(DISTINCT y.record)) AS repeated_records
-            FROM (SELECT DISTINCT a, b FROM chosen) c
-            JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b AND y.stage = x.stage
+            FROM (SELECT DISTINCT a, b FROM join_chosen) c
+            JOIN join_done x ON x.person_id = c.a JOIN join_done y ON y.person_id = c.b AND y.stage = x.stage
             GROUP BY ALL),
         disorder AS (  -- the joined timeline would break the stage order
-            SELECT DISTINCT c.a, c.b FROM (SELECT DISTINCT a, b FROM chosen) c
-            JOIN done x ON x.person_id = c.a JOIN done y ON y.person_id = c.b
+            SELECT DISTINCT c.a, c.b FROM (SELECT DISTINCT a, b FROM join_chosen) c
+            JOIN join_done x ON x.person_id = c.a JOIN join_done y ON y.person_id = c.b
             WHERE y.stage <> x.stage AND ((x.ord < y.ord AND x.time > y.time) OR (x.ord > y.ord AND x.time < y.time)))
         SELECT least(c.a, c.b) AS a, greatest(c.a, c.b) AS b, c.stage, c.time, c.how,
                coalesce(o.duplicates, false) AS duplicates, coalesce(o.repeated_records, 0) AS repeated_records
-        FROM chosen c LEFT JOIN overlap o USING (a, b) ANTI JOIN disorder USING (a, b)
+        FROM join_chosen c LEFT JOIN overlap o USING (a, b) ANTI JOIN disorder USING (a, b)
         WHERE o.a IS NULL OR o.duplicates""")
+    ws.run("join: drop steps", "DROP TABLE join_done; DROP TABLE join_missing; DROP TABLE join_sharing; DROP TABLE join_chosen")
     return ws.run("join pairs", "SELECT DISTINCT a, b, stage, epoch(time) AS time, how, duplicates, repeated_records "
                                 "FROM join_pairs").pl()
 

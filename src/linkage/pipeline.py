@@ -335,17 +335,18 @@ def _match(run: _Run, step: Step) -> dict:
         if stored is not None and not plan.full and (rules or model_config.blocking):
             # Only the new and changed records, and the persons they can reach, are matched again.
             result = run_incremental(ws, model_config, stored, rules or model_config.blocking)
+        incremental = result is not None
         if result is None:
             result = run_match(ws, model_config, model=stored, rules=rules, keep_keys=True)
         summary.model = "reused" if stored is not None else "trained"
     except ModelMismatch:
         # the comparisons changed (a new field mapped): train anew
         result = run_match(ws, model_config, keep_keys=True)
-        summary.model = "trained"
+        summary.model, incremental = "trained", False
     summary.match_run_id = result.run_id
     _record_changes(ws, plan.run_id, summary)
     return {"records": result.records, "persons": result.persons, "model": summary.model,
-            "merges": summary.merges, "splits": summary.splits}
+            "incremental": incremental, "merges": summary.merges, "splits": summary.splits}
 
 
 def _stored_rules(ws: Workspace) -> list | None:
