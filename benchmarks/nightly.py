@@ -132,7 +132,8 @@ def query(workspace: Path, sql: str) -> list[tuple]:
 
 
 CLUSTERS = "SELECT source, record_id, person_id FROM persons"
-FLAGS = "SELECT person_id, code, stage, reason FROM flags WHERE run_id = (SELECT max(run_id) FROM chain_runs)"
+FLAGS = ("SELECT person_id, code, stage, reason FROM flags WHERE run_id = (SELECT max(run_id) FROM chain_runs) "
+         "AND status <> 'resolved'")   # resolved: what the run before had, which differs by run
 
 
 def main() -> None:

@@ -101,8 +101,9 @@ def _query(workspace: Path, sql: str) -> list[tuple]:
 PERSONS = "SELECT source, record_id, person_id FROM persons"
 LINKS = ("SELECT source_l, record_id_l, source_r, record_id_r, round(weight, 9), linked, refused, conflict "
          "FROM links")
-FLAGS = ("SELECT person_id, code, stage, reason FROM flags "   # status: new or open by the run history
-         "WHERE run_id = (SELECT max(run_id) FROM chain_runs)")
+# The current flags (new or open: that depends on the run history, as do those resolved since the run before)
+FLAGS = ("SELECT person_id, code, stage, reason FROM flags "
+         "WHERE run_id = (SELECT max(run_id) FROM chain_runs) AND status <> 'resolved'")
 
 
 def test_the_second_night_is_matched_incrementally_and_equals_a_full_match(nights):
