@@ -424,3 +424,16 @@ def test_without_households_a_contradicting_pair_stands_on_its_address_too():
         weight = pair_weights(model, levels, [None] * 3, left)
         stands, contradicted = effective_weights(model, levels, [None] * 3, left, weight)
         assert contradicted[0] and bool(stands[0] == weight[0]) is expected_same
+
+
+def test_term_frequencies_are_stored_when_the_first_records_lack_the_value(tmp_path):
+    """The records are numbered by (source, record_id); when the first ones have no birth date, the
+    stored frequencies must still be text (polars typed such a column 'Object' and match failed)."""
+    rows = [(f"A{i:03d}", f"LI WEI{i % 7}", "", f"E7{i:07d}") for i in range(30)]
+    rows += [(f"B{i:03d}", f"WANG FANG{i % 5}", f"1980-01-{1 + i % 28:02d}", f"E8{i:07d}") for i in range(30)]
+    rows += [("C001", "ZHAO LEI", "1990-02-03", "E90000001"), ("C002", "ZHAO LEI", "1990-02-03", "E90000001")]
+    cli = ingested_people(tmp_path, 'name_order = "family_first"\n[formats]\ndob = ["%Y-%m-%d"]\n',
+                          {"full_name": "name", "dob": "dob", "passport": "passport"}, rows)
+    ok(cli("match"))
+    stored = query(cli, "SELECT count(*) FROM term_frequencies WHERE slot = 'dob'")[0][0]
+    assert stored > 0

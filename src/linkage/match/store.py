@@ -93,7 +93,10 @@ def store_frequencies(ws: Workspace, comparisons: list, tf: list[np.ndarray | No
         if shares is None:
             continue
         values = comparison.tf_values(data)
-        frames.append(pl.DataFrame({"slot": comparison.tf_slot, "value": pl.Series(values, dtype=pl.String),
+        # Through Arrow: polars infers an object array's type from its first values, and a run of
+        # records without a value (None) at the start made it 'Object', which cannot be cast.
+        text = pl.from_arrow(pa.array(values, type=pa.string(), from_pandas=True))
+        frames.append(pl.DataFrame({"slot": comparison.tf_slot, "value": text,
                                     "share": shares}).filter(pl.col("share") > 0).unique(["slot", "value"]))
     ws.run("replace term frequencies", "DELETE FROM term_frequencies")
     if frames:
