@@ -332,3 +332,15 @@ def test_day_before_and_after_every_month_end():
             assert parse_date(f"{year}-{month}-{last}", ["%Y-%m-%d"]) == date(year, month, last)
             with pytest.raises(InvalidValue, match="out of range"):
                 parse_date(f"{year}-{month}-{last + 1}", ["%Y-%m-%d"])
+
+
+def test_impossible_components_give_a_reason_not_an_error():
+    """Components no calendar has (day 93, month 13, hour 25) are a reason per row; the vectorized
+    parser built every row's date-time and raised on them (a FEBRL4 file failed to load)."""
+    values = pl.Series("dob", ["19450493", "19451305", "19450405", "1945-04-93"])
+    parsed, reasons = parse_dates(values, ["%Y%m%d", "%Y-%m-%d"])
+    assert parsed.to_list() == [None, None, date(1945, 4, 5), None]
+    assert all(reasons[i] for i in (0, 1, 3)) and reasons[2] is None
+    stamps, why = parse_dates(pl.Series(["2026/03/20 25:10", "2026/03/20 10:61", "2026/03/20 10:10"]),
+                              ["%Y/%m/%d %H:%M"], "datetime")
+    assert stamps.null_count() == 2 and why.null_count() == 1

@@ -420,11 +420,11 @@ def _parse_with_format(text: pl.Series, fmt: _Format) -> pl.Series:
         & (pl.col("minute") <= 59)
         & (pl.col("second") <= 59)
     )
-    stamp = pl.datetime(
-        year, month, day, pl.col("hour"), pl.col("minute"), pl.col("second"), pl.col("micro"),
-        time_unit="us",
-    )
-    return frame.select(pl.when(valid).then(stamp).alias("t")).get_column("t")
+    # Invalid rows get null components: polars builds the date-time of every row, even of those
+    # `when` leaves out, and raises on a day 93 or a month 13.
+    parts = [pl.when(valid).then(pl.col(name)) for name in ("year", "month", "day", "hour", "minute", "second",
+                                                           "micro")]
+    return frame.select(pl.datetime(*parts, time_unit="us").alias("t")).get_column("t")
 
 
 def _parse_excel_rows(text: pl.Series) -> pl.Series:
