@@ -131,6 +131,18 @@ def test_rich_tables_on_a_tty(ws, monkeypatch):
     assert "police: row rejected" not in result.stdout
 
 
+def test_plain_tab_separated_tables_off_a_tty(ws, monkeypatch):
+    """Cron logs and pipes get no box drawing: a title line, then tab-separated rows, none cut."""
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    result = ws("status")
+    assert result.exit_code == 0, result.output
+    assert not set("┃│━─┏┗") & set(result.stdout)
+    lines = result.stdout.splitlines()
+    header = lines[lines.index("Values not standardized, by column") + 1]
+    assert header.split("\t") == ["source", "column", "values"]
+    assert all(len(line.split("\t")) == 3 for line in lines[lines.index(header) + 1:])
+
+
 def test_out_writes_every_rejected_row_and_value_issue_masked(ws, tmp_path):
     target = tmp_path / "exports" / "rejects.csv"
     target.parent.mkdir()

@@ -40,6 +40,13 @@ class Output:
         self.console.print(text, markup=False)
 
     def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """A rich table on a terminal; elsewhere (cron, a pipe, a file) the title and tab-separated
+        lines, with no box drawing and no cell cut to the terminal's width."""
+        if not self.console.is_terminal:
+            lines = [title] + ["\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in row)
+                               for row in (columns, *rows)]
+            sys.stdout.write("\n".join(lines) + "\n")   # not through rich, which expands tabs
+            return
         table = Table(title=title, title_justify="left")
         for i, column in enumerate(columns):
             table.add_column(column, justify="left" if i == 0 else "right")
