@@ -354,7 +354,7 @@ APPENDER = """
 import sys
 from pathlib import Path
 from linkage import audit
-for i in range(40):
+for i in range(100):
     audit.append(Path(sys.argv[1]), {"command": "worker " + sys.argv[2], "args": {"i": i}})
 """
 
@@ -363,8 +363,10 @@ def test_processes_appending_at_once_land_on_one_valid_chain(small):
     workers = [subprocess.Popen([sys.executable, "-c", APPENDER, str(small.workspace), str(w)]) for w in range(4)]
     assert [w.wait(60) for w in workers] == [0] * 4
     log = entries(small.workspace)
-    assert [e["seq"] for e in log] == list(range(1, 5 + 160 + 1))
-    assert sorted(e["args"]["i"] for e in log[5:] if e["command"] == "worker 2") == list(range(40))
+    assert [e["seq"] for e in log] == list(range(1, 5 + 400 + 1))
+    assert sorted(e["args"]["i"] for e in log[5:] if e["command"] == "worker 2") == list(range(100))
+    turns = sum(1 for a, b in zip(log[5:], log[6:]) if a["command"] != b["command"])
+    assert turns > 3   # the workers' appends did interleave
     assert verify(small).exit_code == 0
 
 
