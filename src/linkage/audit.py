@@ -142,6 +142,7 @@ def commit() -> dict[str, Any] | None:
     """Append the running command's entry now, as succeeded (a writer, before it lets the workspace go)."""
     if _current is None or _current.entry is not None:
         return None
+    _current.entry = {}   # tried: not again when the command line ends, even if this append fails
     _current.entry = append(_current.root, _fields(_current, 0))
     return _current.entry
 
