@@ -156,13 +156,16 @@ def test_a_bad_config_exits_2_before_anything_is_touched(tmp_path, exports):
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, exports):
     workspace = new_workspace(tmp_path, exports)
-    before = {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file()}
+    audit_log = workspace / "audit" / "audit.jsonl"   # the one file a reader appends to
+    before = {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file() and p != audit_log}
     done = linkage(workspace, "run", "--dry-run", "--as-of", AS_OF)
     assert done.returncode == 0, done.stderr
     assert "ingest police police.csv" in done.stdout and "run-0001" in done.stdout
     plan = json.loads(linkage(workspace, "run", "--dry-run", "--json").stdout)
     assert [s["kind"] for s in plan["steps"]] == ["ingest"] * 4 + ["match", "chain", "export"]
-    assert {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file()} == before
+    assert {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file() and p != audit_log} == before
+    entries = [json.loads(line) for line in audit_log.read_text(encoding="utf-8").splitlines()]
+    assert [(e["command"], e["args"].get("--dry-run")) for e in entries[-2:]] == [("linkage run", True)] * 2
 
 
 HOLD = """

@@ -16,18 +16,25 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
+from . import audit
 from .errors import DatabaseError, InputError, LinkageError
 from .output import Output, print_error
 
 
 class _Boundary(TyperGroup):
     def invoke(self, ctx):  # type: ignore[override]
+        if ctx.parent is None:   # the whole command line: its audit entry (if it opened a workspace) once it ends
+            with _audit_entry():
+                return self._guarded(ctx)
+        return self._guarded(ctx)
+
+    def _guarded(self, ctx):
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, TyperException):
@@ -39,10 +46,72 @@ class _Boundary(TyperGroup):
             if ctx.meta.get("linkage.error_shown"):   # by a nested group's boundary, with LINKAGE_DEBUG=1
                 raise
             ctx.meta["linkage.error_shown"] = True
+            audit.failed(_error_class(exc))
             code = _render_error(ctx, exc)
             if code is None:
                 raise
             raise typer.Exit(code) from None
+
+
+@contextlib.contextmanager
+def _audit_entry() -> Iterator[None]:
+    """Append the audit entry of the command line being run (audit.py), with its outcome: exit code and
+    error class, never the error's text. Commands that opened no workspace have none."""
+    code, error = 0, None
+    try:
+        yield
+    except typer.Exit as exc:
+        code = exc.exit_code
+        raise
+    except BaseException as exc:   # an internal error shown with LINKAGE_DEBUG=1, an interrupt
+        code, error = 1, _error_class(exc)
+        raise
+    finally:
+        try:
+            audit.finish(code, error)
+        except LinkageError as exc:   # the log cannot be written: say so, and fail
+            print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _error_class(exc: BaseException) -> str:
+    """'InputError', or 'DatabaseError/ConversionException' (DuckDB's class): no text, no values."""
+    cause = exc.cause if isinstance(exc, DatabaseError) else None
+    return type(exc).__name__ + (f"/{type(cause).__name__}" if cause is not None else "")
+
+
+def _invocation() -> tuple[str, dict[str, Any]]:
+    """The running command ('linkage export flags') and the options and arguments given on its command
+    line, for the audit log: values from the environment are left out, and the value of an option whose
+    name says key, secret, password or token is masked."""
+    from typer.main import get_current_context
+
+    ctx = get_current_context(silent=True)
+    names: list[str] = []
+    args: dict[str, Any] = {}
+    while ctx is not None:
+        if ctx.parent is not None:
+            names.insert(0, ctx.info_name or "")
+        for param in ctx.command.params:
+            source = ctx.get_parameter_source(param.name)
+            if source is None or source.name != "COMMANDLINE":
+                continue
+            is_option = param.param_type_name == "option"
+            label = max(param.opts, key=len) if is_option and param.opts else param.name
+            value = ctx.params.get(param.name)
+            if is_option and any(audit.is_secret(name) for name in [param.name or "", *param.opts]):
+                value = audit.MASK
+            args.setdefault(label, _plain(value))
+        ctx = ctx.parent
+    return " ".join(["linkage", *names]), args
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def _silence_stdout() -> None:
@@ -136,6 +205,7 @@ def _writing(command: str, wait: float, create: bool = False, force: bool = Fals
     from .runlog import append, default_log
     from .workspace import DB_FILE, Workspace
 
+    audit.begin(state.workspace, *_invocation())
     if not create and not (state.workspace / DB_FILE).exists():
         Workspace.open(state.workspace)   # raises the "no workspace" error, before anything is created
     with writer_lock(state.workspace, command, wait) as lock:
@@ -145,6 +215,9 @@ def _writing(command: str, wait: float, create: bool = False, force: bool = Fals
                              "ended without releasing it.", markup=False, highlight=False)
         with (Workspace.create(state.workspace, force=force) if create else Workspace.open(state.workspace)) as ws:
             yield ws
+            entry = audit.commit()   # done: this command's entry, and the chain head kept in the workspace too
+            if entry is not None:
+                audit.store_head(ws, entry)
 
 
 @contextlib.contextmanager
@@ -152,6 +225,7 @@ def _reading() -> Iterator:
     """The workspace opened read-only; while a writer holds it, the state its predecessor committed."""
     from .workspace import Workspace
 
+    audit.begin(state.workspace, *_invocation())
     with Workspace.open(state.workspace, read_only=True) as ws:
         if ws.from_snapshot is not None:
             _out().err.print(f"Note: {ws.from_snapshot} is writing the workspace; this is the state the writer "
@@ -205,6 +279,9 @@ def ingest(
     config, config_path = load_source_config(state.config_dir, source, source_config)
     with _writing("linkage ingest", wait) as ws, out.progress("ingest") as progress:
         results = ingest_files(ws, config, config_path, files, replace=replace, strict=strict, progress=progress)
+        audit.count(files=len(results), rows_read=sum(r.rows_read or 0 for r in results),
+                    rows_loaded=sum(r.rows_loaded or 0 for r in results),
+                    rows_rejected=sum(r.rows_rejected or 0 for r in results))
     if out.json_mode:
         for result in results:
             out.json({"source": config.name, **asdict(result)})
@@ -234,6 +311,7 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
     out = _out(json_flag)
     with _reading() as ws:
         result = workspace_status(ws)
+    audit.count(records=sum(s.records for s in result.sources.values()))
     if out.json_mode:
         out.json(result.to_json())
         return
@@ -273,6 +351,7 @@ def rejects(
     out = _out(json_flag)
     with _reading() as ws:
         report = rejects_report(ws, source=source, out_file=out_file)
+    audit.count(lines_written=report.lines_written if report.out_file is not None else None)
     if out.json_mode:
         out.json(report.to_json())
         return
@@ -380,6 +459,7 @@ def match(
     with _writing("linkage match", wait) as ws:
         summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
                             step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
+        audit.count(records=summary.records, persons=summary.persons, links=summary.links)
     if out.json_mode:
         out.json(asdict(summary))
         return
@@ -428,6 +508,7 @@ def evaluate(
                             f"{v['f1']:.4f}") for c, v in flag_scores.items()])
             return
         result = run_evaluate(ws, frame)
+    audit.count(records=result.records)
     if out.json_mode:
         out.json(asdict(result))
         return
@@ -590,6 +671,7 @@ def export_clusters(out_file: Path = typer.Option(..., "--out", help="CSV file t
 
     with _reading() as ws:
         rows = write_clusters(ws, out_file)
+    audit.count(rows=rows)
     _out().line(f"Wrote {rows:,} records to {out_file}.")
 
 
@@ -620,6 +702,7 @@ def export_discrepancies(
     config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
         result = write_discrepancies(ws, out_dir, config, profile=profile, district=district)
+    audit.count(rows=result.rows, files=len(result.files))
     if out.json_mode:
         out.json(result.manifest())
         return
@@ -647,6 +730,7 @@ def export_flags(
 
     with _reading() as ws:
         result = write_flags(ws, out_file, include_resolved=include_resolved)
+    audit.count(rows=result.rows)
     _out().line(f"Wrote {result.rows:,} flags of chain run {result.run_id} to {out_file}.")
 
 
@@ -699,6 +783,7 @@ def chain(
     given = load_truth(clusters) if clusters else None
     with _writing("linkage chain", wait) as ws:
         summary = run_chain(ws, config, path, state.config_dir, as_of=when, clusters=given)
+        audit.count(persons=summary.persons, flags=summary.flags)
     if out.json_mode:
         out.json(asdict(summary))
         return
@@ -795,6 +880,8 @@ def run(
             out.err.print(f"Warning: {paths.inbox / name} left alone: no source config of that name.",
                           markup=False, highlight=False)
         summary = execute(ws, plan, paths, state.config_dir, config, report=report)
+        audit.count(files_ingested=summary.files_ingested, records=summary.records, persons=summary.persons,
+                    flags_new=summary.flags_new, flags_open=summary.flags_open)
     if out.json_mode:
         out.json({**asdict(summary), "exit_code": summary.exit_code})
     else:
@@ -841,6 +928,121 @@ def runs(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -
     for r in rows:
         out.line(f"run {r[0]}: started {r[1]}, {r[2]}; files {r[3]}; {r[4]:,} records, {r[5]:,} persons; "
                  f"merges / splits {r[6]}; flags new / open / resolved {r[7]}; {r[8]} s")
+
+
+audit_app = typer.Typer(cls=_Boundary, no_args_is_help=True,
+                        help="The tamper-evident audit log: who read or wrote the workspace, and its check.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("show")
+def audit_show(
+    last: Optional[int] = typer.Option(None, "--last", min=1, help="Only the newest N entries."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON lines: one object per entry, as stored."),
+) -> None:
+    """List the audit log's entries: sequence number, time (UTC), OS user, command, arguments, counts,
+    files written (with sha256) and outcome.
+
+    Example:
+
+        linkage audit show --last 20
+    """
+    out = _out(json_flag)
+    entries = audit.read_entries(state.workspace)
+    entries = entries[-last:] if last else entries
+    if out.json_mode:
+        for entry in entries:
+            out.json(entry)
+        return
+    if not entries:
+        out.line(f"The audit log {audit.log_path(state.workspace)} holds no entries yet.")
+        return
+    rows = [(e.get("seq"), e.get("time", ""), e.get("user", ""), e.get("command", ""),
+             " ".join(f"{k}={' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in (e.get("args") or {}).items()),
+             ", ".join(f"{k} {v:,}" for k, v in (e.get("counts") or {}).items()),
+             "; ".join(f"{f['path']} sha256 {f['sha256'][:12]}…" for f in e.get("files") or []),
+             e.get("outcome", "") if e.get("outcome") == "ok" else f"exit {e.get('exit_code')} ({e.get('error')})")
+            for e in entries]
+    if out.interactive:
+        out.table(f"Audit log {audit.log_path(state.workspace)}",
+                  ["entry", "time (UTC)", "user", "command", "arguments", "counts", "files written", "outcome"], rows)
+        return
+    for seq, time, user, command, args, counts, files, outcome in rows:
+        out.line(f"{seq} {time} {user} {command}{' ' + args if args else ''}: {outcome}"
+                 + (f"; {counts}" if counts else "") + (f"; wrote {files}" if files else ""))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head_file: Optional[Path] = typer.Option(None, "--head", help="A head written by 'linkage audit head': "
+                                                                  "the log must still hold that entry."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Check the whole chain of the audit log: every entry's hash, its link to the one before, the sequence
+    numbers; and that the head kept in the workspace (and with --head, the head file) is still in the log.
+
+    Exit 0 when intact; exit 5 when an entry was edited, deleted, inserted, reordered or cut off (each
+    problem is listed with its line and entry).
+
+    Example:
+
+        linkage audit verify --head /mnt/offsite/linkage-audit-head.json
+    """
+    out = _out(json_flag)
+    heads = [audit.read_head_file(head_file)] if head_file is not None else []
+    stored = _stored_audit_head(out)
+    result = audit.verify(state.workspace, heads + ([stored] if stored is not None else []))
+    if out.json_mode:
+        out.json(result.to_json())
+    else:
+        for problem in result.problems:
+            out.line(f"{problem.describe()}")
+        checked = "".join(f"; head of {h.source} (entry {h.seq}) found" for h in result.heads_checked)
+        if result.intact:
+            head = f"entry {result.head.seq}, sha256 {result.head.hash}" if result.head else "empty"
+            out.line(f"The audit log {result.path} is intact: {result.entries:,} entries, head {head}{checked}.")
+    if not result.intact:
+        from .errors import TamperedError
+
+        first = result.problems[0]
+        raise TamperedError(f"the audit log {result.path} has been tampered with: {len(result.problems)} "
+                            f"problem{'s' if len(result.problems) > 1 else ''}, the first at {first.describe()}")
+
+
+def _stored_audit_head(out: Output):
+    """The head the last writing command stored in the workspace (None without one, or when the
+    workspace cannot be opened now: then said on stderr)."""
+    from .workspace import DB_FILE, Workspace
+
+    if not (state.workspace / DB_FILE).exists():
+        return None
+    try:
+        with Workspace.open(state.workspace, read_only=True) as ws:
+            return audit.stored_head(ws)
+    except LinkageError as exc:
+        out.err.print(f"Note: the head stored in the workspace was not checked ({exc}).", markup=False,
+                      highlight=False)
+        return None
+
+
+@audit_app.command("head")
+def audit_head(out_file: Path = typer.Option(..., "--out", help="File to write the head to (JSON).")) -> None:
+    """Write the audit log's head (the newest entry's sequence number and hash) to a file, to keep where
+    whoever can write the workspace cannot: 'linkage audit verify --head FILE' then finds entries cut off
+    the end of the log, or a log rewritten as a whole.
+
+    Example:
+
+        linkage audit head --out /mnt/offsite/linkage-audit-head.json
+    """
+    import json
+
+    from .export import atomic_path
+
+    head = audit.current_head(state.workspace)
+    with atomic_path(out_file) as temp:
+        temp.write_text(json.dumps(audit.head_document(state.workspace, head), indent=2) + "\n", encoding="utf-8")
+    _out().line(f"Wrote the head of the audit log (entry {head.seq}, sha256 {head.hash}) to {out_file}.")
 
 
 def _parse_time(value: str, option: str) -> datetime:

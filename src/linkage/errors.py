@@ -42,3 +42,10 @@ class LockedError(LinkageError):
     """Another writing command holds the workspace (exit 4). The message names the holder."""
 
     exit_code = 4
+
+
+class TamperedError(LinkageError):
+    """`linkage audit verify` found the audit log edited, cut or reordered (exit 5). The message names
+    the first entry or line found wrong."""
+
+    exit_code = 5

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import audit
 from .config import EXPORT_PERSON_COLUMNS, ExportConfig, ExportProfile
 from .errors import InputError
 from .sql import quote_literal
@@ -46,6 +47,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield Path(temp)
         os.replace(temp, target)
+        audit.file_written(target)   # in the audit entry of the running command, with its sha256
     finally:
         if os.path.exists(temp):
             os.unlink(temp)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from . import audit
 from .config import (PipelineConfig, SourceConfig, available_sources, load_chain_config, load_export_config,
                      load_model_config, load_source_config, parse_duration)
 from .errors import DatabaseError, InputError
@@ -450,6 +451,7 @@ def _export(run: _Run, step: Step) -> dict:
         result = write_discrepancies(ws, temp, export_config, profile=run.config.export_profile, now=plan.as_of)
         os.chmod(temp, 0o700)
         os.replace(temp, target)
+        audit.files_moved(temp, target)
         rows, files = result.rows, len(result.files)
     else:
         manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

@@ -392,6 +392,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "each blocking rule's key hash of each record, kept for incremental matching",
         ["CREATE TABLE match_keys (rule VARCHAR NOT NULL, h UBIGINT NOT NULL, rid INTEGER NOT NULL)"],
     ),
+    (
+        11,
+        "the audit log's chain head, stored by every writing command (see audit.py)",
+        ["CREATE TABLE audit_head (seq BIGINT NOT NULL, hash VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL)"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .. import audit
 from ..errors import InputError
 from .compare import LABELS, Comparison, distinct, levels_in_batches
 from .prepare import RecordArrays
@@ -87,6 +88,7 @@ class Model:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
+        audit.file_written(Path(path))
 
     @classmethod
     def load(cls, path: Path) -> Model:
