@@ -35,7 +35,7 @@ from .errors import ConfigError
 Mode = Literal["keep", "mask", "pseudonym", "drop", "hidden"]
 MAX_SHOWN = 9
 MASK_CHAR = "*"
-ALIASES = {"none": "keep", "hidden": "hidden"}
+ALIASES = {"none": "keep"}          # the old spellings; "hidden" and "last4" keep their meaning
 MASK_CHOICES = (f"keep, last1 ... last{MAX_SHOWN} (only the last N characters shown), pseudonym (keyed, see "
                 "LINKAGE_PSEUDONYM_KEY), drop (the column is not written); old spellings: none = keep, "
                 "hidden = an empty cell")
