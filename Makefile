@@ -34,7 +34,7 @@ demo: install
 	$(BIN)/linkage --workspace $(WORKSPACE) evaluate --truth sample_data/truth_entities.csv --truth-flags sample_data/truth_flags.csv
 	$(BIN)/linkage --workspace $(WORKSPACE) export clusters --out $(WORKSPACE)/clusters.csv
 	$(BIN)/linkage --workspace $(WORKSPACE) export flags --out $(WORKSPACE)/flags.csv
-	$(BIN)/linkage --workspace $(WORKSPACE) export discrepancies --out $(WORKSPACE)/discrepancies
+	$(BIN)/linkage --workspace $(WORKSPACE) export discrepancies --out $(WORKSPACE)/discrepancies --profile district_officer
 	@echo "Discrepancy files for the district officers: $(WORKSPACE)/discrepancies (manifest.json lists them)"
 
 test: install-dev

@@ -130,7 +130,7 @@ def test_one_file_per_district_and_a_manifest_that_matches_them(flagged, tmp_pat
     assert all_files(out) == ["manifest.json", "unassigned.csv", "朝阳区.csv", "海淀区.csv"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["run_id"] == 2 and manifest["as_of"] == "2026-03-31T00:00:00"
-    assert manifest["profile"] == "district_officer" and manifest["rows"] == 7
+    assert manifest["profile"] == "restricted" and manifest["rows"] == 7       # the default profile
     datetime.fromisoformat(manifest["generated_at"])
     assert manifest["counts_by_code"] == {"DISTRICT_MISMATCH": 1, "EARLY_RELEASE": 1, "GAP_EXCEEDED": 2,
                                           "IDENTITY_CONFLICT": 1, "MISSING_STAGE": 1, "OUT_OF_ORDER": 1}
@@ -148,7 +148,7 @@ def test_one_file_per_district_and_a_manifest_that_matches_them(flagged, tmp_pat
 
 def test_bom_crlf_chinese_headers_and_text_round_trip(flagged, tmp_path):
     out = tmp_path / "out"
-    export(flagged, out)
+    export(flagged, out, "--profile", "district_officer")
     data = (out / "朝阳区.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     rows = read_csv(out / "朝阳区.csv")
@@ -165,7 +165,7 @@ def test_bom_crlf_chinese_headers_and_text_round_trip(flagged, tmp_path):
 
 def test_no_cell_starts_a_formula(flagged, tmp_path):
     out = tmp_path / "out"
-    export(flagged, out)
+    export(flagged, out, "--profile", "district_officer")
     cells = [cell for name in ("朝阳区.csv", "海淀区.csv", "unassigned.csv") for row in read_csv(out / name)
              for cell in row]
     assert not [cell for cell in cells if cell.startswith(FORMULA_LEADS)]
@@ -181,7 +181,7 @@ def test_no_cell_starts_a_formula(flagged, tmp_path):
 
 def test_district_officer_sees_name_and_phone_and_last_4_of_documents(flagged, tmp_path):
     out = tmp_path / "out"
-    export(flagged, out)
+    export(flagged, out, "--profile", "district_officer")
     p001 = person_row(out / "朝阳区.csv", "P001")
     assert p001["护照号"] == "*****5678" and p001["身份证号"] == "**************0019"
     assert p001["通行证号"] == "*****5432"
@@ -237,7 +237,7 @@ def test_district_option_writes_that_file_only(flagged, tmp_path):
     export(flagged, out, "--district", "unassigned")
     assert [r["人员编号"] for r in read_dicts(out / "unassigned.csv")] == ["P006"]
 
-    empty = export(flagged, tmp_path / "empty", "--district", "西城区")
+    empty = export(flagged, tmp_path / "empty", "--district", "西城区", "--profile", "district_officer")
     assert "No current flags for district 西城区" in empty.stdout and "朝阳区, 海淀区, unassigned" in empty.stdout
     assert read_csv(tmp_path / "empty" / "西城区.csv") == [DISCREPANCY_COLUMNS_ZH]
 
@@ -272,18 +272,18 @@ def test_shipped_profiles_equal_the_built_in_ones():
 def test_unknown_profile_is_an_error_naming_the_profiles(flagged, tmp_path):
     result = flagged("export", "discrepancies", "--out", str(tmp_path / "out"), "--profile", "nope")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: unknown export profile 'nope'; profiles: analyst, district_officer"
+    assert error_line(result) == "Error: unknown export profile 'nope'; profiles: analyst, district_officer, restricted"
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("toml", "expected"), [
     ('[profiles.x]\ncolumns = ["person_id", "salary"]\n', "key 'profiles.x.columns': unknown column 'salary'"),
     ('[profiles.x]\ncolumns = ["phone"]\nmask = { phone = "full" }\n',
-     "key 'profiles.x.mask.phone' must be one of 'none', 'last4' or 'hidden'"),
+     "key 'profiles.x.mask.phone': unknown mask 'full'; valid masks: keep, last1 ... last9"),
     ('[profiles.x]\nlanguage = "fr"\ncolumns = ["phone"]\n', "key 'profiles.x.language' must be one of"),
     ('default_profile = "x"\n[profiles.x]\ncolumns = ["phone"]\ncolour = 1\n',
-     "key 'profiles.x': unknown key 'colour'; valid keys: language, columns, mask"),
-    ('[profiles.x]\ncolumns = ["phone"]\n', "key 'default_profile': 'district_officer' is not a profile; profiles: x"),
+     "key 'profiles.x': unknown key 'colour'; valid keys: language, columns, mask, district"),
+    ('[profiles.x]\ncolumns = ["phone"]\n', "key 'default_profile': 'restricted' is not a profile; profiles: x"),
 ])
 def test_bad_export_config_names_the_file_and_key(flagged, tmp_path, toml, expected):
     path = flagged.config_dir / "export.toml"
@@ -384,7 +384,7 @@ def test_libreoffice_reads_chinese_and_no_formula(flagged, tmp_path):
     from openpyxl import load_workbook
 
     out = tmp_path / "out"
-    export(flagged, out)
+    export(flagged, out, "--profile", "district_officer")
     converted = tmp_path / "xlsx"
     profile = (tmp_path / "lo-profile").as_uri()
     subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--infilter=CSV:44,34,76,1",

@@ -681,14 +681,17 @@ def export_discrepancies(
     profile: Optional[str] = typer.Option(None, "--profile",
                                           help="Profile of configs/export.toml (default: its default_profile)."),
     district: Optional[str] = typer.Option(None, "--district",
-                                           help="Only this district's file ('unassigned': flags without one)."),
+                                           help="Only this district's file ('unassigned': flags without one); "
+                                                "a district profile writes its own district only."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output (the manifest)."),
 ) -> None:
     """One CSV per responsible district of the current new and open flags, plus manifest.json.
 
-    Columns, header language and masking come from the profile; files are UTF-8 with BOM,
-    safe to open in Excel / LibreOffice (no cell starts a formula) and renamed into place
-    together, the manifest (row counts, sha256) last.
+    Columns, header language and masking (keep, last N characters, keyed pseudonym, drop) come
+    from the profile; a profile with pseudonyms reads its key from LINKAGE_PSEUDONYM_KEY or the
+    owner-only file LINKAGE_PSEUDONYM_KEY_FILE names. Files are UTF-8 with BOM, safe to open in
+    Excel / LibreOffice (no cell starts a formula) and renamed into place together, the manifest
+    (row counts, sha256) last.
 
     Example:
 
@@ -706,7 +709,7 @@ def export_discrepancies(
     if out.json_mode:
         out.json(result.manifest())
         return
-    if district is not None and result.rows == 0:
+    if result.district is not None and result.rows == 0:
         out.line(f"No current flags for district {result.district}: wrote {result.files[0].file} with the header only "
                  f"(districts with flags: {', '.join(result.districts_with_flags) or 'none'}).")
         return
@@ -859,7 +862,7 @@ def run(
     paths = Paths.of(state.workspace, config)
     if dry_run:
         with _reading() as ws:
-            plan = make_plan(ws, paths, state.config_dir, when, full, retrain)
+            plan = make_plan(ws, paths, state.config_dir, when, full, retrain, config.export_profile)
         if out.json_mode:
             out.json(plan_json(plan))
             return
@@ -873,7 +876,7 @@ def run(
         return
     report = None if out.json_mode else out.line
     with _writing("linkage run", wait) as ws:
-        plan = make_plan(ws, paths, state.config_dir, when, full, retrain)
+        plan = make_plan(ws, paths, state.config_dir, when, full, retrain, config.export_profile)
         if plan.note:
             out.err.print(f"Note: {plan.note}.", markup=False, highlight=False)
         for name in plan.left_alone:

@@ -600,7 +600,9 @@ def load_chain_config(config_dir: Path, path: Path | None = None) -> tuple[Chain
 
 # ---- configs/export.toml -------------------------------------------------------------------
 
-from pydantic import ValidationInfo  # noqa: E402  (this section was appended; the imports above stay as they are)
+from pydantic import PlainSerializer, PlainValidator, ValidationInfo  # noqa: E402  (this section was appended)
+
+from .privacy import HIDDEN, KEEP, PSEUDONYM_KINDS, ColumnMask, parse_mask  # noqa: E402
 
 EXPORT_FLAG_COLUMNS = ("person_id", "code", "code_text", "stage", "status", "severity", "district", "confidence",
                        "review", "reason", "due", "first_seen")
@@ -608,16 +610,21 @@ EXPORT_PERSON_COLUMNS = ("name", "dob", "sex", "nationality", "phone", "passport
 EXPORT_COLUMNS = EXPORT_FLAG_COLUMNS + EXPORT_PERSON_COLUMNS + ("evidence",)
 
 
-class ExportProfile(_Strict):
-    """One export profile: header language, the columns in order, and masks.
+MaskSetting = Annotated[ColumnMask, PlainValidator(parse_mask), PlainSerializer(str)]
 
-    A person field (name, dob, ... permit_no) is hidden unless `mask` says otherwise: personal
-    data leaves the workspace only where a profile explicitly asks for it.
+
+class ExportProfile(_Strict):
+    """One export profile: header language, the columns in order, a mask per column and,
+    for a district's profile, the one district it writes.
+
+    A person field (name, dob, ... permit_no) is written as an empty cell unless `mask` says
+    otherwise: personal data leaves the workspace only where a profile explicitly asks for it.
     """
 
     language: Literal["zh", "en"] = "zh"
     columns: list[str] = Field(min_length=1)
-    mask: dict[str, Literal["none", "last4", "hidden"]] = {}
+    mask: dict[str, MaskSetting] = {}
+    district: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -641,32 +648,61 @@ class ExportProfile(_Strict):
 
     @field_validator("mask")
     @classmethod
-    def _mask_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for column in value:
+    def _mask_keys(cls, value: dict[str, ColumnMask]) -> dict[str, ColumnMask]:
+        for column, mask in value.items():
             if column not in EXPORT_COLUMNS:
                 raise ValueError(f"unknown column '{column}'; valid columns: {', '.join(EXPORT_COLUMNS)}")
+            if mask.mode == "pseudonym" and column not in PSEUDONYM_KINDS:
+                raise ValueError(f"column '{column}': pseudonym is offered for {', '.join(PSEUDONYM_KINDS)} only")
         return value
 
-    def mask_of(self, column: str) -> str:
-        default = "hidden" if column in EXPORT_PERSON_COLUMNS else "none"
-        return self.mask.get(column, default)
+    @field_validator("district")
+    @classmethod
+    def _district(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name a district (or leave the key out for every district)")
+        return None if value is None else value.strip()
+
+    def mask_of(self, column: str) -> ColumnMask:
+        return self.mask.get(column, HIDDEN if column in EXPORT_PERSON_COLUMNS else KEEP)
+
+    @property
+    def written_columns(self) -> list[str]:
+        """The columns in the file: those listed, less those the profile drops."""
+        return [column for column in self.columns if self.mask_of(column).mode != "drop"]
+
+    @property
+    def pseudonymized(self) -> list[str]:
+        """The written columns that carry pseudonyms (a key is needed when there are any)."""
+        return [column for column in self.columns if self.mask_of(column).mode == "pseudonym"]
+
+
+# the most restrictive of the built-in profiles, and the default: no name, birth date, sex or
+# nationality; numbers to their last 4 characters (no key needed)
+RESTRICTED_COLUMNS = ["person_id", "status", "severity", "code_text", "code", "stage", "district", "reason", "due",
+                      "phone", "passport", "id_number", "review", "confidence", "first_seen", "evidence"]
 
 
 def _default_export_profiles() -> dict[str, ExportProfile]:
     return {
+        "restricted": ExportProfile(
+            language="zh",
+            columns=RESTRICTED_COLUMNS,
+            mask={"phone": "last4", "passport": "last4", "id_number": "last4"},
+        ),
         "district_officer": ExportProfile(
             language="zh",
             columns=["person_id", "status", "severity", "code_text", "code", "stage", "reason", "due", "name", "sex",
                      "dob", "nationality", "phone", "passport", "id_number", "permit_no", "review", "confidence",
                      "first_seen", "evidence"],
-            mask={"name": "none", "sex": "none", "dob": "none", "nationality": "none", "phone": "none",
+            mask={"name": "keep", "sex": "keep", "dob": "keep", "nationality": "keep", "phone": "keep",
                   "passport": "last4", "id_number": "last4", "permit_no": "last4"},
         ),
         "analyst": ExportProfile(
             language="en",
             columns=["person_id", "code", "stage", "status", "severity", "district", "confidence", "review", "reason",
                      "due", "first_seen", "sex", "nationality", "phone", "passport", "id_number", "evidence"],
-            mask={"sex": "none", "nationality": "none", "phone": "last4", "passport": "last4", "id_number": "last4"},
+            mask={"sex": "keep", "nationality": "keep", "phone": "last4", "passport": "last4", "id_number": "last4"},
         ),
     }
 
@@ -675,7 +711,7 @@ class ExportConfig(_Strict):
     """configs/export.toml: the discrepancy export profiles and which one is the default."""
 
     profiles: dict[str, ExportProfile] = Field(default_factory=_default_export_profiles)
-    default_profile: str = Field(default="district_officer", validate_default=True)   # must name a profile
+    default_profile: str = Field(default="restricted", validate_default=True)   # must name a profile
 
     @field_validator("profiles")
     @classmethod

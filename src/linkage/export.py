@@ -2,8 +2,10 @@
 
 Owns `export clusters`, `export flags` (every current flag, raw values, for machines) and
 `export discrepancies` (one CSV per responsible district for the officers who act on the
-flags: a masking profile from configs/export.toml, UTF-8 with BOM, formula-injection safe,
-all files renamed into place together and a manifest with row counts and sha256 last).
+flags: a profile from configs/export.toml picks the columns, masks each (privacy.py: keep, last
+N characters, keyed pseudonym, empty or dropped) and may limit the export to one district;
+UTF-8 with BOM, formula-injection safe, all files renamed into place together and a manifest
+with row counts and sha256 last).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from . import audit
 from .config import EXPORT_PERSON_COLUMNS, ExportConfig, ExportProfile
 from .errors import InputError
+from .privacy import key_id, load_pseudonym_key, render_cell
 from .sql import quote_literal
 from .workspace import Workspace, process_alive
 
@@ -198,15 +201,6 @@ def neutralize_formula(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_LEAD) else text
 
 
-def mask_value(text: str, mask: str) -> str:
-    """none: as is; last4: only the last 4 characters shown (all hidden when 4 or fewer); hidden: empty."""
-    if mask == "none" or not text:
-        return text
-    if mask == "last4":
-        return "*" * len(text) if len(text) <= 4 else "*" * (len(text) - 4) + text[-4:]
-    return ""
-
-
 HEADERS = {
     "zh": {"person_id": "人员编号", "code": "问题代码", "code_text": "问题类型", "stage": "环节", "status": "状态",
            "severity": "严重程度", "district": "责任区", "confidence": "关联置信度", "review": "需核实",
@@ -303,22 +297,23 @@ def flag_cell(column: str, flag: FlagRow, language: str) -> str:
     return "" if value is None else str(value)
 
 
-def render_row(flag: FlagRow, person: dict[str, str], profile: ExportProfile) -> list[str]:
-    """One CSV row: language, then masking, then formula neutralization on every cell."""
+def render_row(flag: FlagRow, person: dict[str, str], profile: ExportProfile, key: bytes | None = None) -> list[str]:
+    """One CSV row of the profile's written columns: language, then the column's mask (keep, last
+    N characters, pseudonym under `key`, empty), then formula neutralization on every cell."""
     cells = []
-    for column in profile.columns:
+    for column in profile.written_columns:
         if column in EXPORT_PERSON_COLUMNS:
             text = person.get(column, "")
             if column == "sex":
                 text = _word(profile.language, "sex", text) if text else ""
         else:
             text = flag_cell(column, flag, profile.language)
-        cells.append(neutralize_formula(mask_value(text, profile.mask_of(column))))
+        cells.append(neutralize_formula(render_cell(text, profile.mask_of(column), column, key)))
     return cells
 
 
 def header_row(profile: ExportProfile) -> list[str]:
-    return [HEADERS[profile.language][column] for column in profile.columns]
+    return [HEADERS[profile.language][column] for column in profile.written_columns]
 
 
 # ---- file names (pure) ---------------------------------------------------------------------
@@ -361,6 +356,33 @@ def district_file_names(districts: list[str | None]) -> dict[str | None, str]:
 # ---- export discrepancies ------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class ChosenProfile:
+    """The profile an export writes with, the one district it is limited to, and the pseudonym key."""
+
+    name: str
+    profile: ExportProfile
+    district: str | None
+    key: bytes | None = field(default=None, repr=False)
+
+
+def choose_profile(config: ExportConfig, profile: str | None = None, district: str | None = None,
+                   key: bytes | None = None) -> ChosenProfile:
+    """The named profile (the default when None) with what it needs, checked before anything is
+    written: a district profile writes its district only (another `district` is an error), and a
+    profile with pseudonyms needs the key (`key`, else the environment's; none is an error)."""
+    name, chosen = config.profile(profile)
+    only = district.strip() if district is not None else None
+    if chosen.district is not None:
+        if only is not None and only != chosen.district:
+            raise InputError(f"export profile '{name}' writes district {chosen.district} only; "
+                             f"--district {only} asks for another")
+        only = chosen.district
+    if chosen.pseudonymized and key is None:
+        key = load_pseudonym_key(f"export profile '{name}' (pseudonyms in {', '.join(chosen.pseudonymized)})")
+    return ChosenProfile(name, chosen, only, key if chosen.pseudonymized else None)
+
+
+@dataclass(frozen=True)
 class DistrictFile:
     file: str
     district: str | None
@@ -377,8 +399,9 @@ class DiscrepancyExport:
     generated_at: datetime
     files: list[DistrictFile]
     counts_by_code: dict[str, int]
-    district: str | None = None              # --district as asked
+    district: str | None = None              # --district as asked, or the district profile's
     districts_with_flags: list[str] = field(default_factory=list)
+    pseudonym_key_id: str | None = None      # when the files carry pseudonyms: which key made them
 
     @property
     def rows(self) -> int:
@@ -398,6 +421,7 @@ class DiscrepancyExport:
             "rows": self.rows,
             "counts_by_code": self.counts_by_code,
             "files": [asdict(f) for f in self.files],
+            **({"pseudonym_key_id": self.pseudonym_key_id} if self.pseudonym_key_id else {}),
         }
 
 
@@ -458,25 +482,29 @@ def _make_dir(out_dir: Path) -> Path | None:
 
 
 def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, profile: str | None = None,
-                        district: str | None = None, now: datetime | None = None) -> DiscrepancyExport:
+                        district: str | None = None, now: datetime | None = None,
+                        key: bytes | None = None) -> DiscrepancyExport:
     """One CSV per responsible district of the current run's new and open flags, then manifest.json.
 
     Every file goes to a temp file in `out_dir` first; all are renamed only once all are written,
     and the manifest comes last, so a failure leaves no partial export (and no temp files).
+    A profile with pseudonyms takes `key`, else the environment's (see privacy.load_pseudonym_key).
     """
     out_dir = Path(out_dir)
-    profile_name, chosen = config.profile(profile)
+    choice = choose_profile(config, profile, district, key)
+    chosen, only = choice.profile, choice.district
     _check_out_dir(out_dir)
     run = current_chain_run(ws)
     flags = load_flags(ws, run.run_id)
-    persons = load_person_values(ws, run.run_id, [c for c in chosen.columns if c in EXPORT_PERSON_COLUMNS])
-    only = district.strip() if district is not None else None
+    persons = load_person_values(ws, run.run_id, [c for c in chosen.written_columns if c in EXPORT_PERSON_COLUMNS
+                                                  and chosen.mask_of(c).mode != "hidden"])
     groups = _by_district(flags, only)
     names = district_file_names(list(groups))
     result = DiscrepancyExport(
-        out_dir=out_dir, run_id=run.run_id, as_of=run.as_of, profile=profile_name,
+        out_dir=out_dir, run_id=run.run_id, as_of=run.as_of, profile=choice.name,
         generated_at=now or datetime.now(), files=[], counts_by_code={}, district=only,
-        districts_with_flags=[d or UNASSIGNED for d in _by_district(flags, None)])
+        districts_with_flags=[d or UNASSIGNED for d in _by_district(flags, None)],
+        pseudonym_key_id=key_id(choice.key) if choice.key is not None else None)
     for group in groups.values():
         for f in group:
             result.counts_by_code[f.code] = result.counts_by_code.get(f.code, 0) + 1
@@ -488,7 +516,7 @@ def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, prof
         with contextlib.ExitStack() as stack:
             for key, group in groups.items():
                 temp = stack.enter_context(atomic_path(out_dir / names[key]))
-                rows = [render_row(f, persons.get(f.person_id, {}), chosen) for f in group]
+                rows = [render_row(f, persons.get(f.person_id, {}), chosen, choice.key) for f in group]
                 digest = _write_csv(temp, header_row(chosen), rows)
                 result.files.append(DistrictFile(names[key], key, len(rows), digest))
         with atomic_path(result.manifest_path) as temp:

@@ -27,7 +27,7 @@ from . import audit
 from .config import (PipelineConfig, SourceConfig, available_sources, load_chain_config, load_export_config,
                      load_model_config, load_source_config, parse_duration)
 from .errors import DatabaseError, InputError
-from .export import write_discrepancies
+from .export import choose_profile, write_discrepancies
 from .ingest import ingest_files
 from .runlog import append
 from .workspace import Workspace, process_alive
@@ -149,14 +149,14 @@ def interrupted_run(ws: Workspace) -> tuple[int, datetime, bool] | None:
 
 
 def make_plan(ws: Workspace, paths: Paths, config_dir: Path, as_of: datetime | None, full: bool,
-              retrain: bool) -> Plan:
+              retrain: bool, export_profile: str | None = None) -> Plan:
     sources = available_sources(config_dir)
     found, left = inbox_files(paths, sources)
     # Every config the run reads is checked before anything is touched (a bad one: exit 2, no run).
     configs = {source: load_source_config(config_dir, source) for source in found}
     load_model_config(config_dir)
     load_chain_config(config_dir)
-    load_export_config(config_dir)
+    choose_profile(load_export_config(config_dir)[0], export_profile)   # the profile exists; its key is set
     steps = [Step("ingest", source, f) for source, files in found.items() for f in files]
     steps += [Step("match"), Step("chain"), Step("export")]
     left_over = interrupted_run(ws) if _has_runs_table(ws) else None

@@ -5,7 +5,8 @@ a summary per source of rejected rows by reason (kind `row`: the row did not loa
 issues by column and reason (kind `value`: the value was dropped from its record; kind `note`:
 it was kept in a normalized form, e.g. a phone kept as unverified digits or a birth date read
 with day and month swapped), and `--out`: one CSV line per rejected row and per value issue,
-the value masked (only its last 2 characters shown), UTF-8 with BOM, written atomically.
+the value masked (only its last 2 characters shown, privacy.mask_last), UTF-8 with BOM,
+written atomically.
 
 A value-issue reason can quote parts of the value ("day 31 is out of range for February 1980"),
 so in value-issue reasons every run of digits is shown as '#'; row reasons quote line numbers
@@ -21,6 +22,7 @@ from typing import Any
 
 from .errors import InputError
 from .export import atomic_path, neutralize_formula
+from .privacy import mask_last
 from .status import REASON_STEM
 from .workspace import Workspace
 
@@ -69,11 +71,7 @@ class RejectsReport:
 
 def mask_value(text: str | None) -> str:
     """Only the last KEEP_CHARS characters shown, the rest '*'; a value that short is all '*'."""
-    if not text:
-        return ""
-    if len(text) <= KEEP_CHARS:
-        return "*" * len(text)
-    return "*" * (len(text) - KEEP_CHARS) + text[-KEEP_CHARS:]
+    return mask_last(text or "", KEEP_CHARS)
 
 
 def rejects_report(ws: Workspace, source: str | None = None, out_file: Path | None = None) -> RejectsReport:
