@@ -62,13 +62,15 @@ def rejects_section(reasons: pl.DataFrame) -> Section:
         return section
     kinds = dict(reasons.group_by("kind").agg(pl.col("count").sum()).iter_rows())
     section.text.append(
-        f"{kinds.get('row', 0):,} rows rejected (not loaded), {kinds.get('value', 0):,} values not standardized "
-        f"(dropped from their record), {kinds.get('note', 0):,} values kept in a normalized form and noted. "
+        f"{_plural(kinds.get('row', 0), 'row')} rejected (not loaded), {_plural(kinds.get('value', 0), 'value')} "
+        f"not standardized (dropped from their record), {_plural(kinds.get('note', 0), 'value')} kept in a "
+        "normalized form and noted. "
         "Digits in value-issue reasons are shown as #; 'linkage rejects --out FILE' lists every one.")
     section.figures.append(Figure("rejects", charts.rejects(reasons)))
     top = reasons.head(12)
     section.table = Table(["source", "kind", "column", "reason", "count"], top.rows())
-    section.table_caption = f"The {top.height} most frequent of {reasons.height} reasons"
+    section.table_caption = ("Every reason" if top.height == reasons.height
+                             else f"The {top.height} most frequent of {reasons.height} reasons")
     return section
 
 

@@ -18,6 +18,23 @@ STATUS_COLORS = {"done": "#2f7d32", "pending": "#90a4ae", "missing": "#c62828",
                  "new": "#c62828", "open": "#f0a202", "resolved": "#2f7d32"}
 
 
+RUN_AXIS = alt.Axis(labelAngle=0)
+
+
+def _count_axis(top: int | float | None) -> alt.Axis:
+    """An axis of counts: whole numbers only (no 0.5 ticks when the largest count is 1 or 2)."""
+    return alt.Axis(format=",d", tickCount=int(min(max(top or 1, 1), 8)))
+
+
+def _top(frame: pl.DataFrame, value: str, by: list[str] | None = None) -> int:
+    """The largest `value`, or the largest sum of `value` per group of `by` (a stacked bar's length)."""
+    if frame.is_empty():
+        return 1
+    if by:
+        frame = frame.group_by(by).agg(pl.col(value).sum())
+    return int(frame[value].max() or 1)
+
+
 def _height(rows: int) -> int:
     return max(60, rows * BAR)
 
@@ -35,7 +52,7 @@ def source_records(counts: pl.DataFrame) -> alt.Chart:
     return alt.Chart(long).mark_bar().encode(
         y=alt.Y("source:N", title=None),
         yOffset=alt.YOffset("what:N"),
-        x=alt.X("rows:Q", title="rows"),
+        x=alt.X("rows:Q", title="rows", axis=_count_axis(_top(long, "rows"))),
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["records loaded", "rows rejected"],
                                                               range=["#3f51b5", "#c62828"])),
         tooltip=["source:N", "what:N", alt.Tooltip("rows:Q", format=",")],
@@ -54,7 +71,7 @@ def rejects(reasons: pl.DataFrame) -> alt.Chart:
     labels = labelled["label"].n_unique()
     return alt.Chart(labelled).mark_bar().encode(
         y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
-        x=alt.X("sum(count):Q", title="rows / values"),
+        x=alt.X("sum(count):Q", title="rows / values", axis=_count_axis(_top(labelled, "count", ["label"]))),
         color=alt.Color("what:N", title=None, scale=_colors(
             {"row rejected": "#c62828", "value not standardized": "#f0a202", "value kept, noted": "#90a4ae"},
             labelled["what"].unique().to_list())),
@@ -118,7 +135,7 @@ def pair_weights(bins: pl.DataFrame, threshold_weight: float, threshold: float) 
     bars = alt.Chart(bins).mark_bar(binSpacing=0).encode(
         x=alt.X("bin_start:Q", bin="binned", title="match weight of the pair (bits)"),
         x2="bin_end:Q",
-        y=alt.Y("sum(pairs):Q", title="pairs", stack=True),
+        y=alt.Y("sum(pairs):Q", title="pairs", stack=True, axis=_count_axis(_top(bins, "pairs", ["bin_start"]))),
         color=alt.Color("outcome:N", title=None, scale=_colors(OUTCOME_COLORS, outcomes)),
         tooltip=["outcome:N", "bin_start:Q", "bin_end:Q", alt.Tooltip("pairs:Q", format=",")],
     )
@@ -132,8 +149,8 @@ def pair_weights(bins: pl.DataFrame, threshold_weight: float, threshold: float) 
 def cluster_sizes(sizes: pl.DataFrame) -> alt.Chart:
     """How many persons hold 1, 2, 3, ... records."""
     return alt.Chart(sizes).mark_bar(color="#3f51b5").encode(
-        x=alt.X("records:O", title="records per person"),
-        y=alt.Y("persons:Q", title="persons"),
+        x=alt.X("records:O", title="records per person", axis=RUN_AXIS),
+        y=alt.Y("persons:Q", title="persons", axis=_count_axis(_top(sizes, "persons"))),
         tooltip=[alt.Tooltip("records:O"), alt.Tooltip("persons:Q", format=",")],
     ).properties(width=min(WIDTH, max(160, 36 * sizes.height)), height=220, title="Cluster sizes")
 
@@ -144,7 +161,7 @@ def chain_funnel(funnel: pl.DataFrame) -> alt.Chart:
     statuses = funnel["status"].unique().to_list()
     return alt.Chart(funnel).mark_bar().encode(
         y=alt.Y("stage:N", title=None, sort=order),
-        x=alt.X("travelers:Q", title="travelers", stack=True),
+        x=alt.X("travelers:Q", title="travelers", stack=True, axis=_count_axis(_top(funnel, "travelers", ["stage"]))),
         color=alt.Color("status:N", title=None, scale=_colors({k: STATUS_COLORS[k] for k in ("done", "pending", "missing")},
                                                               statuses)),
         order=alt.Order("status_rank:Q"),
@@ -160,7 +177,7 @@ def flags_by_district(flags: pl.DataFrame) -> alt.Chart:
     districts = flags["district"].n_unique()
     return alt.Chart(flags).mark_bar().encode(
         y=alt.Y("district:N", title=None, sort="-x"),
-        x=alt.X("sum(flags):Q", title="flags"),
+        x=alt.X("sum(flags):Q", title="flags", axis=_count_axis(_top(flags, "flags", ["district", "status"]))),
         color=alt.Color("code:N", title="code"),
         column=alt.Column("status:N", title=None, sort=statuses),
         tooltip=["district:N", "code:N", "status:N", alt.Tooltip("flags:Q", format=",")],
@@ -172,7 +189,7 @@ def answers_by_district(answers: pl.DataFrame) -> alt.Chart:
     """Officers' answers per district, coloured by outcome."""
     return alt.Chart(answers).mark_bar().encode(
         y=alt.Y("district:N", title=None, sort="-x"),
-        x=alt.X("sum(answers):Q", title="answers"),
+        x=alt.X("sum(answers):Q", title="answers", axis=_count_axis(_top(answers, "answers", ["district"]))),
         color=alt.Color("outcome:N", title="outcome"),
         tooltip=["district:N", "outcome:N", alt.Tooltip("answers:Q", format=",")],
     ).properties(width=WIDTH - 200, height=_height(answers["district"].n_unique()), title="Officers' answers")
@@ -186,7 +203,7 @@ def unanswered_flags(unanswered: pl.DataFrame, overdue_days: int) -> alt.Chart:
         index="district", variable_name="age", value_name="flags")
     return alt.Chart(long).mark_bar().encode(
         y=alt.Y("district:N", title=None, sort="-x"),
-        x=alt.X("sum(flags):Q", title="current flags without an answer"),
+        x=alt.X("sum(flags):Q", title="current flags without an answer", axis=_count_axis(_top(unanswered, "unanswered"))),
         color=alt.Color("age:N", title="first sent", scale=alt.Scale(
             domain=[f"over {overdue_days} days", f"{overdue_days} days or less"], range=["#c62828", "#90a4ae"])),
         tooltip=["district:N", "age:N", alt.Tooltip("flags:Q", format=",")],
@@ -198,8 +215,8 @@ def match_trend(runs: pl.DataFrame) -> alt.Chart:
     long = runs.select("run_id", "records", "persons", "links").unpivot(
         index="run_id", variable_name="count", value_name="value")
     return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("run_id:O", title="match run"),
-        y=alt.Y("value:Q", title=None),
+        x=alt.X("run_id:O", title="match run", axis=RUN_AXIS),
+        y=alt.Y("value:Q", title=None, axis=_count_axis(_top(long, "value"))),
         color=alt.Color("count:N", title=None),
         tooltip=["run_id:O", "count:N", alt.Tooltip("value:Q", format=",")],
     ).properties(width=WIDTH, height=200, title="Match runs: records, persons, links")
@@ -210,8 +227,8 @@ def chain_trend(runs: pl.DataFrame) -> alt.Chart:
     long = runs.select("run_id", "new", "open", "resolved").unpivot(
         index="run_id", variable_name="status", value_name="flags")
     return alt.Chart(long).mark_bar().encode(
-        x=alt.X("run_id:O", title="chain run"),
-        y=alt.Y("flags:Q", title="flags", stack=True),
+        x=alt.X("run_id:O", title="chain run", axis=RUN_AXIS),
+        y=alt.Y("flags:Q", title="flags", stack=True, axis=_count_axis(_top(long, "flags", ["run_id"]))),
         color=alt.Color("status:N", title=None, scale=_colors(
             {k: STATUS_COLORS[k] for k in ("new", "open", "resolved")}, ["new", "open", "resolved"])),
         tooltip=["run_id:O", "status:N", alt.Tooltip("flags:Q", format=",")],
@@ -221,7 +238,7 @@ def chain_trend(runs: pl.DataFrame) -> alt.Chart:
 def nightly_seconds(steps: pl.DataFrame) -> alt.Chart:
     """Seconds per step of each nightly run."""
     return alt.Chart(steps).mark_bar().encode(
-        x=alt.X("run_id:O", title="nightly run"),
+        x=alt.X("run_id:O", title="nightly run", axis=RUN_AXIS),
         y=alt.Y("sum(seconds):Q", title="seconds", stack=True),
         color=alt.Color("step:N", title="step"),
         tooltip=["run_id:O", "status:N", "step:N", alt.Tooltip("seconds:Q", format=".1f")],
