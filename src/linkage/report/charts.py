@@ -121,7 +121,7 @@ def model_weights(levels: pl.DataFrame, prior_weight: float) -> alt.HConcatChart
     points = alt.Chart(mu).mark_point(filled=True, size=50).encode(
         y=alt.Y("row:N", title=None, sort=order, axis=None),
         x=alt.X("value:Q", title="m and u (log scale)", scale=alt.Scale(type="log", domain=[1e-6, 1], clamp=True),
-                axis=alt.Axis(values=[1e-6, 1e-4, 1e-2, 1], format="~g")),
+                axis=alt.Axis(values=[1e-6, 1e-4, 1e-2, 1], format=".0e")),
         color=alt.Color("probability:N", title=None, scale=alt.Scale(domain=["m", "u"], range=["#1565c0", "#ef6c00"])),
         tooltip=["comparison:N", "level:N", "probability:N", alt.Tooltip("value:Q", format=".4g")],
     ).properties(width=200, height=height)
