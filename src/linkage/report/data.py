@@ -27,6 +27,7 @@ from ..workspace import Workspace
 FEEDBACK_TABLE = "feedback"            # written by `linkage feedback import` (officers' answers)
 UNANSWERED_AFTER_DAYS = 7              # a current flag older than this without an answer is "overdue"
 WEIGHT_BIN = 1.0                       # width of a bin of the pair-weight histogram (match weight, bits)
+TREND_RUNS = 365                       # trends show at most this many of the latest runs of each kind
 
 # Field completeness: (label, SQL that is true when a record holds the field).
 FIELDS: list[tuple[str, str]] = [
@@ -215,6 +216,7 @@ def officers_answers(ws: Workspace, chain_run: ChainRun | None, overdue_days: in
 
     Reads the `feedback` table of `linkage feedback import` when the workspace has one: a row per
     answer, with at least `flag_key` and `outcome`; its `district` when it has one, else the flag's.
+    Without it (`table_present` False) every current flag counts as unanswered.
     """
     empty_answers = pl.DataFrame(schema={"district": pl.String, "outcome": pl.String, "answers": pl.Int64})
     empty_open = pl.DataFrame(schema={"district": pl.String, "unanswered": pl.Int64, "overdue": pl.Int64})
@@ -246,25 +248,31 @@ def officers_answers(ws: Workspace, chain_run: ChainRun | None, overdue_days: in
 
 # ---- trends ------------------------------------------------------------------------------------
 
-def match_trend(ws: Workspace) -> pl.DataFrame:
-    """Per finished match run: records, persons, links, candidate pairs, and whether it was incremental."""
+def match_trend(ws: Workspace, last: int = TREND_RUNS) -> pl.DataFrame:
+    """Per finished match run (the `last` latest): records, persons, links, candidate pairs, incremental or not."""
     return _frame(ws, "match trend", """
-        SELECT run_id, finished_at, records, persons, links, candidate_pairs, coalesce(incremental, false) AS incremental
-        FROM match_runs WHERE finished_at IS NOT NULL ORDER BY run_id""")
+        SELECT * FROM (
+            SELECT run_id, finished_at, records, persons, links, candidate_pairs,
+                   coalesce(incremental, false) AS incremental
+            FROM match_runs WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT ?)
+        ORDER BY run_id""", [last])
 
 
-def chain_trend(ws: Workspace) -> pl.DataFrame:
-    """Per finished chain run: as-of time, travelers and flags new / open / resolved."""
+def chain_trend(ws: Workspace, last: int = TREND_RUNS) -> pl.DataFrame:
+    """Per finished chain run (the `last` latest): as-of time, travelers and flags new / open / resolved."""
     return _frame(ws, "chain trend", """
-        SELECT run_id, as_of, persons, new_flags AS new, open_flags AS open, resolved_flags AS resolved
-        FROM chain_runs WHERE finished_at IS NOT NULL ORDER BY run_id""")
+        SELECT * FROM (
+            SELECT run_id, as_of, persons, new_flags AS new, open_flags AS open, resolved_flags AS resolved
+            FROM chain_runs WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT ?)
+        ORDER BY run_id""", [last])
 
 
-def nightly_trend(ws: Workspace) -> pl.DataFrame:
-    """Per nightly run (`linkage run`) and step: seconds; with the run's status and files."""
+def nightly_trend(ws: Workspace, last: int = TREND_RUNS) -> pl.DataFrame:
+    """Per nightly run (`linkage run`, the `last` latest) and step: seconds, with the run's status."""
     if not table_exists(ws, "runs"):
         return pl.DataFrame(schema={"run_id": pl.Int64, "status": pl.String, "step": pl.String, "seconds": pl.Float64})
-    rows = ws.rows("report: nightly trend", "SELECT run_id, status, seconds FROM runs ORDER BY run_id")
+    rows = ws.rows("report: nightly trend", "SELECT * FROM (SELECT run_id, status, seconds FROM runs "
+                                            "ORDER BY run_id DESC LIMIT ?) ORDER BY run_id", [last])
     records = [{"run_id": run_id, "status": status, "step": step, "seconds": float(value)}
                for run_id, status, seconds in rows for step, value in (json.loads(seconds) if seconds else {}).items()]
     return pl.DataFrame(records, schema={"run_id": pl.Int64, "status": pl.String, "step": pl.String,
@@ -272,7 +280,7 @@ def nightly_trend(ws: Workspace) -> pl.DataFrame:
 
 
 def nightly_runs(ws: Workspace) -> pl.DataFrame:
-    """Per nightly run: status, files ingested / rejected, records, persons, flags new / open / resolved."""
+    """Per nightly run: status, as-of, files ingested / rejected, records, persons, flags new / open / resolved."""
     if not table_exists(ws, "runs"):
         return pl.DataFrame()
     return _frame(ws, "nightly runs", """
