@@ -35,7 +35,9 @@ demo: install
 	$(BIN)/linkage --workspace $(WORKSPACE) export clusters --out $(WORKSPACE)/clusters.csv
 	$(BIN)/linkage --workspace $(WORKSPACE) export flags --out $(WORKSPACE)/flags.csv
 	$(BIN)/linkage --workspace $(WORKSPACE) export discrepancies --out $(WORKSPACE)/discrepancies --profile district_officer
+	$(BIN)/linkage --workspace $(WORKSPACE) report --out $(WORKSPACE)/report.html
 	@echo "Discrepancy files for the district officers: $(WORKSPACE)/discrepancies (manifest.json lists them)"
+	@echo "Report with charts (opens without a network): $(WORKSPACE)/report.html"
 
 test: install-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider

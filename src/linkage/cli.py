@@ -1047,6 +1047,34 @@ def audit_head(out_file: Path = typer.Option(..., "--out", help="File to write t
         temp.write_text(json.dumps(audit.head_document(state.workspace, head), indent=2) + "\n", encoding="utf-8")
     _out().line(f"Wrote the head of the audit log (entry {head.seq}, sha256 {head.hash}) to {out_file}.")
 
+@app.command()
+def report(
+    out_file: Path = typer.Option(..., "--out", metavar="FILE", help="HTML file to write (one self-contained file)."),
+    png_dir: Optional[Path] = typer.Option(None, "--png", metavar="DIR",
+                                           help="Also write each chart as DIR/NAME.png (created when missing)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output (the file, sections, charts, PNGs)."),
+) -> None:
+    """An HTML report with charts: records per source, rejects, field completeness, the model, pair
+    weights and the threshold, cluster sizes, the chain funnel, flags by district and code, officers'
+    answers and trends over past runs. Counts, weights and codes only; opens without a network.
+
+    Example:
+
+        linkage report --out workspace/report.html --png workspace/report-png
+    """
+    from .report import write_report
+
+    out = _out(json_flag)
+    with _reading() as ws:
+        result = write_report(ws, out_file, png_dir=png_dir)
+    if out.json_mode:
+        out.json(result.to_json())
+        return
+    out.line(f"Wrote the report to {result.out_file} ({len(result.sections)} sections, "
+             f"{len(result.charts)} charts).")
+    if result.png_files:
+        out.line(f"Charts as PNG in {png_dir}: " + ", ".join(p.name for p in result.png_files))
+
 
 def _parse_time(value: str, option: str) -> datetime:
     try:
