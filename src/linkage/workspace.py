@@ -397,6 +397,42 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "the audit log's chain head, stored by every writing command (see audit.py)",
         ["CREATE TABLE audit_head (seq BIGINT NOT NULL, hash VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL)"],
     ),
+    (
+        12,
+        "people in the loop: officers' answers to flags, and link decisions (must-link / cannot-link)",
+        [
+            """
+            CREATE TABLE feedback (
+                flag_key VARCHAR NOT NULL,
+                person_id VARCHAR,
+                code VARCHAR,
+                stage VARCHAR,
+                district VARCHAR,
+                outcome VARCHAR NOT NULL,
+                resolved_on DATE,
+                comment VARCHAR,
+                answered_by VARCHAR,
+                file_name VARCHAR NOT NULL,
+                file_sha256 VARCHAR NOT NULL,
+                row_no BIGINT NOT NULL,
+                imported_at TIMESTAMP NOT NULL
+            )""",
+            """
+            CREATE TABLE link_decisions (
+                source_l VARCHAR NOT NULL,
+                record_id_l VARCHAR NOT NULL,
+                source_r VARCHAR NOT NULL,
+                record_id_r VARCHAR NOT NULL,
+                decision VARCHAR NOT NULL,
+                origin VARCHAR NOT NULL,
+                decided_by VARCHAR,
+                note VARCHAR,
+                file_name VARCHAR,
+                row_no BIGINT,
+                imported_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
