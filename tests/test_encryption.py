@@ -187,6 +187,22 @@ def test_no_name_or_id_in_the_file_wal_or_spill_during_and_after_a_match(tmp_pat
     assert cli(workspace, "status", "--json", env={"LINKAGE_KEY": KEY}).exit_code == 0
 
 
+@pytest.mark.parametrize("kind", ["plaintext", "encrypted"])
+def test_the_wal_is_encrypted_and_owner_only(tmp_path, encrypted, plaintext, needles, kind):
+    """Rows a writer has committed but not yet checkpointed live in the WAL: with the workspace still
+    open (a process killed now leaves it so), the WAL holds the names in plaintext only when not encrypted."""
+    workspace = copy_of(plaintext if kind == "plaintext" else encrypted, tmp_path)
+    with _open(workspace, KEY, write=True) as ws:
+        ws.run("copy records", "INSERT INTO records SELECT * FROM records")
+        wal = workspace / "linkage.duckdb.wal"
+        assert wal.stat().st_size > 0 and stat.S_IMODE(wal.stat().st_mode) == 0o600
+        found = search([wal], needles)
+    if kind == "plaintext":
+        assert len(found) > 50   # the control: the search finds names and numbers in a plaintext WAL
+    else:
+        assert found == set()
+
+
 def _digest(workspace: Path) -> dict[str, str]:
     return {str(p.relative_to(workspace)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(workspace.rglob("*")) if p.is_file() and p.name != "writer.lock"}
