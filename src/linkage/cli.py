@@ -186,19 +186,10 @@ def init(force: bool = typer.Option(False, "--force", help="Replace an existing 
 
         LINKAGE_KEY_FILE=~/.linkage.key linkage --workspace ./workspace init --encrypt
     """
-    from .keys import KEY_ENV, KEY_FILE_ENV, KEY_HINT, require_strong, workspace_key
-    from .workspace import DB_FILE
+    from .keys import key_for_new_workspace
 
     out = _out()
-    key = None
-    if encrypt:
-        if (state.workspace / DB_FILE).exists() and not force:   # the usual error, before asking for a key
-            raise InputError(f"a workspace already exists in {state.workspace}; use --force to start it anew")
-        key = workspace_key()
-        if key is None:
-            raise InputError(f"init --encrypt needs a key: set {KEY_ENV}, or {KEY_FILE_ENV} to a file only you can "
-                             f"read (mode 0600), {KEY_HINT}")
-        require_strong(key)
+    key = key_for_new_workspace() if encrypt else None   # before anything is created
     with _writing("linkage init", wait, create=True, force=force, key=key) as ws:
         version = ws.schema_version()
     if out.json_mode:

@@ -52,6 +52,15 @@ def workspace_key() -> Key | None:
     return read_key(KEY_ENV, KEY_FILE_ENV)
 
 
+def key_for_new_workspace() -> Key:
+    """The key `init --encrypt` encrypts with: LINKAGE_KEY or LINKAGE_KEY_FILE (required, strong)."""
+    key = workspace_key()
+    if key is None:
+        raise WorkspaceError(f"init --encrypt needs a key: set {KEY_ENV}, or {KEY_FILE_ENV} to a file only you can "
+                             f"read (mode 0600), {KEY_HINT}")
+    return require_strong(key)
+
+
 def new_key() -> Key:
     """The new key for `linkage rekey`: LINKAGE_NEW_KEY or LINKAGE_NEW_KEY_FILE (required, strong)."""
     key = read_key(NEW_KEY_ENV, NEW_KEY_FILE_ENV)
