@@ -408,16 +408,13 @@ def test_a_half_written_rekey_copy_is_ignored_and_replaced(tmp_path, encrypted):
     assert cli(workspace, "status", env={"LINKAGE_KEY": NEW_KEY}).exit_code == 0
 
 
-def test_run_and_a_reader_from_the_snapshot_on_an_encrypted_workspace(tmp_path, exports):
-    workspace = tmp_path / "ws"
-    assert cli(workspace, "init", "--encrypt", env={"LINKAGE_KEY": KEY}).exit_code == 0
-    for source in SOURCES:
-        (workspace / "inbox" / source).mkdir(parents=True)
-        for f in exports.glob(f"{source}.*"):
-            shutil.copy(f, workspace / "inbox" / source / f.name)
+def test_run_and_a_reader_from_the_snapshot_on_an_encrypted_workspace(tmp_path, encrypted, exports):
+    workspace = copy_of(encrypted, tmp_path)
+    (workspace / "inbox" / "commerce").mkdir(parents=True)   # one night's file, on the ingested workspace
+    shutil.copy(exports / "commerce.xlsx", workspace / "inbox" / "commerce" / "commerce-2.xlsx")
     run = linkage(workspace, "run", "--as-of", "2026-03-31T00:00", env=key_env())
     assert run.returncode == 3, run.stderr
-    assert any((workspace / "exports" / "latest").iterdir())
+    assert (workspace / "archive").is_dir() and any((workspace / "exports" / "latest").iterdir())
     no_key = linkage(workspace, "runs", env=key_env(None))
     assert no_key.returncode == 2 and no_key.stderr.startswith("Error: the workspace") and "Traceback" not in no_key.stderr
     # a writer holds the DuckDB file (this process): a reader in another process opens the snapshot, with the key
