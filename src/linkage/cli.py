@@ -199,21 +199,31 @@ WAIT_HELP = "Wait up to this many seconds for another writing command to finish 
 
 
 @contextlib.contextmanager
-def _writing(command: str, wait: float, create: bool = False, force: bool = False) -> Iterator:
-    """The workspace opened for writing, under the writer lock (exit 4 while another writer holds it)."""
+def _locked(command: str, wait: float) -> Iterator:
+    """The writer lock (exit 4 while another writer holds it), noting a takeover of a killed holder's lock."""
     from .lock import writer_lock
     from .runlog import append, default_log
-    from .workspace import DB_FILE, Workspace
 
     audit.begin(state.workspace, *_invocation())
-    if not create and not (state.workspace / DB_FILE).exists():
-        Workspace.open(state.workspace)   # raises the "no workspace" error, before anything is created
     with writer_lock(state.workspace, command, wait) as lock:
         if lock.took_over is not None:
             append(default_log(state.workspace), "lock_takeover", command=command, left_by=lock.took_over.__dict__)
             _out().err.print(f"Note: took over the workspace lock left by {lock.took_over.describe()}, which "
                              "ended without releasing it.", markup=False, highlight=False)
-        with (Workspace.create(state.workspace, force=force) if create else Workspace.open(state.workspace)) as ws:
+        yield lock
+
+
+@contextlib.contextmanager
+def _writing(command: str, wait: float, create: bool = False, force: bool = False, key=None) -> Iterator:
+    """The workspace opened for writing, under the writer lock (exit 4 while another writer holds it);
+    `create` makes it anew, encrypted with `key` when one is given."""
+    from .workspace import DB_FILE, Workspace
+
+    if not create and not (state.workspace / DB_FILE).exists():
+        Workspace.open(state.workspace)   # raises the "no workspace" error, before anything is created
+    with _locked(command, wait):
+        with (Workspace.create(state.workspace, force=force, key=key) if create
+              else Workspace.open(state.workspace)) as ws:
             yield ws
             entry = audit.commit()   # done: this command's entry, and the chain head kept in the workspace too
             if entry is not None:
@@ -235,20 +245,64 @@ def _reading() -> Iterator:
 
 @app.command()
 def init(force: bool = typer.Option(False, "--force", help="Replace an existing workspace."),
+         encrypt: bool = typer.Option(False, "--encrypt", help="Encrypt the workspace (DuckDB file, WAL, spill files) "
+                                      "with the key in LINKAGE_KEY or in the owner-only file LINKAGE_KEY_FILE."),
          wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP)) -> None:
     """Create the workspace (DuckDB file and schema).
+
+    With --encrypt the workspace is encrypted (AES-256-GCM) with the key from the environment:
+    LINKAGE_KEY, or LINKAGE_KEY_FILE naming a file only you can read (mode 0600). Every later
+    command needs the same key; keys are never given on the command line.
 
     Example:
 
         linkage --workspace ./workspace init
+
+        LINKAGE_KEY_FILE=~/.linkage.key linkage --workspace ./workspace init --encrypt
     """
+    from .keys import key_for_new_workspace
+
     out = _out()
-    with _writing("linkage init", wait, create=True, force=force) as ws:
+    key = key_for_new_workspace() if encrypt else None   # before anything is created
+    with _writing("linkage init", wait, create=True, force=force, key=key) as ws:
         version = ws.schema_version()
     if out.json_mode:
-        out.json({"workspace": str(state.workspace), "schema_version": version})
+        out.json({"workspace": str(state.workspace), "schema_version": version, "encrypted": key is not None})
     else:
-        out.line(f"Created workspace {state.workspace} (schema version {version}).")
+        out.line(f"Created {'encrypted ' if key is not None else ''}workspace {state.workspace} "
+                 f"(schema version {version}).")
+
+
+@app.command()
+def rekey(wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP)) -> None:
+    """Change the key of an encrypted workspace, or encrypt a plaintext one.
+
+    The current key comes from LINKAGE_KEY or LINKAGE_KEY_FILE (not needed for a plaintext
+    workspace), the new one from LINKAGE_NEW_KEY or LINKAGE_NEW_KEY_FILE (a file only you can
+    read, mode 0600). The workspace is copied into a new file encrypted with the new key, checked,
+    and then put in place in one rename: a rekey killed at any moment leaves a workspace that
+    opens with the old key or with the new one. An encrypted workspace is never decrypted.
+
+    Example:
+
+        LINKAGE_KEY_FILE=old.key LINKAGE_NEW_KEY_FILE=new.key linkage --workspace ./workspace rekey
+    """
+    from .keys import new_key
+    from .workspace import DB_FILE, Workspace, rekey as rekey_workspace
+
+    out = _out()
+    if not (state.workspace / DB_FILE).exists():
+        Workspace.open(state.workspace)   # raises the "no workspace" error
+    key = new_key()
+    with _locked("linkage rekey", wait):
+        result = rekey_workspace(state.workspace, key)
+    if out.json_mode:
+        out.json({"workspace": str(state.workspace), "was_encrypted": result.was_encrypted,
+                  "tables": result.tables, "rows": result.rows})
+    else:
+        what = "Changed the key of" if result.was_encrypted else "Encrypted"
+        out.line(f"{what} workspace {state.workspace} ({result.tables} tables, {result.rows:,} rows); "
+                 "from now on it opens with the new key only.")
 
 
 @app.command()

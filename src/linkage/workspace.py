@@ -2,8 +2,15 @@
 
 Owns opening and creating the workspace file, the schema and its numbered migrations,
 transactions, memory/spill settings, loading the pinned extensions from their installed
-packages, and wrapping a database failure once (with the failing step and its SQL).
+packages, encryption at rest (an encrypted workspace, opening it with its key, changing the key)
+and wrapping a database failure once (with the failing step and its SQL).
 No other module calls `duckdb.connect`.
+
+An encrypted workspace uses DuckDB's own database encryption (AES-256-GCM): the pinned, signed
+httpfs extension is loaded from its PyPI package before attaching, so DuckDB encrypts with OpenSSL;
+spill files are encrypted too (`temp_file_encryption`); the key is always a prepared parameter, so
+it never appears in SQL text, logs or errors. The file `ENCRYPTED` in the workspace (no secret in it)
+says that the DuckDB file needs a key; the key itself comes from `keys.py`.
 """
 
 from __future__ import annotations
@@ -15,17 +22,23 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from .errors import DatabaseError, LockedError, WorkspaceError
+from .keys import KEY_ENV, KEY_FILE_ENV, Key, workspace_key
 from .lock import SNAPSHOT_DIR, read_holder, snapshot_path
-from .sql import quote_literal
+from .sql import quote_ident, quote_literal
 
 DB_FILE = "linkage.duckdb"
 TMP_DIR = "tmp"
+# Says that DB_FILE is encrypted (holds no secret); written by `init --encrypt` and `rekey`.
+ENCRYPTED_MARKER = "ENCRYPTED"
+# The re-keyed copy `rekey` writes next to DB_FILE before it replaces it in one rename.
+REKEY_FILE = DB_FILE + ".rekey"
 # How long a writer waits for readers that still have the DuckDB file open (they are short).
 READERS_WAIT_SECONDS = 60.0
 
@@ -480,6 +493,47 @@ class _Held(Exception):
     """DuckDB could not lock the file: another process has it open."""
 
 
+class _KeyNeeded(Exception):
+    """DuckDB found the file encrypted, and no key was given."""
+
+
+def is_encrypted(root: Path) -> bool:
+    """Does the workspace in `root` say that its DuckDB file is encrypted?"""
+    return (Path(root) / ENCRYPTED_MARKER).is_file()
+
+
+def _needs_key(root: Path) -> str:
+    return (f"the workspace in {root} is encrypted; set {KEY_ENV} to its key, or {KEY_FILE_ENV} "
+            "to a file holding it that only you can read (mode 0600)")
+
+
+def _write_marker(root: Path) -> None:
+    text = ("The DuckDB file of this linkage workspace is encrypted (DuckDB database encryption, AES-256-GCM).\n"
+            f"Its key is not stored here: commands read it from {KEY_ENV} or {KEY_FILE_ENV}.\n")
+    temp = Path(root) / f".{ENCRYPTED_MARKER}.tmp-{os.getpid()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, Path(root) / ENCRYPTED_MARKER)
+    _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_db_files(db: Path) -> None:
+    """Remove a DuckDB file and its WAL."""
+    db.unlink(missing_ok=True)
+    db.with_name(db.name + ".wal").unlink(missing_ok=True)
+
+
 class Workspace:
     """An open workspace: one DuckDB connection plus the helpers every module uses."""
 
@@ -488,11 +542,13 @@ class Workspace:
         self.con = con
         self._loaded: set[str] = set()
         self.from_snapshot: str | None = None   # the writer holding the file, when reading its snapshot
+        self.encrypted = False
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, force: bool = False) -> Workspace:
-        """Create a new workspace in `root` (refuses to overwrite one unless `force`)."""
+    def create(cls, root: Path, force: bool = False, key: Key | None = None) -> Workspace:
+        """Create a new workspace in `root` (refuses to overwrite one unless `force`), encrypted
+        with `key` when one is given."""
         root = Path(root)
         db = root / DB_FILE
         if db.exists():
@@ -500,14 +556,17 @@ class Workspace:
                 raise WorkspaceError(
                     f"a workspace already exists in {root}; use --force to start it anew"
                 )
-            db.unlink()
-            wal = db.with_name(DB_FILE + ".wal")
-            if wal.exists():
-                wal.unlink()
+            _remove_db_files(db)
+            _remove_db_files(root / REKEY_FILE)
             shutil.rmtree(root / TMP_DIR, ignore_errors=True)
             shutil.rmtree(root / SNAPSHOT_DIR, ignore_errors=True)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        ws = cls._connect(root)
+        if key is None:
+            (root / ENCRYPTED_MARKER).unlink(missing_ok=True)
+            ws = cls._connect(root)
+        else:
+            _write_marker(root)   # first: a file killed half-created is then refused, never taken as plaintext
+            ws = cls._attach_with(root, db, read_only=False, key=key)
         ws.migrate()
         return ws
 
@@ -558,24 +617,70 @@ class Workspace:
 
     @classmethod
     def _attach(cls, root: Path, db: Path, read_only: bool) -> Workspace:
+        """Attach `db` of the workspace in `root`, with the workspace's key when it is encrypted."""
+        key = None
+        if is_encrypted(root):
+            key = workspace_key()
+            if key is None:
+                raise WorkspaceError(_needs_key(root))
+        try:
+            return cls._attach_with(root, db, read_only, key)
+        except _KeyNeeded:
+            # Encrypted although its marker is missing (a rekey of a plaintext workspace killed between
+            # its rename and writing the marker): open it with the key when one is set.
+            key = workspace_key()
+            if key is None:
+                raise WorkspaceError(_needs_key(root)) from None
+            ws = cls._attach_with(root, db, read_only, key)
+            with contextlib.suppress(OSError):
+                _write_marker(root)
+            return ws
+
+    @classmethod
+    def _attach_with(cls, root: Path, db: Path, read_only: bool, key: Key | None) -> Workspace:
         # Nothing is ever downloaded: extensions come from their PyPI packages, loaded by path.
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         }
         con = duckdb.connect(config=config)
-        try:
-            mode = " (READ_ONLY)" if read_only else ""
-            con.execute(f"ATTACH {quote_literal(str(db))} AS ws{mode}")
-            con.execute("USE ws")
-        except duckdb.IOException as exc:
-            con.close()
-            if "could not set lock" in str(exc).lower():
-                raise _Held() from None
-            raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
         ws = cls(root, con)
+        try:
+            options = ["READ_ONLY"] if read_only else []
+            if key is not None:
+                ws._prepare_encryption()
+                options.append("ENCRYPTION_KEY ?")   # a parameter: the key never enters SQL text or errors
+            sql = f"ATTACH {quote_literal(str(db))} AS ws" + (f" ({', '.join(options)})" if options else "")
+            con.execute(sql, [key.secret] if key is not None else None)
+            con.execute("USE ws")
+        except duckdb.Error as exc:
+            con.close()
+            text = str(exc).lower()
+            if isinstance(exc, duckdb.IOException) and "could not set lock" in text:
+                raise _Held() from None
+            if key is not None and "wrong encryption key" in text:
+                raise WorkspaceError(f"{key} does not open the encrypted workspace in {root} (wrong key); "
+                                     "nothing was changed") from None
+            if key is None and "encrypted" in text and "without a key" in text:
+                raise _KeyNeeded() from None
+            if key is not None and "is not encrypted" in text:
+                raise WorkspaceError(f"the workspace in {root} is marked encrypted ({ENCRYPTED_MARKER}) but its "
+                                     f"DuckDB file is not; remove {root / ENCRYPTED_MARKER} to open it as "
+                                     "plaintext, then encrypt it with 'linkage rekey'") from None
+            raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
+        except BaseException:
+            con.close()
+            raise
+        ws.encrypted = key is not None
         ws._apply_settings()
         return ws
+
+    def _prepare_encryption(self) -> None:
+        """Before attaching or writing an encrypted database: OpenSSL (from the pinned httpfs) and
+        encrypted spill files. Without httpfs DuckDB would refuse to write (its built-in crypto is
+        read-only); `force_mbedtls_unsafe` is never set."""
+        self.load_extension("httpfs")
+        self.run("encrypt spill files", "SET temp_file_encryption = true")
 
     def _apply_settings(self) -> None:
         # Each process spills into its own folder; folders of processes that died (a killed run
@@ -685,3 +790,70 @@ class Workspace:
         path = extension_path(name)
         self.run(f"load extension {name}", f"LOAD {quote_literal(str(path))}")
         self._loaded.add(name)
+
+    def table_counts(self, catalog: str = "ws") -> dict[str, int]:
+        """Rows of every table of `catalog` (the workspace unless another database is attached)."""
+        names = [row[0] for row in self.rows(
+            "list tables", "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = ? AND table_type = 'BASE TABLE' ORDER BY table_name", [catalog])]
+        return {name: self.scalar(f"count {name}", f"SELECT count(*) FROM {quote_ident(catalog)}.{quote_ident(name)}")
+                for name in names}
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    """What `rekey` did: whether the workspace was encrypted before, and the rows it carried over."""
+
+    was_encrypted: bool
+    tables: int
+    rows: int
+
+
+def rekey(root: Path, new: Key) -> RekeyResult:
+    """Encrypt the workspace in `root` with the key `new` (it is opened with its current key, or as
+    plaintext when it is not encrypted yet). The caller holds the writer lock.
+
+    Crash-safe: everything is copied (COPY FROM DATABASE) into REKEY_FILE encrypted with the new key,
+    which is then opened with that key and compared table by table; only then does one rename put it
+    in place of the DuckDB file. A process killed before the rename leaves the old file (old key),
+    after it the new one (new key). The readers' snapshot, encrypted with the old key, is removed just
+    before the rename; the writer lock publishes a new one when the rekey has succeeded.
+    """
+    root = Path(root)
+    db, target = root / DB_FILE, root / REKEY_FILE
+    if not db.exists():
+        Workspace.open(root)   # raises the "no workspace" error
+    _remove_db_files(target)   # left by a rekey that was killed
+    with Workspace.open(root) as ws:   # pending migrations are applied first, so the copy is current
+        was_encrypted = ws.encrypted
+        if not was_encrypted:
+            ws._prepare_encryption()
+        before = ws.table_counts()
+        ws.run("attach the re-keyed copy", f"ATTACH {quote_literal(str(target))} AS rekeyed (ENCRYPTION_KEY ?)",
+               [new.secret])
+        try:
+            ws.run("copy into the re-keyed copy", "COPY FROM DATABASE ws TO rekeyed")
+        finally:
+            ws.run("detach the re-keyed copy", "DETACH rekeyed")
+    try:
+        if db.with_name(DB_FILE + ".wal").exists() or target.with_name(REKEY_FILE + ".wal").exists():
+            raise WorkspaceError(f"the workspace in {root} left a write-ahead log on closing; nothing was changed, "
+                                 "run 'linkage rekey' again")
+        with Workspace._attach_with(root, target, read_only=True, key=new) as copy:
+            encrypted = copy.scalar("is the copy encrypted",
+                                    "SELECT encrypted FROM duckdb_databases() WHERE database_name = 'ws'")
+            after = copy.table_counts()
+        if not encrypted or after != before:
+            raise WorkspaceError(f"the re-keyed copy of the workspace in {root} differs from it "
+                                 f"({'not encrypted' if not encrypted else 'row counts differ'}); nothing was changed")
+        with open(target, "rb") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        _remove_db_files(target)
+        raise
+    shutil.rmtree(root / SNAPSHOT_DIR, ignore_errors=True)   # encrypted with the old key
+    os.replace(target, db)
+    _fsync_dir(root)
+    if not was_encrypted:
+        _write_marker(root)
+    return RekeyResult(was_encrypted, len(after), sum(after.values()))
