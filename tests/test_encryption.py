@@ -204,8 +204,9 @@ def test_the_wal_is_encrypted_and_owner_only(tmp_path, encrypted, plaintext, nee
 
 
 def _digest(workspace: Path) -> dict[str, str]:
+    """Every file of the workspace but the lock and the audit log (which records the refused attempt)."""
     return {str(p.relative_to(workspace)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(workspace.rglob("*")) if p.is_file() and p.name != "writer.lock"}
+            for p in sorted(workspace.rglob("*")) if p.is_file() and p.name not in ("writer.lock", "audit.jsonl")}
 
 
 @pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["match"], ["chain"],
@@ -224,6 +225,9 @@ def test_a_wrong_or_missing_key_is_one_error_line_and_changes_nothing(tmp_path, 
         assert error_line(result).startswith(expected)
         assert wrong not in result.output and KEY not in result.output
         assert _digest(workspace) == before
+        last = json.loads((workspace / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+        assert (last["outcome"], last["exit_code"]) == ("failed", 2)   # the refused attempt is on record
+        assert wrong not in json.dumps(last) and KEY not in json.dumps(last)
     assert not (tmp_path / "clusters.csv").exists()
 
 
