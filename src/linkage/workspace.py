@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from .errors import DatabaseError, LockedError, WorkspaceError
+from .errors import ConfigError, DatabaseError, LockedError, WorkspaceError
 from .lock import SNAPSHOT_DIR, read_holder, snapshot_path
 from .sql import quote_literal
 
@@ -396,6 +396,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def environment_settings() -> tuple[str | None, int | None]:
+    """LINKAGE_MEMORY_LIMIT and LINKAGE_THREADS, checked (ConfigError naming the variable and what
+    it expects): the memory limit as DuckDB reads it, the threads as a whole number >= 1."""
+    memory = os.environ.get("LINKAGE_MEMORY_LIMIT") or None
+    if memory:
+        con = duckdb.connect()
+        try:
+            con.execute("SET memory_limit = ?", [memory])
+        except duckdb.Error:
+            raise ConfigError(f"LINKAGE_MEMORY_LIMIT='{memory}' is not a memory size; expected a number and a "
+                              "unit (KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 4GB or 512MB") from None
+        finally:
+            con.close()
+    threads = os.environ.get("LINKAGE_THREADS") or None
+    if threads and (not threads.strip().isdigit() or int(threads) < 1):
+        raise ConfigError(f"LINKAGE_THREADS='{threads}' is not a number of threads; expected a whole number of "
+                          "at least 1, e.g. 4")
+    return memory, int(threads) if threads else None
+
+
 def extension_path(name: str) -> Path:
     """Path of a DuckDB extension shipped in the `duckdb-extension-NAME` PyPI package."""
     try:
@@ -454,6 +474,7 @@ class Workspace:
         """Create a new workspace in `root` (refuses to overwrite one unless `force`)."""
         root = Path(root)
         db = root / DB_FILE
+        environment_settings()   # a bad setting fails before --force removes anything
         if db.exists():
             if not force:
                 raise WorkspaceError(
@@ -531,9 +552,15 @@ class Workspace:
             con.close()
             if "could not set lock" in str(exc).lower():
                 raise _Held() from None
-            raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
+            # DuckDB's text is not shown (a failed WAL replay can quote the rows it was replaying)
+            raise WorkspaceError(f"cannot open the workspace in {root} ({type(exc).__name__}): {db.name} is not "
+                                 "a DuckDB database of this version, is damaged or cannot be read") from exc
         ws = cls(root, con)
-        ws._apply_settings()
+        try:
+            ws._apply_settings()
+        except BaseException:
+            con.close()
+            raise
         return ws
 
     def _apply_settings(self) -> None:
@@ -547,12 +574,11 @@ class Workspace:
             pass   # a workspace on a read-only medium: reading needs no spill folder
         self.con.execute(f"SET temp_directory = {quote_literal(str(tmp / str(os.getpid())))}")
         self.con.execute("SET preserve_insertion_order = false")
-        memory = os.environ.get("LINKAGE_MEMORY_LIMIT")
+        memory, threads = environment_settings()
         if memory:
-            self.run("set memory limit", "SET memory_limit = ?", [memory])
-        threads = os.environ.get("LINKAGE_THREADS")
+            self.con.execute("SET memory_limit = ?", [memory])
         if threads:
-            self.run("set threads", "SET threads = ?", [int(threads)])
+            self.run("set threads", "SET threads = ?", [threads])
 
     def close(self) -> None:
         self.con.close()

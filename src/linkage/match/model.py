@@ -86,7 +86,11 @@ class Model:
         return model
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
+        """Write the model as JSON, atomically (InputError naming the path when it cannot be written)."""
+        from ..export import atomic_path
+
+        with atomic_path(Path(path)) as temp:
+            temp.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Model:
