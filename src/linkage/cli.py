@@ -4,7 +4,8 @@ Every command runs inside one error boundary (`_Boundary`): typed LinkageErrors 
 single `Error: ...` line and their exit code; a DuckDB failure is an internal error (exit 1)
 named by the command, the step and DuckDB's error class; anything else is an internal error
 (exit 1) too. Details (tracebacks, DuckDB's text) are shown only with LINKAGE_DEBUG=1, so no
-personal data leaks into logs.
+personal data leaks into logs. An error's `values` (e.g. the cells of a first row that looks like
+data) and explain's names and birth dates are shown only with --show-values on a terminal.
 """
 
 from __future__ import annotations
