@@ -205,3 +205,17 @@ def test_explain_person_shows_names_and_birth_dates_only_with_show_values_on_a_t
     base = ["--workspace", str(chained.workspace), "--config-dir", str(chained.config_dir)]
     code, text = _on_a_terminal([*base, "--show-values", "explain", "--person", person], chained.workspace)
     assert code == 0 and dob in text
+
+
+def test_rejects_shows_the_values_only_with_show_values_on_a_terminal(cli: Cli, tmp_path):
+    path = write_csv(tmp_path / "p.csv", POLICE_HEADER, [POLICE_ROWS[0].replace("07/03/1985", "31/02/1985")],
+                     encoding="gb18030")
+    assert cli("ingest", "--source", "police", str(path)).exit_code == 0
+    base = ["--workspace", str(cli.workspace), "--config-dir", str(cli.config_dir)]
+    code, text = _on_a_terminal([*base, "--show-values", "rejects"], tmp_path)
+    assert code == 0 and "31/02/1985" in text and "day 31 is out of range" in text, text
+    code, text = _on_a_terminal([*base, "rejects"], tmp_path)
+    assert code == 0 and "31/02/1985" not in text and "day # is out of range" in text, text
+    for args in (["--show-values", "rejects"], ["--show-values", "rejects", "--json"]):
+        result = cli(*args)
+        assert result.exit_code == 0 and "31/02/1985" not in result.output and "1985" not in result.output

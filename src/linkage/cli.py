@@ -278,7 +278,8 @@ def rejects(
     """Per source: rejected rows by reason, value issues by column and reason.
 
     With --out, one CSV line per rejected row and per value issue (source, batch, file, row, kind,
-    column, reason, value with only its last 2 characters shown), UTF-8 with BOM.
+    column, reason, value with only its last 2 characters shown), UTF-8 with BOM. With the global
+    --show-values and a terminal, also the first 200 value issues with their values.
 
     Example:
 
@@ -288,7 +289,7 @@ def rejects(
 
     out = _out(json_flag)
     with _reading() as ws:
-        report = rejects_report(ws, source=source, out_file=out_file)
+        report = rejects_report(ws, source=source, out_file=out_file, values=values_shown())
     if out.json_mode:
         out.json(report.to_json())
         return
@@ -306,6 +307,10 @@ def rejects(
                   for name, s in report.sources.items() for i in s.value_issues]
         if issues:
             out.table("Value issues by column and reason", ["source", "column", "kind", "reason", "values"], issues)
+        if report.values:
+            out.table(f"Values (--show-values; the first {len(report.values)})",
+                      ["source", "file", "row", "column", "reason", "value"],
+                      [(v["source"], v["file"], v["row"], v["column"], v["reason"], v["value"]) for v in report.values])
     else:
         for name, s in report.sources.items():
             out.line(f"{name}: {s.rows_rejected:,} rows rejected, {s.values_not_standardized:,} values not "
