@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import openpyxl
 import polars as pl
 import pytest
@@ -110,11 +111,12 @@ def _columns(fields: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-def known_values(data: Path) -> set[str]:
+def known_values(data: Path) -> tuple[set[str], str]:
     """Names, birth dates, document numbers, phones and e-mails of the sample, as the exports write
     them (and in the forms linkage prints: ISO dates, numbers without spaces, family + given name).
     Values too short to be told from other text (one hanzi, a 3-letter token) are left out, and
-    so is any value that is also part of a non-personal cell (a hotel name holding a given name)."""
+    so is any value that is also part of a non-personal cell (a hotel name holding a given name),
+    whose text is returned too."""
     frames = _exports(data)
     personal, other = _columns(PERSONAL_FIELDS), _columns(OTHER_TEXT_FIELDS)
     values: set[str] = set()
@@ -129,6 +131,23 @@ def known_values(data: Path) -> set[str]:
             for family, given in frame.select("姓", "名").drop_nulls().iter_rows():
                 values |= {f"{family}{given}", f"{family} {given}", f"{given} {family}"}
     public_text = "\n".join(public)
+    return {v for v in values if _distinctive(v) and v not in public_text}, public_text
+
+
+def stored_values(db: Path, public_text: str) -> set[str]:
+    """The same people's values in the forms the workspace stores them (standardized names and
+    name keys, ISO birth dates, documents without spaces, phones in E.164), which a command
+    printing a stored value would show."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            SELECT full_name, local_name, name_key, family_name || ' ' || given_name, given_name || ' ' || family_name,
+                   strftime(dob, '%Y-%m-%d'), email, passport, id_number, permit_no, phone,
+                   array_to_string(doc_numbers, '\t'), array_to_string(phones, '\t')
+            FROM records""").fetchall()
+    finally:
+        con.close()
+    values = {part for row in rows for cell in row if cell for part in cell.split("\t")}
     return {v for v in values if _distinctive(v) and v not in public_text}
 
 
@@ -270,22 +289,13 @@ def _runs_before_match(data: Path, f: dict[str, Path], tmp: Path) -> list[Run]:
               for s, e in (("immigration", "csv"), ("health", "csv"), ("police", "csv"), ("commerce", "xlsx"))]
     return [
         Run(("init",), ("init",), 0),
-        Run(("init",), ("init",), 2),   # exists
-        Run(("status",), ("status",), 2, workspace="missing"),
         *ingest,
         Run(("ingest",), ("ingest", "--source", "immigration", str(f["no_header_csv"])), 2),
         Run(("ingest",), ("ingest", "--source", "commerce", str(f["no_header_xlsx"])), 2),
         Run(("ingest",), ("ingest", "--source", "health", "--json", str(f["bad_values"])), 0),
-        Run(("ingest",), ("ingest", "--source-config", str(f["bad_config"]), str(f["no_header_csv"])), 2),
         Run(("ingest",), ("ingest", "--source-config", str(f["parquet_config"]), str(f["bad_parquet"])), 2),
         Run(("ingest",), ("ingest", "--source", "immigration", str(f["gb18030_as_utf8"])), 2),
-        Run(("ingest",), ("ingest", "--source", "nosuch", str(data / "health.csv")), 2),
-        Run(("status",), ("status",), 2, (("LINKAGE_MEMORY_LIMIT", "plenty"),)),
-        Run(("match",), ("match", "--threshold", "high"), 2),
-        Run(("match",), ("match", "--model-config", str(f["bad_model"])), 2),
-        Run(("match",), ("match", "--save-model", str(f["blocked"] / "model.json")), 2),
         Run(("match",), ("match", "--save-model", str(tmp / "model.json")), 0),
-        Run(("chain",), ("chain", "--as-of", "yesterday"), 2),
         Run(("chain",), ("chain", "--as-of", AS_OF), 0),
         Run(("export", "clusters"), ("export", "clusters", "--out", str(tmp / "clusters.csv")), 0),
         Run(("export", "flags"), ("export", "flags", "--out", str(tmp / "flags.csv")), 0),
@@ -295,7 +305,16 @@ def _runs_before_match(data: Path, f: dict[str, Path], tmp: Path) -> list[Run]:
 def _reading_runs(data: Path, f: dict[str, Path], tmp: Path, pair: tuple[str, str], person: str,
                   flagged: str) -> list[Run]:
     blocked = f["blocked"]
-    return [
+    return [   # readers, and commands that fail before they open the workspace for writing
+        Run(("init",), ("init",), 2),   # exists
+        Run(("status",), ("status",), 2, workspace="missing"),
+        Run(("ingest",), ("ingest", "--source-config", str(f["bad_config"]), str(f["no_header_csv"])), 2),
+        Run(("ingest",), ("ingest", "--source", "nosuch", str(data / "health.csv")), 2),
+        Run(("status",), ("status",), 2, (("LINKAGE_MEMORY_LIMIT", "plenty"),)),
+        Run(("match",), ("match", "--threshold", "high"), 2),
+        Run(("match",), ("match", "--model-config", str(f["bad_model"])), 2),
+        Run(("match",), ("match", "--save-model", str(f["blocked"] / "model.json")), 2),
+        Run(("chain",), ("chain", "--as-of", "yesterday"), 2),
         Run(("status",), ("status",), 0),
         Run(("rejects",), ("rejects",), 0),
         Run(("rejects",), ("rejects", "--json"), 0),
@@ -303,6 +322,7 @@ def _reading_runs(data: Path, f: dict[str, Path], tmp: Path, pair: tuple[str, st
         Run(("blocking",), ("blocking",), 0),
         Run(("blocking",), ("blocking", "--truth", str(f["bad_truth"])), 2),
         Run(("model", "show"), ("model", "show"), 0),
+        Run(("model", "show"), ("model", "show", "--json"), 2, workspace="missing"),
         Run(("model", "save"), ("model", "save", str(tmp / "saved_model.json")), 0),
         Run(("model", "save"), ("model", "save", str(blocked / "model.json")), 2),
         Run(("explain",), ("explain", *pair), 0),
@@ -373,9 +393,10 @@ def swept(tmp_path_factory) -> tuple[Session, set[str], Path]:
     session = Session(tmp / "ws", config_dir, tmp)
     data = tmp / "data"
     session(Run(("sample",), ("sample", "--people", str(PEOPLE), "--seed", str(SEED), "--out", str(data)), 0))
-    values = known_values(data)
+    values, public_text = known_values(data)
     files = _prepare_inputs(data, tmp)
     session.all(_runs_before_match(data, files, tmp))
+    values |= stored_values(session.workspace / "linkage.duckdb", public_text)
     clusters = pl.read_csv(tmp / "clusters.csv", infer_schema=False)
     sizes = clusters.group_by("person_id").len().filter(pl.col("len") >= 3).sort("person_id")
     person = sizes["person_id"][0]
