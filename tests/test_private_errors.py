@@ -219,3 +219,19 @@ def test_rejects_shows_the_values_only_with_show_values_on_a_terminal(cli: Cli, 
     for args in (["--show-values", "rejects"], ["--show-values", "rejects", "--json"]):
         result = cli(*args)
         assert result.exit_code == 0 and "31/02/1985" not in result.output and "1985" not in result.output
+
+
+def test_a_json_lines_file_with_invalid_utf8_past_the_checked_start_is_exit_2_naming_the_line(cli: Cli, tmp_path):
+    from linkage.readers import SNIFF_BYTES
+
+    (cli.config_dir / "sources" / "border.toml").write_text(
+        PARQUET_TOML.replace('format = "parquet"', 'format = "jsonl"'), encoding="utf-8")
+    line = b'{"entry_id": "E%07d", "full_name": "WANG WEI", "dob": "1980-01-02", "passport": "E11111111"}\n'
+    count = SNIFF_BYTES // len(line % 0) + 10
+    body = b"".join(line % n for n in range(count))
+    path = tmp_path / "border.jsonl"
+    path.write_bytes(body + b'{"entry_id": "EBAD", "full_name": "ZHANG\xff SAN", "dob": "1981-02-03"}\n')
+    result = cli("ingest", "--source", "border", str(path))
+    assert result.exit_code == 2, result.output
+    assert error_line(result).startswith(f"Error: {path}: bytes that are not valid utf-8 at line {count + 1} (")
+    assert "ZHANG" not in result.output

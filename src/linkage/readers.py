@@ -473,8 +473,8 @@ def _read_jsonl(path: Path, config: SourceConfig, config_path: Path, progress: P
     row_numbers: list[int] = []
     rejects: list[RowReject] = []
     row_no = 0
-    with path.open("r", encoding=config.python_encoding, errors="strict") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_no, line in _numbered_lines(handle, path, config, config_path):
             if not line.strip():
                 continue
             row_no += 1
@@ -499,6 +499,21 @@ def _read_jsonl(path: Path, config: SourceConfig, config_path: Path, progress: P
         check_columns(path, sorted(seen), config, config_path, first_row=False)
     progress(path.stat().st_size)
     yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+
+
+def _numbered_lines(handle, path: Path, config: SourceConfig, config_path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line) of a file opened in binary; bytes that are not valid in the
+    encoding (past the part checked first) are an InputError naming the line, never the bytes."""
+    for line_no, raw in enumerate(handle, start=1):
+        try:
+            yield line_no, raw.decode(config.python_encoding if line_no == 1 else _no_bom(config.python_encoding))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: bytes that are not valid {config.encoding} at line {line_no} "
+                             f"({exc.reason}); check encoding in {config_path}") from None
+
+
+def _no_bom(encoding: str) -> str:
+    return "utf-8" if encoding == "utf-8-sig" else encoding
 
 
 def _json_text(value: object) -> str | None:
