@@ -84,7 +84,7 @@ def check_columns(path: Path, header: list[str], config: SourceConfig, config_pa
         raise InputError(
             f"{path}: column(s) {what} named in {config_path} are not in the file; its first row looks like "
             f"data, not a header row ({found} of {len(columns)} configured columns found; its {len(header)} "
-            "cells are not shown); add the header row the config expects",
+            "cells are not shown; --show-values on a terminal shows them); add the header row the config expects",
             values=", ".join(header))
     shown = ", ".join(header[:40]) + (" ..." if len(header) > 40 else "")
     raise InputError(
