@@ -4,7 +4,8 @@ Every command runs inside one error boundary (`_Boundary`): typed LinkageErrors 
 single `Error: ...` line and their exit code; a DuckDB failure is an internal error (exit 1)
 named by the command, the step and DuckDB's error class; anything else is an internal error
 (exit 1) too. Details (tracebacks, DuckDB's text) are shown only with LINKAGE_DEBUG=1, so no
-personal data leaks into logs.
+personal data leaks into logs. An error's `values` (e.g. the cells of a first row that looks like
+data) and explain's names and birth dates are shown only with --show-values on a terminal.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class _Boundary(TyperGroup):
         except BrokenPipeError:   # the reader went away (`linkage match | head -1`): nothing is wrong
             _silence_stdout()
             raise typer.Exit(0) from None
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:   # also a Rust library's panic (pyo3's PanicException is a BaseException)
             if ctx.meta.get("linkage.error_shown"):   # by a nested group's boundary, with LINKAGE_DEBUG=1
                 raise
             ctx.meta["linkage.error_shown"] = True
@@ -137,7 +140,8 @@ def _render_error(ctx, exc: Exception) -> int | None:
                     "rerun with LINKAGE_DEBUG=1 for details")
         return None if debug else 1
     if isinstance(exc, LinkageError):
-        print_error(str(exc))
+        shown = exc.values if exc.values and values_shown(sys.stderr) else None
+        print_error(str(exc) + (f" [values: {shown}]" if shown else ""))
         return exc.exit_code
     if debug:
         return None
@@ -169,9 +173,17 @@ class State:
     config_dir: Path = Path("configs")
     json_mode: bool = False
     given: frozenset[str] = frozenset()   # global options set on the command line or by environment
+    show_values: bool = False
 
 
 state = State()
+
+
+def values_shown(stream=None) -> bool:
+    """Personal values may be printed only when --show-values was given and `stream` (stdout by
+    default) is a terminal: never into a pipe, a file, a log or a cron mail."""
+    stream = sys.stdout if stream is None else stream
+    return state.show_values and hasattr(stream, "isatty") and stream.isatty()
 
 
 @app.callback()
@@ -182,10 +194,14 @@ def _global(
     config_dir: Path = typer.Option(Path("configs"), "--config-dir", envvar="LINKAGE_CONFIG_DIR",
                                     help="Directory with sources/*.toml, model.toml, chain.toml."),
     json_mode: bool = typer.Option(False, "--json", help="Machine-readable JSON output."),
+    show_values: bool = typer.Option(False, "--show-values",
+                                     help="Show personal values (names, birth dates, numbers) in errors and "
+                                          "explanations; only on a terminal, never in a pipe or a file."),
 ) -> None:
     """Global options apply to every command."""
     os.umask(0o077)   # everything the workspace and the exports hold is personal data: owner-only
     state.workspace, state.config_dir, state.json_mode = workspace, config_dir, json_mode
+    state.show_values = show_values
     sources = {name: ctx.get_parameter_source(name) for name in ("workspace", "config_dir")}
     state.given = frozenset(name for name, source in sources.items()
                             if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"))
@@ -394,7 +410,8 @@ def rejects(
     """Per source: rejected rows by reason, value issues by column and reason.
 
     With --out, one CSV line per rejected row and per value issue (source, batch, file, row, kind,
-    column, reason, value with only its last 2 characters shown), UTF-8 with BOM.
+    column, reason, value with only its last 2 characters shown), UTF-8 with BOM. With the global
+    --show-values and a terminal, also the first 200 value issues with their values.
 
     Example:
 
@@ -404,7 +421,7 @@ def rejects(
 
     out = _out(json_flag)
     with _reading() as ws:
-        report = rejects_report(ws, source=source, out_file=out_file)
+        report = rejects_report(ws, source=source, out_file=out_file, values=values_shown())
     audit.count(lines_written=report.lines_written if report.out_file is not None else None)
     if out.json_mode:
         out.json(report.to_json())
@@ -423,6 +440,10 @@ def rejects(
                   for name, s in report.sources.items() for i in s.value_issues]
         if issues:
             out.table("Value issues by column and reason", ["source", "column", "kind", "reason", "values"], issues)
+        if report.values:
+            out.table(f"Values (--show-values; the first {len(report.values)})",
+                      ["source", "file", "row", "column", "reason", "value"],
+                      [(v["source"], v["file"], v["row"], v["column"], v["reason"], v["value"]) for v in report.values])
     else:
         for name, s in report.sources.items():
             out.line(f"{name}: {s.rows_rejected:,} rows rejected, {s.values_not_standardized:,} values not "
@@ -473,9 +494,11 @@ def sample(
     when = _parse_time(as_of, "--as-of") if as_of else None
     try:
         profiles = corruption_names(corruption)
-    except ValueError as exc:
+        summary = generate_sample(people, seed, out_dir, as_of=when, corruptions=profiles)
+    except ValueError as exc:   # the generator's checks of its arguments (no personal value in them)
         raise InputError(str(exc)) from None
-    summary = generate_sample(people, seed, out_dir, as_of=when, corruptions=profiles)
+    except OSError as exc:
+        raise InputError(f"cannot write the sample to {out_dir}: {exc.strerror or type(exc).__name__}") from None
     if out.json_mode:
         out.json({"out_dir": str(summary.out_dir), "people": summary.people, "as_of": summary.as_of.isoformat(),
                   "files": summary.files,
@@ -508,8 +531,12 @@ def match(
     from .config import load_model_config
     from .match.run import run_match
 
+    from .export import check_writable
+
     out = _out(json_flag)
     config, _ = load_model_config(state.config_dir, model_config)
+    if save_model is not None:
+        check_writable(save_model)   # before the match, not after it is stored
     with _writing("linkage match", wait) as ws:
         summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
                             step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
@@ -599,7 +626,8 @@ def explain(
         raise InputError("give two record keys (SOURCE:RECORD_ID SOURCE:RECORD_ID) or --person ID")
     config, _ = load_model_config(state.config_dir)
     with _reading() as ws:
-        result = explain_person(ws, person) if person else explain_pair(ws, config, keys[0], keys[1])
+        result = (explain_person(ws, person, values=values_shown()) if person
+                  else explain_pair(ws, config, keys[0], keys[1]))
     if out.json_mode:
         out.json(asdict(result))
     elif person:
@@ -803,8 +831,10 @@ def render_pair(out: Output, result) -> None:
 
 
 def render_person(out: Output, result) -> None:
-    out.table(f"Person {result.person_id}: {len(result.records)} records", ["record", "name", "dob", "nationality", "file", "row"],
-              [(r["key"], r["name"] or "", r["dob"] or "", r["nationality"] or "", r["file"], r["row"]) for r in result.records])
+    values = ["name", "dob"] if result.records and "name" in result.records[0] else []   # --show-values on a TTY
+    out.table(f"Person {result.person_id}: {len(result.records)} records", ["record", *values, "nationality", "file", "row"],
+              [(r["key"], *(r[v] or "" for v in values), r["nationality"] or "", r["file"], r["row"])
+               for r in result.records])
     out.table("Links", ["left", "right", "weight", "probability", "status"],
               [(e["left"], e["right"], f"{e['weight']:+.2f}", f"{e['probability']:.4f}",
                 "refused (identity guard)" if e["refused"] else "kept, identifiers contradict" if e["conflict"]

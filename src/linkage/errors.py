@@ -4,9 +4,18 @@ from __future__ import annotations
 
 
 class LinkageError(Exception):
-    """Base class: a failure the user can understand. `exit_code` is what the CLI returns."""
+    """Base class: a failure the user can understand. `exit_code` is what the CLI returns.
+
+    The message names files, rows, columns and keys, never a personal value. `values` may hold
+    the values themselves (e.g. the cells of a first row that looks like data): the CLI shows
+    them only with `--show-values` on a terminal.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, values: str | None = None):
+        super().__init__(message)
+        self.values = values
 
 
 class InputError(LinkageError):

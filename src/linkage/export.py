@@ -56,6 +56,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.unlink(temp)
 
 
+def check_writable(target: Path) -> None:
+    """Raise InputError now (naming the path) when `atomic_path(target)` could not write there."""
+    target = Path(target)
+    if target.is_dir():
+        raise InputError(f"{target} is a folder; give a file name")
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    except FileNotFoundError:
+        raise InputError(f"{target.parent}: folder not found") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or type(exc).__name__}") from None
+    os.close(handle)
+    os.unlink(temp)
+
+
 # `atomic_path`'s temp files: ".NAME.PID.XXXXXXXX.tmp" (mkstemp's eight random characters).
 TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
 

@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import operator
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,21 +64,49 @@ def read_export(path: Path, config: SourceConfig, config_path: Path, progress: P
     yield from readers[config.format](path, config, config_path, progress or (lambda n: None))
 
 
-def check_columns(path: Path, header: list[str], config: SourceConfig, config_path: Path) -> None:
-    """Every column the config names must be in the file; say which are missing and what is there."""
+def check_columns(path: Path, header: list[str], config: SourceConfig, config_path: Path,
+                  first_row: bool = True) -> None:
+    """Every column the config names must be in the file; say which are missing and what is there.
+
+    `header` is the file's first row (CSV, XLSX) or its column names (`first_row=False`: Parquet,
+    JSON keys). A first row that looks like data (a file without a header row) is not quoted: its
+    cells are a traveler's name, document and phone; they go to the error's `values`, which the
+    CLI shows only with --show-values on a terminal.
+    """
     present = set(header)
-    missing = [(col, key) for col, key in config.columns().items() if col not in present]
-    if missing:
-        what = ", ".join(f"'{col}' (key {key})" for col, key in missing)
-        shown = ", ".join(header[:40]) + (" ..." if len(header) > 40 else "")
+    columns = config.columns()
+    missing = [(col, key) for col, key in columns.items() if col not in present]
+    if not missing:
+        return
+    what = ", ".join(f"'{col}' (key {key})" for col, key in missing)
+    found = len(columns) - len(missing)
+    if first_row and (found * 2 < len(columns) or any(_looks_like_value(cell) for cell in header)):
         raise InputError(
-            f"{path}: column(s) {what} named in {config_path} are not in the file; "
-            f"columns present: {shown}"
-        )
+            f"{path}: column(s) {what} named in {config_path} are not in the file; its first row looks like "
+            f"data, not a header row ({found} of {len(columns)} configured columns found; its {len(header)} "
+            "cells are not shown; --show-values on a terminal shows them); add the header row the config expects",
+            values=", ".join(header))
+    shown = ", ".join(header[:40]) + (" ..." if len(header) > 40 else "")
+    raise InputError(
+        f"{path}: column(s) {what} named in {config_path} are not in the file; "
+        f"columns present: {shown}"
+    )
 
 
-def _clean_header(path: Path, header: list[str]) -> list[str]:
+# A cell no column name is made of: a run of 4 digits (a date, a document or phone number), an '@'.
+_VALUE_LIKE = re.compile(r"\d{4}|@")
+
+
+def _looks_like_value(cell: str) -> bool:
+    return bool(_VALUE_LIKE.search(cell))
+
+
+def _checked_header(path: Path, header: list[str], config: SourceConfig, config_path: Path,
+                    first_row: bool = True) -> list[str]:
+    """The column names, trimmed, checked against the config (first: a first row of data is not
+    quoted) and for a name given twice."""
     names = [h.strip().lstrip("\ufeff") for h in header]
+    check_columns(path, names, config, config_path, first_row)
     seen: set[str] = set()
     for name in names:
         if name and name in seen:
@@ -146,8 +175,7 @@ def _read_csv(path: Path, config: SourceConfig, config_path: Path, progress: Pro
             header = _next_csv_row(reader, path, config, config_path)
         except StopIteration:
             raise InputError(f"{path}: the file is empty (expected a header row)") from None
-        header = _clean_header(path, header)
-        check_columns(path, header, config, config_path)
+        header = _checked_header(path, header, config, config_path)
         blocks = _CsvBlocks(path, config, config_path, header, dialect)
         line, row_no, chunks = reader.line_num, 0, 0
         while block := _read_lines(text, path, config, config_path, line):
@@ -335,7 +363,7 @@ def _read_xlsx(path: Path, config: SourceConfig, config_path: Path, progress: Pr
     try:
         reader = fastexcel.read_excel(str(path))
     except Exception as exc:  # fastexcel raises its own error types for a broken workbook
-        raise InputError(f"{path}: not a readable XLSX workbook ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a readable XLSX workbook ({type(exc).__name__})") from None
     sheet = config.sheet if config.sheet is not None else 0
     if config.sheet is not None and config.sheet not in reader.sheet_names:
         raise InputError(
@@ -345,12 +373,11 @@ def _read_xlsx(path: Path, config: SourceConfig, config_path: Path, progress: Pr
     try:
         frame = reader.load_sheet(sheet, dtypes="string").to_polars()
     except Exception as exc:
-        raise InputError(f"{path}: cannot read sheet {sheet!r} ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot read sheet {sheet!r} ({type(exc).__name__})") from None
     if frame.width == 0:
         raise InputError(f"{path}: the sheet is empty (expected a header row)")
-    header = _clean_header(path, [str(c) for c in frame.columns])
+    header = _checked_header(path, [str(c) for c in frame.columns], config, config_path)
     frame.columns = header
-    check_columns(path, header, config, config_path)
     wanted = list(config.columns())
     frame = frame.select([pl.col(c).cast(pl.Utf8) for c in wanted])
     frame = frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW))
@@ -381,18 +408,52 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(out)
 
 
+def _check_utf8(path: Path, batch, before: int) -> None:
+    """Parquet strings must be UTF-8, but a writer can store any bytes: name the first bad row and
+    column (polars would fail on them later with a panic), never the bytes."""
+    import pyarrow as pa
+
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            raw = column.view(pa.binary() if pa.types.is_string(column.type) else pa.large_binary()).to_pylist()
+            bad = next((i for i, value in enumerate(raw) if value is not None and not _is_utf8(value)), None)
+            where = f"row {before + bad + 1}" if bad is not None else f"rows {before + 1}-{before + len(raw)}"
+            raise InputError(f"{path}: column '{name}', {where}: not valid UTF-8 text (Parquet strings must be "
+                             "UTF-8; write the column as UTF-8 text)") from None
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _read_parquet(path: Path, config: SourceConfig, config_path: Path, progress: Progress) -> Iterator[RawChunk]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    header = _clean_header(path, parquet.schema_arrow.names)
-    check_columns(path, header, config, config_path)
+        raise InputError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+    header = _checked_header(path, parquet.schema_arrow.names, config, config_path, first_row=False)
     wanted = list(config.columns())
     row = 0
-    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
+    batches = parquet.iter_batches(batch_size=CHUNK_ROWS, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:   # pyarrow's text can quote the data it read
+            raise InputError(f"{path}: cannot read the Parquet data after row {row} ({type(exc).__name__})") from None
+        if batch is None:
+            break
+        _check_utf8(path, batch, row)
         frame = _as_text(pl.from_arrow(batch))
         frame = frame.with_columns(pl.int_range(row + 1, row + frame.height + 1, dtype=pl.Int64).alias(ROW))
         row += frame.height
@@ -412,8 +473,8 @@ def _read_jsonl(path: Path, config: SourceConfig, config_path: Path, progress: P
     row_numbers: list[int] = []
     rejects: list[RowReject] = []
     row_no = 0
-    with path.open("r", encoding=config.python_encoding, errors="strict") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_no, line in _numbered_lines(handle, path, config, config_path):
             if not line.strip():
                 continue
             row_no += 1
@@ -435,9 +496,24 @@ def _read_jsonl(path: Path, config: SourceConfig, config_path: Path, progress: P
         raise InputError(f"{path}: the file has no JSON objects")
     if seen:
         # A key absent from every object is a column the file does not have.
-        check_columns(path, sorted(seen), config, config_path)
+        check_columns(path, sorted(seen), config, config_path, first_row=False)
     progress(path.stat().st_size)
     yield RawChunk(_frame(wanted, rows, row_numbers), rejects)
+
+
+def _numbered_lines(handle, path: Path, config: SourceConfig, config_path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line) of a file opened in binary; bytes that are not valid in the
+    encoding (past the part checked first) are an InputError naming the line, never the bytes."""
+    for line_no, raw in enumerate(handle, start=1):
+        try:
+            yield line_no, raw.decode(config.python_encoding if line_no == 1 else _no_bom(config.python_encoding))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: bytes that are not valid {config.encoding} at line {line_no} "
+                             f"({exc.reason}); check encoding in {config_path}") from None
+
+
+def _no_bom(encoding: str) -> str:
+    return "utf-8" if encoding == "utf-8-sig" else encoding
 
 
 def _json_text(value: object) -> str | None:

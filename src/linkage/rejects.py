@@ -31,6 +31,7 @@ KIND_LABELS = {"row": "row rejected", "value": "value not standardized", "note":
 CSV_HEADER = ["source", "batch", "file", "row", "kind", "column", "reason", "value_masked"]
 KEEP_CHARS = 2
 FETCH_ROWS = 10_000
+SHOWN_VALUES = 200
 
 # The reason as shown: value-issue reasons with their digits hidden (see the module docstring).
 SHOWN_REASON = "CASE WHEN kind = 'row' THEN reason ELSE regexp_replace(reason, '[0-9]+', '#', 'g') END"
@@ -61,9 +62,12 @@ class RejectsReport:
     sources: dict[str, SourceRejects]
     out_file: Path | None = None
     lines_written: int | None = None
+    values: list[dict[str, Any]] | None = None   # only when asked for (--show-values on a terminal)
 
     def to_json(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"sources": {name: asdict(s) for name, s in self.sources.items()}}
+        if self.values is not None:
+            payload["values"] = self.values
         if self.out_file is not None:
             payload["out"] = {"file": str(self.out_file), "lines": self.lines_written}
         return payload
@@ -74,8 +78,12 @@ def mask_value(text: str | None) -> str:
     return mask_last(text or "", KEEP_CHARS)
 
 
-def rejects_report(ws: Workspace, source: str | None = None, out_file: Path | None = None) -> RejectsReport:
-    """The summary of every ingested source (or of `source` only) and, with `out_file`, the CSV."""
+def rejects_report(ws: Workspace, source: str | None = None, out_file: Path | None = None,
+                   values: bool = False) -> RejectsReport:
+    """The summary of every ingested source (or of `source` only) and, with `out_file`, the CSV.
+
+    `values` (the CLI's --show-values on a terminal) adds the first SHOWN_VALUES value issues with
+    their file, row, column, reason and the value itself, unmasked."""
     names = _sources(ws)
     if source is not None and source not in names:
         known = ", ".join(names) if names else "none (ingest exports first)"
@@ -97,6 +105,13 @@ def rejects_report(ws: Workspace, source: str | None = None, out_file: Path | No
         else:
             counts.values_not_standardized += n
         counts.value_issues.append(IssueCount(column or "", kind, reason, n))
+    if values:
+        value_where = f"{where} {'AND' if where else 'WHERE'} kind <> 'row'"
+        report.values = [
+            {"source": name, "file": file_name, "row": row_no, "column": column, "reason": reason, "value": value}
+            for name, file_name, row_no, column, reason, value in ws.rows("rejects: values", f"""
+                SELECT source, file_name, row_no, column_name, reason, value FROM rejects {value_where}
+                ORDER BY source, batch_id, row_no, column_name LIMIT {SHOWN_VALUES}""", params)]
     if out_file is not None:
         report.out_file = Path(out_file)
         report.lines_written = _write_csv(ws, report.out_file, where, params)

@@ -2534,6 +2534,7 @@ def generate_sample(people: int, seed: int, out_dir: Path, as_of: datetime | Non
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output path exists and is not a directory: {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)   # an unwritable place fails (OSError) before the work
     as_of_s = int((as_of - datetime(1970, 1, 1)).total_seconds())
     V = _build_vocab()
     P = _population(people, seed, as_of_s, V)

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from .errors import DatabaseError, LockedError, WorkspaceError
+from .errors import ConfigError, DatabaseError, LockedError, WorkspaceError
 from .keys import KEY_ENV, KEY_FILE_ENV, Key, workspace_key
 from .lock import SNAPSHOT_DIR, read_holder, snapshot_path
 from .sql import quote_ident, quote_literal
@@ -450,6 +450,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def environment_settings() -> tuple[str | None, int | None]:
+    """LINKAGE_MEMORY_LIMIT and LINKAGE_THREADS, checked (ConfigError naming the variable and what
+    it expects): the memory limit as DuckDB reads it, the threads as a whole number >= 1."""
+    memory = os.environ.get("LINKAGE_MEMORY_LIMIT") or None
+    if memory:
+        con = duckdb.connect()
+        try:
+            con.execute("SET memory_limit = ?", [memory])
+        except duckdb.Error:
+            raise ConfigError(f"LINKAGE_MEMORY_LIMIT='{memory}' is not a memory size; expected a number and a "
+                              "unit (KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 4GB or 512MB") from None
+        finally:
+            con.close()
+    threads = os.environ.get("LINKAGE_THREADS") or None
+    if threads and (not threads.strip().isdigit() or int(threads) < 1):
+        raise ConfigError(f"LINKAGE_THREADS='{threads}' is not a number of threads; expected a whole number of "
+                          "at least 1, e.g. 4")
+    return memory, int(threads) if threads else None
+
+
 def extension_path(name: str) -> Path:
     """Path of a DuckDB extension shipped in the `duckdb-extension-NAME` PyPI package."""
     try:
@@ -551,6 +571,7 @@ class Workspace:
         with `key` when one is given."""
         root = Path(root)
         db = root / DB_FILE
+        environment_settings()   # a bad setting fails before --force removes anything
         if db.exists():
             if not force:
                 raise WorkspaceError(
@@ -667,12 +688,18 @@ class Workspace:
                 raise WorkspaceError(f"the workspace in {root} is marked encrypted ({ENCRYPTED_MARKER}) but its "
                                      f"DuckDB file is not; remove {root / ENCRYPTED_MARKER} to open it as "
                                      "plaintext, then encrypt it with 'linkage rekey'") from None
-            raise WorkspaceError(f"cannot open the workspace in {root}: {exc}") from exc
+            # DuckDB's text is not shown (a failed WAL replay can quote the rows it was replaying)
+            raise WorkspaceError(f"cannot open the workspace in {root} ({type(exc).__name__}): {db.name} is not "
+                                 "a DuckDB database of this version, is damaged or cannot be read") from exc
         except BaseException:
             con.close()
             raise
         ws.encrypted = key is not None
-        ws._apply_settings()
+        try:
+            ws._apply_settings()
+        except BaseException:
+            con.close()
+            raise
         return ws
 
     def _prepare_encryption(self) -> None:
@@ -693,12 +720,11 @@ class Workspace:
             pass   # a workspace on a read-only medium: reading needs no spill folder
         self.con.execute(f"SET temp_directory = {quote_literal(str(tmp / str(os.getpid())))}")
         self.con.execute("SET preserve_insertion_order = false")
-        memory = os.environ.get("LINKAGE_MEMORY_LIMIT")
+        memory, threads = environment_settings()
         if memory:
-            self.run("set memory limit", "SET memory_limit = ?", [memory])
-        threads = os.environ.get("LINKAGE_THREADS")
+            self.con.execute("SET memory_limit = ?", [memory])
         if threads:
-            self.run("set threads", "SET threads = ?", [int(threads)])
+            self.run("set threads", "SET threads = ?", [threads])
 
     def close(self) -> None:
         self.con.close()

@@ -53,8 +53,8 @@ def load_truth(path: Path) -> pl.DataFrame:
         raise InputError(f"{path}: truth file not found")
     try:
         truth = pl.read_csv(path, infer_schema=False)
-    except Exception as exc:  # polars raises several error types for a malformed CSV
-        raise InputError(f"{path}: not a readable CSV ({exc})") from None
+    except Exception as exc:  # polars raises several error types for a malformed CSV; its text can quote rows
+        raise InputError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(TRUTH_COLUMNS)}")

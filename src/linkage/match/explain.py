@@ -108,7 +108,9 @@ def _logit(p: float) -> float:
     return math.log2(p / (1 - p))
 
 
-def explain_person(ws: Workspace, person_id: str) -> PersonExplanation:
+def explain_person(ws: Workspace, person_id: str, values: bool = False) -> PersonExplanation:
+    """A person's records (key, nationality, file and row; name and birth date only with `values`,
+    which the CLI sets for --show-values on a terminal) and the links between them."""
     records = ws.rows("person records", """
         SELECT r.source, r.record_id, r.full_name, r.dob, r.nationality, b.file_name, r.row_no
         FROM linked_persons p JOIN records r USING (source, record_id) JOIN batches b ON b.batch_id = r.batch_id
@@ -123,8 +125,8 @@ def explain_person(ws: Workspace, person_id: str) -> PersonExplanation:
         ORDER BY l.weight DESC""", [person_id, person_id])
     return PersonExplanation(
         person_id,
-        [{"key": f"{s}:{r}", "name": n, "dob": str(d) if d else None, "nationality": c, "file": f, "row": row}
-         for s, r, n, d, c, f, row in records],
+        [{"key": f"{s}:{r}", **({"name": n, "dob": str(d) if d else None} if values else {}), "nationality": c,
+          "file": f, "row": row} for s, r, n, d, c, f, row in records],
         [{"left": a, "right": b, "weight": round(w, 3), "probability": round(p, 6), "linked": lk,
           "refused": rf, "conflict": cf} for a, b, w, p, lk, rf, cf in edges],
     )

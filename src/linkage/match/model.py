@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .. import audit
 from ..errors import InputError
 from .compare import LABELS, Comparison, distinct, levels_in_batches
 from .prepare import RecordArrays
@@ -87,8 +86,11 @@ class Model:
         return model
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
-        audit.file_written(Path(path))
+        """Write the model as JSON, atomically (InputError naming the path when it cannot be written)."""
+        from ..export import atomic_path
+
+        with atomic_path(Path(path)) as temp:
+            temp.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Model:
