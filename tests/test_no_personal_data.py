@@ -40,6 +40,7 @@ from conftest import CONFIGS
 from linkage.cli import app
 
 PEOPLE, SEED, AS_OF = 200, 12, "2026-03-31T00:00"
+NEW_KEY = "a-sweep-key-of-enough-length-0001"   # not personal data: rekey encrypts the workspace last
 
 # Command paths deliberately not run here, each with its reason. Add a path only with a reason.
 NOT_COVERED: dict[tuple[str, ...], str] = {}
@@ -342,6 +343,17 @@ def _reading_runs(data: Path, f: dict[str, Path], tmp: Path, pair: tuple[str, st
         Run(("runs",), ("runs", "--json"), 2, workspace="missing"),
         Run(("run",), ("run", "--dry-run"), 0),
         Run(("sample",), ("sample", "--people", "5", "--out", str(blocked / "sample")), 2),
+        Run(("report",), ("report", "--out", str(tmp / "report.html")), 0),
+        Run(("report",), ("report", "--out", str(blocked / "report.html")), 2),
+        Run(("audit", "show"), ("audit", "show"), 0),
+        Run(("audit", "show"), ("audit", "show", "--json"), 0),
+        Run(("audit", "show"), ("audit", "show", "--last", "0"), 2),
+        Run(("audit", "verify"), ("audit", "verify"), 0),
+        Run(("audit", "verify"), ("audit", "verify", "--head", str(tmp / "no-such-head.json")), 2),
+        Run(("audit", "head"), ("audit", "head", "--out", str(tmp / "audit-head.json")), 0),
+        Run(("audit", "head"), ("audit", "head", "--out", str(blocked / "audit-head.json")), 2),
+        Run(("rekey",), ("rekey",), 2),   # no new key given
+        Run(("init",), ("init", "--encrypt"), 2, workspace="fresh"),   # no key given
     ]
 
 
@@ -350,6 +362,10 @@ def _night_runs(f: dict[str, Path]) -> list[Run]:
         Run(("run",), ("run", "--as-of", AS_OF), (0, 3)),
         Run(("runs",), ("runs",), 0),
         Run(("run",), ("run", "--config", str(f["bad_config"])), 2),
+        # Last: rekey encrypts the plaintext workspace; then only its key opens it.
+        Run(("rekey",), ("rekey",), 0, (("LINKAGE_NEW_KEY", NEW_KEY),)),
+        Run(("status",), ("status",), 2),
+        Run(("status",), ("status",), 0, (("LINKAGE_KEY", NEW_KEY),)),
     ]
 
 
