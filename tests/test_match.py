@@ -296,7 +296,8 @@ def test_weights_never_fall_as_the_level_rises():
 
 
 def guarded(tmp_path, header: str, fields: str, rows: list[tuple], links: list[tuple[str, str]],
-            identity_weight: list[float] | None = None, identity: tuple[str, ...] = ("id_number", "dob"), extra: str = ""):
+            identity_weight: list[float] | None = None, identity: tuple[str, ...] = ("id_number", "dob"), extra: str = "",
+            against: list[tuple[str, str, float]] | None = None):
     """Ingest literal rows of one source, then cluster the given links (each strong enough on its
     own; `identity_weight`, per link, its evidence without what a household shares; threshold 3)."""
     from linkage.match.cluster import cluster
@@ -320,7 +321,11 @@ def guarded(tmp_path, header: str, fields: str, rows: list[tuple], links: list[t
     right = np.array([ids[b] for _, b in links], dtype=np.int64)
     strong = np.full(len(links), 20.0)
     own = strong if identity_weight is None else np.array(identity_weight, dtype=float)
-    result = cluster(data, left, right, strong, own, threshold_weight=3.0, identity=identity)
+    pairs = None
+    if against:
+        pairs = (np.array([ids[a] for a, _, _ in against]), np.array([ids[b] for _, b, _ in against]),
+                 np.array([w for _, _, w in against], dtype=float))
+    result = cluster(data, left, right, strong, own, threshold_weight=3.0, identity=identity, against=pairs)
     return result, {key: result.labels[ids[key]] for key in ids}
 
 
@@ -348,6 +353,28 @@ def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
     assert len({label["N1"], label["N2"], label["N3"]}) == 3
     assert label["C1"] == label["C2"] == label["C3"]
     assert sorted(result.refused.tolist()) == [0, 1] and result.kept.tolist() == [2]
+
+
+def test_guard_keeps_no_conflict_that_another_pair_of_the_two_groups_contradicts(tmp_path):
+    """Namesakes born on one day, each with an ID and a phone of their own: the link between B2 (no
+    phone) and A1 would stand on its own evidence, but B1 and A1, whose IDs differ too, weigh as two
+    people once their two phones count: no conflict kept, two persons. Where the other pair weighs
+    as one person (a shared phone, discounted), the conflict is kept as before."""
+    from linkage.standardize.ids import make_resident_id
+
+    born = date(1990, 4, 14)
+    a, b = make_resident_id("120101", born, 5), make_resident_id("110107", born, 6)
+    rows = [("A1", "ZHANG FEI", "1990-04-14", a, "15221247160"), ("A2", "ZHANG FEI", "1990-04-14", a, "15221247160"),
+            ("B1", "ZHANG FEI", "1990-04-14", b, "17747074044"), ("B2", "ZHANG FEI", "1990-04-14", b, "")]
+    fields = 'full_name = "name"\ndob = "dob"\nid_number = "idno"\nphone = "phone"'
+    links = [("A1", "A2"), ("B1", "B2"), ("B2", "A1")]
+    result, label = guarded(tmp_path / "apart", "rid,name,dob,idno,phone", fields, rows, links, [20.0, 20.0, 5.0],
+                            against=[("B1", "A1", -18.0)])
+    assert label["A1"] == label["A2"] and label["B1"] == label["B2"] and label["A1"] != label["B1"]
+    assert result.refused.tolist() == [2] and result.kept.tolist() == []
+    result, label = guarded(tmp_path / "one", "rid,name,dob,idno,phone", fields, rows, links, [20.0, 20.0, 5.0],
+                            against=[("B1", "A1", 3.5)])
+    assert label["A1"] == label["B1"] and result.kept.tolist() == [2]
 
 
 def test_guard_lets_a_shared_resident_id_outweigh_a_new_passport_and_phone(tmp_path):

@@ -11,7 +11,10 @@ A component holding such a contradiction is rebuilt edge by edge, strongest firs
 that would bring a new contradicting pair into one group is refused, unless the link itself
 joins the two contradicting records and its evidence without what a household shares (phone,
 address, e-mail, employer, district, group extras) makes them more likely than not one person:
-then it is one person whose records disagree, kept together and marked `conflict` for review. A contradiction already inside a group is not new:
+then it is one person whose records disagree, kept together and marked `conflict` for review,
+unless another scored pair of the two groups' records contradicts directly and, counting what
+households share where it differs (two phones), says "two people": namesakes born on one day, with
+two IDs and two phones, joined through a record that carries no phone. A contradiction already inside a group is not new:
 a group that holds two IDs still accepts a record with one of them. Components without a
 contradiction (the vast majority) are taken as they are, so the Python loop runs only over the
 few that need it.
@@ -229,11 +232,12 @@ def _dob_pairs_different(data: RecordArrays, labels: np.ndarray, suspects: np.nd
 
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             identity_weight: np.ndarray, threshold_weight: float,
-            identity: list[str] | tuple[str, ...] = DEFAULT_IDENTITY) -> Clusters:
+            identity: list[str] | tuple[str, ...] = DEFAULT_IDENTITY,
+            against: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
     names = identity_fields(data, identity)
     labels, suspects = suspect_components(data, left, right, names)
-    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects, names)
+    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects, names, against)
 
 
 def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray,
@@ -246,11 +250,23 @@ def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray,
 
 def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
           identity_weight: np.ndarray, threshold_weight: float, labels: np.ndarray,
-          suspects: np.ndarray, identity: list[str]) -> Clusters:
-    """Rebuild the suspect components edge by edge, strongest first (see the module docstring)."""
+          suspects: np.ndarray, identity: list[str],
+          against: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Clusters:
+    """Rebuild the suspect components edge by edge, strongest first (see the module docstring).
+
+    `against`: scored pairs below the threshold inside suspect components (left, right, their weight
+    as evidence of two people: `model.own_or_differing`). A contradicting link is kept for review
+    only if no such pair between the two groups contradicts directly and weighs below
+    `threshold_weight`: one pair of their records that is more likely two people outweighs a link
+    made where the other side lacked what would tell them apart (a record without a phone)."""
     none = np.empty(0, dtype=np.int64)
     if not len(suspects):
         return Clusters(labels, none, none)
+    contrary: dict[int, list[tuple[int, int]]] = {}
+    if against is not None:
+        a_left, a_right, a_weight = against
+        for x, y in zip(a_left[a_weight < threshold_weight].tolist(), a_right[a_weight < threshold_weight].tolist()):
+            contrary.setdefault(int(labels[x]), []).append((x, y))
     in_suspect = np.isin(labels[left], suspects)
     parent = list(range(data.n))
 
@@ -272,7 +288,9 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
         group_b = groups.pop(b) if b in groups else checks.group(b)
         if checks.contradict(group_a, group_b):
             direct = checks.contradict(checks.group(u), checks.group(v))
-            if direct and identity_weight[index] >= threshold_weight:
+            if direct and identity_weight[index] >= threshold_weight and not any(
+                    {find(x), find(y)} == {a, b} and checks.contradict(checks.group(x), checks.group(y))
+                    for x, y in contrary.get(int(labels[u]), ())):
                 kept.append(index)
             else:
                 refused.append(index)

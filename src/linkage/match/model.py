@@ -473,6 +473,15 @@ def own_evidence(model: Model) -> list[bool]:
     return [not (model.households and name in model.groups) for name in model.comparisons]
 
 
+def own_or_differing(model: Model, levels: np.ndarray) -> np.ndarray:
+    """The levels of pairs as evidence that two records are two people: a person's own fields as
+    they are, and what a household shares only where it differs (level 1). Two relatives sharing a
+    phone says nothing of who is who, but two different phones, flights or addresses still count
+    against one person, as much as the model learned they do."""
+    own = np.asarray(own_evidence(model), dtype=bool)
+    return np.where(own | (levels == 1), levels, 0).astype(levels.dtype)
+
+
 def effective_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
                       weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(weight a link stands on, contradicted) per pair: a pair whose records say "two people" (see
