@@ -392,6 +392,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "each blocking rule's key hash of each record, kept for incremental matching",
         ["CREATE TABLE match_keys (rule VARCHAR NOT NULL, h UBIGINT NOT NULL, rid INTEGER NOT NULL)"],
     ),
+    (
+        11,
+        "linkage without plaintext: encoded records' Bloom filters and tokens, and each encoded batch's parameters",
+        [
+            "ALTER TABLE records ADD COLUMN bloom MAP(VARCHAR, BLOB)",
+            "ALTER TABLE records ADD COLUMN tokens MAP(VARCHAR, VARCHAR[])",
+            """
+            CREATE TABLE encodings (
+                batch_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                params VARCHAR NOT NULL,
+                key_check VARCHAR NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
