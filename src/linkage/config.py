@@ -388,8 +388,8 @@ COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "numb
 
 def _token_field(field: str) -> bool:
     """`tok.KIND`: a token of encoded records (see encode.py), `tok.extra.NAME` for an extra field."""
-    kind = field[4:] if field.startswith("tok.") else ""
-    return bool(SLUG.match(kind) or (kind.startswith("extra.") and SLUG.match(kind[6:])))
+    kind, _, extra = (field[4:] if field.startswith("tok.") else "").partition(".")
+    return bool(SLUG.match(kind) and (not extra or SLUG.match(extra)))
 
 
 class BlockingRule(_Strict):

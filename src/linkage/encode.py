@@ -230,6 +230,15 @@ def _salted(grams: pl.Series, salt: pl.Series | None) -> pl.Series:
     return index.join(found, on="i", how="left").sort("i").get_column("g")
 
 
+def _combined(words: pl.Series, value: pl.Series) -> pl.Series:
+    """Per record, each of its words joined with its value ('word|value'); empty when either is missing."""
+    index = pl.DataFrame({"i": np.arange(len(words))})
+    frame = index.with_columns(w=words, v=value.cast(pl.Utf8)).explode("w")
+    found = (frame.filter(pl.col("w").is_not_null() & pl.col("v").is_not_null()).group_by("i")
+             .agg(pl.concat_str("w", pl.lit("|"), "v").unique().sort().alias("t")))
+    return index.join(found, on="i", how="left").sort("i").get_column("t")
+
+
 @dataclass
 class Encoded:
     """Per record: one filter per field ((records, words) uint64, zero = no value) and tokens."""
@@ -284,8 +293,17 @@ def encode_records(records: pl.DataFrame, encoder: Encoder, extra_names: list[st
         "sex": col("sex"), "nationality": col("nationality"),
         "id_number": col("id_number"),    # checksum-valid resident IDs: two different ones are two people
     }
+    # Name words combined with a date or an extra field (one word may be mistyped, the other kept):
+    # a combination is nearly unique per person, so its token's frequency says little.
+    words = name_key.str.split(" ")
+    plain["dob_word"] = _combined(words, dob)
+    plain["year_word"] = _combined(words, dob.str.slice(0, 4))
     for extra in extra_names:
-        plain[f"extra.{extra}"] = col(f"extra.{extra}").map_elements(_text, return_dtype=pl.Utf8, skip_nulls=True)
+        value = col(f"extra.{extra}").map_elements(_text, return_dtype=pl.Utf8, skip_nulls=True)
+        plain[f"extra.{extra}"] = value
+        plain[f"word_extra.{extra}"] = _combined(words, value)
+        phonetic = pl.DataFrame({"f": family, "g": given}).select(pl.concat_list("f", "g").list.drop_nulls()).to_series()
+        plain[f"phonetic_extra.{extra}"] = _combined(phonetic, value)
     tokens = {}
     for kind, values in plain.items():
         if values.dtype != pl.List(pl.Utf8):

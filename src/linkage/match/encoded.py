@@ -40,7 +40,8 @@ TOKEN_BLOCKS = {"documents": {"encoded.documents"}, "phones": {"encoded.phone"},
                 "name": {"encoded.name"}, "local_name": {"encoded.local_name"}, "dob": {"encoded.dob"},
                 "dob_phonetic": {"encoded.dob", "encoded.name"}, "year_phonetic": {"encoded.dob", "encoded.name"},
                 "dob_sex": {"encoded.dob", "encoded.sex"}, "sex": {"encoded.sex"},
-                "nationality": {"encoded.nationality"}}
+                "nationality": {"encoded.nationality"}, "dob_word": {"encoded.dob", "encoded.name"},
+                "year_word": {"encoded.dob", "encoded.name"}}
 SLOTS = 3   # documents and phones compared in up to three token slots
 
 
@@ -49,6 +50,8 @@ def token_comparisons(key: str) -> set[str]:
     kind = key.partition(":")[0][4:]
     if kind.startswith("extra."):
         return {f"encoded.{kind}"}
+    if kind.startswith(("word_extra.", "phonetic_extra.")):
+        return {"encoded.name", f"encoded.extra.{kind.partition('.')[2]}"}
     return TOKEN_BLOCKS.get(kind, {f"encoded.{kind}"})
 
 
@@ -300,13 +303,17 @@ def token_rules(data: RecordArrays) -> list[tuple[str, list[str]]]:
     for name, on in (("enc_document", ["tok.documents"]), ("enc_phone", ["tok.phones"]), ("enc_email", ["tok.email"]),
                      ("enc_name", ["tok.name"]), ("enc_local_name", ["tok.local_name"]), ("enc_dob", ["tok.dob"]),
                      ("enc_dob_phonetic", ["tok.dob_phonetic"]), ("enc_year_phonetic", ["tok.year_phonetic"]),
-                     ("enc_dob_sex", ["tok.dob_sex"]), ("enc_dob_name", ["tok.dob", "tok.name"])):
+                     ("enc_dob_sex", ["tok.dob_sex"]), ("enc_dob_name", ["tok.dob", "tok.name"]),
+                     ("enc_dob_name_word", ["tok.dob_word"]), ("enc_year_name_word", ["tok.year_word"])):
         if all(has(key[4:]) for key in on):
             out.append((name, on))
     for kind, coded in enc.tokens.items():
         if not kind.startswith("extra.") or not (coded.codes >= 0).any():
             continue
         extra = kind[6:]
+        for combined in ("word", "phonetic"):
+            if has(f"{combined}_{kind}"):
+                out.append((f"enc_{extra}_name_{combined}", [f"tok.{combined}_{kind}"]))
         if is_identifier(coded):
             out.append((f"enc_extra_{extra}", [f"tok.{kind}"]))
         else:

@@ -420,8 +420,10 @@ def _parse_with_format(text: pl.Series, fmt: _Format) -> pl.Series:
         & (pl.col("minute") <= 59)
         & (pl.col("second") <= 59)
     )
+    # Components of invalid rows are nulled first: `when/then` evaluates the datetime for every row,
+    # and polars raises on a day the month lacks (FEBRL4's B holds 31 September) instead of giving null.
     stamp = pl.datetime(
-        year, month, day, pl.col("hour"), pl.col("minute"), pl.col("second"), pl.col("micro"),
+        *(pl.when(valid).then(pl.col(c)) for c in ("year", "month", "day", "hour", "minute", "second", "micro")),
         time_unit="us",
     )
     return frame.select(pl.when(valid).then(stamp).alias("t")).get_column("t")
