@@ -227,6 +227,8 @@ def encode(
     out: Path = typer.Option(..., "--out", help="The encoded Parquet file to write."),
     source: Optional[str] = typer.Option(None, "--source", help="Source name: configs/sources/NAME.toml."),
     source_config: Optional[Path] = typer.Option(None, "--source-config", help="Use this source config file."),
+    salt: str = typer.Option("none", "--salt", help="Salt the name filters with: none, sex or birth_year "
+                             "(every agency must use the same; see README)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Encode an export for linkage without plaintext: Bloom filters and keyed tokens instead of
@@ -238,7 +240,7 @@ def encode(
         LINKAGE_BLOOM_KEY_FILE=~/.bloom.key linkage encode --source health health.csv --out health.enc.parquet
     """
     from .config import load_chain_config, load_source_config
-    from .encode import encode_export, load_secret
+    from .encode import DEFAULT, SALTS, Params, encode_export, load_secret
 
     if source is None and source_config is None:
         raise InputError("name the source with --source NAME (or give --source-config FILE)")
@@ -249,7 +251,10 @@ def encode(
     if (state.config_dir / "chain.toml").is_file():
         chain, _ = load_chain_config(state.config_dir)
         destinations = [s.destination for s in chain.stages if s.destination]
-    result = encode_export(config, config_path, file, out, secret, destinations)
+    if salt not in SALTS:
+        raise InputError(f"--salt must be one of {', '.join(SALTS)} (got '{salt}')")
+    params = Params(**{**DEFAULT.to_json(), "salt": salt})
+    result = encode_export(config, config_path, file, out, secret, destinations, params)
     if out_.json_mode:
         out_.json({"source": config.name, **asdict(result)})
         return

@@ -40,12 +40,14 @@ TOKEN_HEX = 16          # 64-bit tokens: collisions negligible at any realistic 
 CHUNK = 65_536          # records encoded at a time (bounds the (records, bits) work matrix)
 
 # Fields encoded as Bloom filters (an extra field adds `extra.NAME`).
-FILTER_FIELDS = ("name", "local_name", "dob", "documents", "phone", "email", "address", "employer")
+FILTER_FIELDS = ("name", "local_name", "dob", "doc.passport", "doc.id", "doc.permit", "phone", "email", "address",
+                 "employer")
 # Tokens (keyed HMAC): exact comparison and the blocking keys. A low-entropy value (sex, birth year)
 # never travels as a token of its own for blocking; it is combined with a name or a date.
 TOKEN_KINDS = ("documents", "phones", "email", "name", "local_name", "dob", "dob_phonetic", "year_phonetic",
                "dob_sex", "sex", "nationality", "id_number")
 SALTED_FIELDS = ("name", "local_name")
+SALTS = ("none", "sex", "birth_year")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Params:
     hashes: int = 15        # positions per q-gram (k)
     q: int = 2              # q-gram length of text fields
     fold: bool = True       # XOR-fold the filter in half (hardening; the stored length is bits / 2)
-    salt: str = "none"      # none | sex: name q-grams salted with a stable field (see README)
+    salt: str = "none"      # none | sex | birth_year: name q-grams salted with that field (see README)
 
     @property
     def stored_bits(self) -> int:
@@ -230,6 +232,22 @@ def _salted(grams: pl.Series, salt: pl.Series | None) -> pl.Series:
     return index.join(found, on="i", how="left").sort("i").get_column("g")
 
 
+def _doc_kinds(records: pl.DataFrame) -> dict[str, pl.Series]:
+    """A record's passport, resident ID (or another number that is neither passport nor permit)
+    and travel permit, from the standardized columns."""
+    n = records.height
+
+    def col(name: str) -> pl.Series:
+        return records.get_column(name) if name in records.columns else pl.Series(name, [None] * n, dtype=pl.Utf8)
+
+    frame = pl.DataFrame({"p": col("passport"), "i": col("id_number"), "t": col("permit_no"),
+                          "d": records.get_column("doc_numbers") if "doc_numbers" in records.columns
+                          else pl.Series("d", [[]] * n, dtype=pl.List(pl.Utf8))})
+    other = frame.select(pl.coalesce("i", pl.col("d").list.set_difference(
+        pl.concat_list(pl.col("p").fill_null(""), pl.col("t").fill_null(""))).list.first())).to_series()
+    return {"passport": frame.get_column("p"), "id": other, "permit": frame.get_column("t")}
+
+
 def _combined(words: pl.Series, value: pl.Series) -> pl.Series:
     """Per record, each of its words joined with its value ('word|value'); empty when either is missing."""
     index = pl.DataFrame({"i": np.arange(len(words))})
@@ -259,14 +277,15 @@ def encode_records(records: pl.DataFrame, encoder: Encoder, extra_names: list[st
             return records.get_column(name)
         return pl.Series(name, [None] * n, dtype=dtype)
 
-    salt = col("sex") if p.salt == "sex" else None
     name_key, local = col("name_key"), col("local_name")
     dob = col("dob", pl.Date).cast(pl.Utf8)
+    salt = {"sex": col("sex"), "birth_year": dob.str.slice(0, 4)}.get(p.salt)
     grams: dict[str, pl.Series] = {
         "name": _salted(_grams(name_key, lambda v: word_grams(_text(v).split(), p.q)), salt),
         "local_name": _salted(_grams(local, local_grams), salt),
         "dob": _grams(dob, date_grams),
-        "documents": _list_grams(col("doc_numbers", pl.List(pl.Utf8)), lambda v: word_grams([v], p.q)),
+        # Documents by kind, as the plaintext comparison compares them (a passport with a passport).
+        **{f"doc.{kind}": _grams(values, lambda v: word_grams([v], p.q)) for kind, values in _doc_kinds(records).items()},
         "phone": _list_grams(col("phones", pl.List(pl.Utf8)), digit_grams),
     }
     for field in ("email", "address", "employer"):

@@ -22,13 +22,14 @@ from ..encode import Encoder, Params, encode_records, key_check, load_secret
 from ..errors import InputError
 from ..sql import quote_ident, quote_literal
 from ..workspace import Workspace
-from .compare import MISSING, Coded, Comparison, is_identifier, select_levels
+from .compare import Coded, Comparison, is_identifier, select_levels, value_frequencies
 from .prepare import RecordArrays
 
 DICE_LABELS = ("missing", "different", "dice >= 0.7", "dice >= 0.85", "dice >= 0.95", "identical")
 TOKEN_LABELS = ("missing", "different", "exact")
 DICE_THRESHOLDS = (0.95, 0.85, 0.7)
 # Filter field -> comparison name; the token that says "identical" for it, if any.
+DOC_FIELDS = ("doc.passport", "doc.id", "doc.permit")
 FILTER_COMPARISONS = {"name": ("encoded.name", "name"), "local_name": ("encoded.local_name", "local_name"),
                       "dob": ("encoded.dob", "dob"), "documents": ("encoded.documents", "documents"),
                       "phone": ("encoded.phone", "phones"), "email": ("encoded.email", "email"),
@@ -108,6 +109,7 @@ def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
         extra_cols = "".join(f", extra[{quote_literal(e)}] AS {quote_ident('extra.' + e)}" for e in extras)
         frame = pl.from_arrow(ws.run("plaintext match records", f"""
             SELECT rid, name_key, local_name, family_phonetic, given_phonetic, sex, dob, nationality, id_number,
+                   passport, permit_no,
                    coalesce(doc_numbers, []) AS doc_numbers, phones, email, address, employer{extra_cols}
             FROM match_records WHERE rid NOT IN (SELECT rid FROM match_encoded) ORDER BY rid""").to_arrow_table())
         result = encode_records(frame, Encoder(secret, params), extras)
@@ -172,20 +174,33 @@ class DiceComparison(Comparison):
 
     field: str = ""
     token: str | None = None
+    term_frequency: bool = False
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The filters compared: documents kind by kind (the best kind counts), else the field."""
+        return DOC_FIELDS if self.field == "documents" else (self.field,)
 
     def levels(self, data: RecordArrays, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         enc: EncodedArrays | None = data.encoded
         out = np.zeros(len(left), dtype=np.int8)
-        if enc is None or self.field not in enc.filters:
+        fields = [f for f in self.fields if enc is not None and f in enc.filters]
+        if not fields:
             return out
-        counts = enc.counts[self.field]
-        present = (enc.encoded[left] | enc.encoded[right]) & (counts[left] > 0) & (counts[right] > 0)
+        either = enc.encoded[left] | enc.encoded[right]
+        present = np.zeros(len(left), dtype=bool)
+        for f in fields:
+            counts = enc.counts[f]
+            present |= either & (counts[left] > 0) & (counts[right] > 0)
         todo = np.nonzero(present)[0]
         if not len(todo):
             return out
-        bits = enc.filters[self.field]
         a, b = left[todo], right[todo]
-        score = dice(bits[a], bits[b], counts[a], counts[b])
+        score = np.zeros(len(todo))
+        for f in fields:
+            counts, bits = enc.counts[f], enc.filters[f]
+            both = np.nonzero((counts[a] > 0) & (counts[b] > 0))[0]
+            score[both] = np.maximum(score[both], dice(bits[a[both]], bits[b[both]], counts[a[both]], counts[b[both]]))
         same = score >= 1.0
         differ = np.zeros(len(todo), dtype=bool)
         if self.field == "documents" and "id_number" in enc.tokens:
@@ -203,6 +218,32 @@ class DiceComparison(Comparison):
         high, mid, low = DICE_THRESHOLDS
         out[todo] = select_levels([(5, same & ~differ), (1, differ), (4, score >= high), (3, score >= mid),
                                    (2, score >= low)], np.ones(len(todo), dtype=bool))
+        return out
+
+    def term_frequencies(self, data: RecordArrays) -> np.ndarray | None:
+        """Identical names and birth dates weigh by how common the value is (its token's share)."""
+        if not self.term_frequency:
+            return None
+        if self.tf_slot in data.frequencies:
+            return data.frequencies[self.tf_slot]
+        enc: EncodedArrays | None = data.encoded
+        if enc is None or self.token not in enc.tokens:
+            return np.zeros(data.n)
+        return data.derived(f"tf:{self.name}", lambda: value_frequencies(enc.tokens[self.token]))
+
+    @property
+    def tf_slot(self) -> str:
+        return self.name
+
+    def tf_values(self, data: RecordArrays) -> np.ndarray:
+        """The tokens (never plaintext) whose frequencies are stored."""
+        enc: EncodedArrays | None = data.encoded
+        if enc is None or self.token not in enc.tokens:
+            return np.full(data.n, None, dtype=object)
+        coded = enc.tokens[self.token]
+        out = np.full(data.n, None, dtype=object)
+        present = coded.codes >= 0
+        out[present] = coded.values[coded.codes[present]]
         return out
 
 
@@ -255,11 +296,9 @@ def encoded_comparisons(data: RecordArrays) -> list[Comparison]:
     if enc is None:
         return []
     out: list[Comparison] = []
-    for f in sorted(enc.filters):
-        if not (enc.counts[f] > 0).any():
-            continue
-        name, token = FILTER_COMPARISONS.get(f, (f"encoded.{f}", f if f.startswith("extra.") else None))
-        out.append(DiceComparison(name, DICE_LABELS, None, "dice", field=f, token=token))
+    fields = {("documents" if f in DOC_FIELDS else f) for f in enc.filters if (enc.counts[f] > 0).any()}
+    for f in sorted(fields):
+        out.append(_dice_comparison(f))
     for kind, name in TOKEN_COMPARISONS.items():
         if kind in enc.tokens and (enc.tokens[kind].codes >= 0).any():
             out.append(TokenComparison(name, TOKEN_LABELS, None, "token", token=kind))
@@ -271,9 +310,16 @@ def comparison_for(name: str, kind: str) -> Comparison:
     if kind == "token":
         token = next(k for k, n in TOKEN_COMPARISONS.items() if n == name)
         return TokenComparison(name, TOKEN_LABELS, None, "token", token=token)
-    f = next((f for f, (n, _) in FILTER_COMPARISONS.items() if n == name), name[len("encoded."):])
-    token = FILTER_COMPARISONS.get(f, (None, f if f.startswith("extra.") else None))[1]
-    return DiceComparison(name, DICE_LABELS, None, "dice", field=f, token=token)
+    return _dice_comparison(next((f for f, (n, _) in FILTER_COMPARISONS.items() if n == name), name[len("encoded."):]))
+
+
+TF_FIELDS = ("name", "dob")   # identical values weigh by their frequency, as the plaintext name and date do
+
+
+def _dice_comparison(f: str) -> DiceComparison:
+    name, token = FILTER_COMPARISONS.get(f, (f"encoded.{f}", f if f.startswith("extra.") else None))
+    tf = f in TF_FIELDS
+    return DiceComparison(name, DICE_LABELS, 5 if tf else None, "dice", field=f, token=token, term_frequency=tf)
 
 
 def encoded_groups(data: RecordArrays) -> set[str]:
