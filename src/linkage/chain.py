@@ -250,6 +250,11 @@ def _identity_conflicts_sql(with_links: bool) -> str:
         SELECT p.person_id, list(DISTINCT p.source || ':' || p.record_id) AS evidence
         FROM chain_persons p JOIN records r USING (source, record_id)
         WHERE r.id_number IS NOT NULL GROUP BY p.person_id HAVING count(DISTINCT r.id_number) > 1),
+    encoded_ids AS (  -- encoded records (linkage encode): their resident IDs' keyed tokens
+        SELECT p.person_id, list(DISTINCT p.source || ':' || p.record_id) AS evidence
+        FROM chain_persons p JOIN records r USING (source, record_id)
+        WHERE len(r.tokens['id_number']) > 0 GROUP BY p.person_id
+        HAVING count(DISTINCT r.tokens['id_number'][1]) > 1),
     dobs AS (
         SELECT p.person_id, p.source || ':' || p.record_id AS record, coalesce(r.dob, r.id_dob) AS born
         FROM chain_persons p JOIN records r USING (source, record_id) WHERE coalesce(r.dob, r.id_dob) IS NOT NULL),
@@ -260,6 +265,7 @@ def _identity_conflicts_sql(with_links: bool) -> str:
           AND abs(a.born - b.born) > 365),
     all_ AS ({kept}
         SELECT person_id, evidence FROM ids
+        UNION ALL SELECT person_id, evidence FROM encoded_ids
         UNION ALL SELECT person_id, evidence FROM far)
     SELECT person_id, list_sort(list_distinct(flatten(list(evidence)))) AS evidence,
            array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records
