@@ -171,6 +171,17 @@ def test_encoded_records_keep_their_events_and_no_identifier(sample, mixed, tmp_
     assert all(read == loaded + rejected for _, read, loaded, rejected in batches)
 
 
+def test_explain_recomputes_the_encoded_levels_with_the_key(mixed, monkeypatch):
+    (left, right), = query(mixed, """SELECT source_l || ':' || record_id_l, source_r || ':' || record_id_r
+                                     FROM links WHERE linked AND source_l = 'health' AND source_r = 'immigration'
+                                     ORDER BY weight DESC LIMIT 1""")
+    monkeypatch.setenv("LINKAGE_BLOOM_KEY", KEY)
+    result = mixed("explain", left, right)
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "encoded.dob" in line)
+    assert "identical" in line
+
+
 def test_match_links_encoded_and_plaintext_records_and_the_chain_runs(sample, mixed):
     result = mixed("evaluate", "--truth", str(sample / "data" / "truth_entities.csv"), "--json")
     assert result.exit_code == 0, result.output

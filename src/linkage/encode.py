@@ -39,14 +39,9 @@ MIN_KEY_BYTES = 16
 TOKEN_HEX = 16          # 64-bit tokens: collisions negligible at any realistic record count
 CHUNK = 65_536          # records encoded at a time (bounds the (records, bits) work matrix)
 
-# Fields encoded as Bloom filters (an extra field adds `extra.NAME`).
-FILTER_FIELDS = ("name", "local_name", "dob", "doc.passport", "doc.id", "doc.permit", "phone", "email", "address",
-                 "employer")
-# Tokens (keyed HMAC): exact comparison and the blocking keys. A low-entropy value (sex, birth year)
-# never travels as a token of its own for blocking; it is combined with a name or a date.
-TOKEN_KINDS = ("documents", "phones", "email", "name", "local_name", "dob", "dob_phonetic", "year_phonetic",
-               "dob_sex", "sex", "nationality", "id_number")
-SALTED_FIELDS = ("name", "local_name")
+# Filters: name, local_name, dob, doc.passport / doc.id / doc.permit, phone, email, address,
+# employer, extra.NAME. Tokens: see encode_records; a low-entropy value (sex, birth year) never
+# travels as a blocking token of its own, only combined with a name or a date.
 SALTS = ("none", "sex", "birth_year")
 
 

@@ -12,13 +12,14 @@ an encoded record has no plaintext name, date or number, so it is level 0 in tho
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..encode import Encoder, Params, encode_records, key_check, load_secret
+from ..encode import KEY_ENV, KEY_FILE_ENV, Encoder, Params, encode_records, key_check, load_secret
 from ..errors import InputError
 from ..sql import quote_ident, quote_literal
 from ..workspace import Workspace
@@ -70,9 +71,11 @@ def encoded_present(ws: Workspace) -> bool:
     return bool(ws.scalar("encoded records", "SELECT count(*) FROM records WHERE bloom IS NOT NULL"))
 
 
-def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
-    """None when no record came encoded; else the arrays, with `match_records` given the token
-    columns (needs the key when plaintext records are to be encoded too: exit 2 without it)."""
+def prepare_encoded(ws: Workspace, relation: str = "match_records", require_key: bool = True) -> EncodedArrays | None:
+    """None when no record came encoded; else the arrays, with `relation` (shaped like
+    `match_records`, a temp table) given the token columns. Plaintext records are encoded too,
+    which needs the key: exit 2 without it, or (not `require_key`: explaining a pair) they are
+    left without filters."""
     if not encoded_present(ws):
         return None
     stored = ws.rows("encoding parameters", "SELECT DISTINCT params, key_check FROM encodings")
@@ -83,11 +86,11 @@ def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
     fields = [r[0] for r in ws.rows("encoded fields", "SELECT DISTINCT unnest(map_keys(bloom)) FROM records ORDER BY 1")]
     kinds = [r[0] for r in ws.rows("token kinds", "SELECT DISTINCT unnest(map_keys(tokens)) FROM records ORDER BY 1")]
     extras = [f[6:] for f in fields if f.startswith("extra.")]
-    n = ws.scalar("count match records", "SELECT count(*) FROM match_records")
+    n = ws.scalar("count match records", f"SELECT count(*) FROM {relation}")
     words = params.stored_bits // 64
-    ws.run("encoded match records", """
+    ws.run("encoded match records", f"""
         CREATE OR REPLACE TEMP TABLE match_encoded AS
-        SELECT m.rid, r.bloom, r.tokens FROM match_records m JOIN records r USING (source, record_id)
+        SELECT m.rid, r.bloom, r.tokens FROM {relation} m JOIN records r USING (source, record_id)
         WHERE r.bloom IS NOT NULL""")
     encoded = np.zeros(n, dtype=bool)
     rid = ws.run("encoded record numbers", "SELECT rid FROM match_encoded").fetchnumpy()["rid"]
@@ -101,8 +104,8 @@ def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
             _fill(filters[f], rids, table.column(f), words)
     plain = n - int(encoded.sum())
     token_columns = {k: f"tokens[{quote_literal(k)}]" for k in kinds}
-    if plain:
-        secret = load_secret()
+    secret = load_secret() if plain and (require_key or os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV)) else None
+    if secret is not None:
         if key_check(secret) != check:
             raise InputError("the Bloom-filter key (LINKAGE_BLOOM_KEY / LINKAGE_BLOOM_KEY_FILE) is not the key the "
                              "encoded sources were made with; plaintext records cannot be compared with them")
@@ -111,7 +114,7 @@ def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
             SELECT rid, name_key, local_name, family_phonetic, given_phonetic, sex, dob, nationality, id_number,
                    passport, permit_no,
                    coalesce(doc_numbers, []) AS doc_numbers, phones, email, address, employer{extra_cols}
-            FROM match_records WHERE rid NOT IN (SELECT rid FROM match_encoded) ORDER BY rid""").to_arrow_table())
+            FROM {relation} WHERE rid NOT IN (SELECT rid FROM match_encoded) ORDER BY rid""").to_arrow_table())
         result = encode_records(frame, Encoder(secret, params), extras)
         rids = frame.get_column("rid").to_numpy()
         for f in fields:
@@ -129,15 +132,15 @@ def prepare_encoded(ws: Workspace) -> EncodedArrays | None:
     ws.unregister("plaintext_tokens")
     columns = ", ".join(f"t.{quote_ident('tok.' + k)}" for k in kinds)
     ws.run("match records with tokens", f"""
-        CREATE OR REPLACE TEMP TABLE match_records AS
-        SELECT m.*{', ' + columns if columns else ''} FROM match_records m LEFT JOIN match_tokens t USING (rid)""")
+        CREATE OR REPLACE TEMP TABLE {relation} AS
+        SELECT m.*{', ' + columns if columns else ''} FROM {relation} m LEFT JOIN match_tokens t USING (rid)""")
     ws.run("drop encoded temp tables", "DROP TABLE match_encoded; DROP TABLE match_tokens")
     counts = {f: np.bitwise_count(bits).sum(axis=1, dtype=np.int32) for f, bits in filters.items()}
     single = [k for k in kinds if k not in ("documents", "phones")]
     fetched = ws.run("tokens for comparison", "SELECT rid, " + ", ".join(
         [f"{quote_ident('tok.' + k)}[1] AS {quote_ident(k)}" for k in single]
         + [f"{quote_ident('tok.' + k)}[{i + 1}] AS {quote_ident(f'{k}#{i}')}"
-           for k in ("documents", "phones") if k in kinds for i in range(SLOTS)]) + " FROM match_records ORDER BY rid"
+           for k in ("documents", "phones") if k in kinds for i in range(SLOTS)]) + f" FROM {relation} ORDER BY rid"
                      ).to_arrow_table()
     from .prepare import _encode, _encode_shared
     tokens_ = {k: _encode(fetched.column(k)) for k in single}
