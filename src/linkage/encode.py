@@ -309,6 +309,13 @@ def encode_records(records: pl.DataFrame, encoder: Encoder, extra_names: list[st
     }
     # Name words combined with a date or an extra field (one word may be mistyped, the other kept):
     # a combination is nearly unique per person, so its token's frequency says little.
+    # The name with the birth date's two-year window, at two offsets a year apart: two records of
+    # one name that share neither window were born more than a year apart (the chain's identity
+    # conflict), which no token of a date alone would tell without giving the date's era away.
+    days = col("dob", pl.Date).cast(pl.Int32)
+    windows = pl.DataFrame({"a": days // 730, "b": (days + 365) // 730}).select(
+        pl.concat_list(pl.format("a{}", "a"), pl.format("b{}", "b"))).to_series()
+    plain["name_era"] = _combined(windows, name_key)
     words = name_key.str.split(" ")
     plain["dob_word"] = _combined(words, dob)
     plain["year_word"] = _combined(words, dob.str.slice(0, 4))
