@@ -250,6 +250,19 @@ def _identity_conflicts_sql(with_links: bool) -> str:
         SELECT p.person_id, list(DISTINCT p.source || ':' || p.record_id) AS evidence
         FROM chain_persons p JOIN records r USING (source, record_id)
         WHERE r.id_number IS NOT NULL GROUP BY p.person_id HAVING count(DISTINCT r.id_number) > 1),
+    encoded_ids AS (  -- encoded records (linkage encode): their resident IDs' keyed tokens
+        SELECT p.person_id, list(DISTINCT p.source || ':' || p.record_id) AS evidence
+        FROM chain_persons p JOIN records r USING (source, record_id)
+        WHERE len(r.tokens['id_number']) > 0 GROUP BY p.person_id
+        HAVING count(DISTINCT r.tokens['id_number'][1]) > 1),
+    eras AS (
+        SELECT p.person_id, p.source || ':' || p.record_id AS record, r.tokens['name'][1] AS name,
+               r.tokens['name_era'] AS era
+        FROM chain_persons p JOIN records r USING (source, record_id) WHERE len(r.tokens['name_era']) > 0),
+    encoded_far AS (  -- one name, birth dates in no common two-year window: more than a year apart
+        SELECT a.person_id, [a.record, b.record] AS evidence
+        FROM eras a JOIN eras b ON a.person_id = b.person_id AND a.record < b.record AND a.name = b.name
+        WHERE len(list_intersect(a.era, b.era)) = 0),
     dobs AS (
         SELECT p.person_id, p.source || ':' || p.record_id AS record, coalesce(r.dob, r.id_dob) AS born
         FROM chain_persons p JOIN records r USING (source, record_id) WHERE coalesce(r.dob, r.id_dob) IS NOT NULL),
@@ -260,6 +273,8 @@ def _identity_conflicts_sql(with_links: bool) -> str:
           AND abs(a.born - b.born) > 365),
     all_ AS ({kept}
         SELECT person_id, evidence FROM ids
+        UNION ALL SELECT person_id, evidence FROM encoded_ids
+        UNION ALL SELECT person_id, evidence FROM encoded_far
         UNION ALL SELECT person_id, evidence FROM far)
     SELECT person_id, list_sort(list_distinct(flatten(list(evidence)))) AS evidence,
            array_to_string(list_sort(list_distinct(flatten(list(evidence)))), ', ') AS records

@@ -369,6 +369,49 @@ def ingest(
 
 
 @app.command()
+def encode(
+    file: Path = typer.Argument(..., help="The export to encode (as it would be ingested)."),
+    out: Path = typer.Option(..., "--out", help="The encoded Parquet file to write."),
+    source: Optional[str] = typer.Option(None, "--source", help="Source name: configs/sources/NAME.toml."),
+    source_config: Optional[Path] = typer.Option(None, "--source-config", help="Use this source config file."),
+    salt: str = typer.Option("none", "--salt", help="Salt the name filters with: none, sex or birth_year "
+                             "(every agency must use the same; see README)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Encode an export for linkage without plaintext: Bloom filters and keyed tokens instead of
+    names, birth dates, document and phone numbers (the key: env LINKAGE_BLOOM_KEY or the
+    owner-only file LINKAGE_BLOOM_KEY_FILE). Runs at the agency; needs no workspace.
+
+    Example:
+
+        LINKAGE_BLOOM_KEY_FILE=~/.bloom.key linkage encode --source health health.csv --out health.enc.parquet
+    """
+    from .config import load_chain_config, load_source_config
+    from .encode import DEFAULT, SALTS, Params, encode_export, load_secret
+
+    if source is None and source_config is None:
+        raise InputError("name the source with --source NAME (or give --source-config FILE)")
+    out_ = _out(json_flag)
+    config, config_path = load_source_config(state.config_dir, source, source_config)
+    secret = load_secret()
+    destinations: list[str] = []
+    if (state.config_dir / "chain.toml").is_file():
+        chain, _ = load_chain_config(state.config_dir)
+        destinations = [s.destination for s in chain.stages if s.destination]
+    if salt not in SALTS:
+        raise InputError(f"--salt must be one of {', '.join(SALTS)} (got '{salt}')")
+    params = Params(**{**DEFAULT.to_json(), "salt": salt})
+    result = encode_export(config, config_path, file, out, secret, destinations, params)
+    if out_.json_mode:
+        out_.json({"source": config.name, **asdict(result)})
+        return
+    out_.line(f"{config.name}: {result.file}: {result.rows_read:,} rows read = {result.rows_encoded:,} encoded + "
+              f"{result.rows_rejected:,} rejected -> {result.out}")
+    out_.line(f"Encoded fields: {', '.join(result.fields)}; plaintext columns (events): "
+              f"{', '.join(result.plaintext_columns) or 'none'}")
+
+
+@app.command()
 def status(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """Per source: records, events, batches, and rejects by reason.
 

@@ -386,6 +386,12 @@ BLOCKING_FIELDS = (
 COMPARISON_KINDS = ("name", "date", "documents", "phone", "exact", "code", "number", "text")
 
 
+def _token_field(field: str) -> bool:
+    """`tok.KIND`: a token of encoded records (see encode.py), `tok.extra.NAME` for an extra field."""
+    kind, _, extra = (field[4:] if field.startswith("tok.") else "").partition(".")
+    return bool(SLUG.match(kind) and (not extra or SLUG.match(extra)))
+
+
 class BlockingRule(_Strict):
     """Records that agree on every key in `on` become candidate pairs.
 
@@ -402,7 +408,8 @@ class BlockingRule(_Strict):
             field, _, prefix = key.partition(":")
             if prefix and not (prefix.isdigit() and int(prefix) > 0):
                 raise ValueError(f"'{key}': after ':' comes a positive number of leading characters")
-            if field not in BLOCKING_FIELDS and not (field.startswith("extra.") and SLUG.match(field[6:])):
+            if field not in BLOCKING_FIELDS and not (field.startswith("extra.") and SLUG.match(field[6:])) \
+                    and not _token_field(field):
                 raise ValueError(
                     f"unknown blocking field '{field}'; valid fields: {', '.join(BLOCKING_FIELDS)}, extra.NAME"
                 )

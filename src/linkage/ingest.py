@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 from collections import deque
@@ -24,7 +25,8 @@ import polars as pl
 
 from .config import SourceConfig, sha256_of
 from .errors import InputError
-from .mapping import MappedChunk, map_chunk
+from .encode import check_compatible, load_secret, read_encoded, read_metadata
+from .mapping import MappedChunk, map_chunk, map_encoded_chunk
 from .readers import RawChunk, read_export
 from .sql import quote_ident, quote_literal
 from .workspace import Workspace
@@ -99,6 +101,9 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
     for batch_id, _ in previous:
         _drop_batch(ws, batch_id)
 
+    encoding = read_metadata(path)
+    if encoding is not None:
+        _check_encoding(ws, config, path, encoding)
     batch_id = ws.scalar("next batch id", "SELECT nextval('batch_ids')")
     ws.run("open batch",
            "INSERT INTO batches (batch_id, source, file_name, file_sha256, config_sha256, file_format, started_at) "
@@ -110,16 +115,50 @@ def _ingest_one(ws: Workspace, config: SourceConfig, config_path: Path, config_s
     workers = _workers() if total >= PARALLEL_FROM_BYTES else 0
     # While worker processes map chunks on the other cores, more DuckDB threads would only compete.
     # A chunk is stored in a thread while the next one is read and mapped: DuckDB releases the GIL.
+    if encoding is not None:
+        ws.run("record the encoding", "INSERT INTO encodings (batch_id, source, version, params, key_check) "
+               "VALUES (?, ?, ?, ?, ?)", [batch_id, config.name, encoding["version"],
+                                          json.dumps(encoding["params"], sort_keys=True), encoding["key_check"]])
+        workers = 0
+    chunks = (_encoded_chunks(path, config) if encoding is not None
+              else _mapped_chunks(read_export(path, config, config_path, report), config, workers))
     with ws.threads(1) if workers else contextlib.nullcontext(), ThreadPoolExecutor(max_workers=1) as storer:
         stored: Future | None = None
-        for raw, mapped in _mapped_chunks(read_export(path, config, config_path, report), config, workers):
-            rows_read += raw.frame.height + len(raw.rejects)
+        for raw, mapped in chunks:
+            rows_read += (raw.frame.height + len(raw.rejects)) if encoding is None else \
+                mapped.records.height + mapped.rejects.height
             if stored is not None:
                 stored.result()
             stored = storer.submit(_store_chunk, ws, config, path, batch_id, raw, mapped)
         if stored is not None:
             stored.result()
     return _close_batch(ws, config, path, batch_id, rows_read)
+
+
+def _check_encoding(ws: Workspace, config: SourceConfig, path: Path, encoding: dict) -> None:
+    """An encoded file must be this source's, carry the columns its events need, and have the
+    version, parameters and key of the other encodings in the workspace (and of the key given)."""
+    if encoding.get("source") != config.name:
+        raise InputError(f"{path.name}: this is an encoding of source '{encoding.get('source')}', "
+                         f"not of '{config.name}'")
+    others = [(p, k) for p, k in ws.rows("encodings in the workspace",
+                                         "SELECT DISTINCT params, key_check FROM encodings")]
+    secret = load_secret() if (os.environ.get("LINKAGE_BLOOM_KEY") or os.environ.get("LINKAGE_BLOOM_KEY_FILE")) else None
+    check_compatible(encoding, path.name, others, secret)
+    from .encode import plaintext_columns
+    have = set(encoding.get("plaintext_columns") or [])
+    needed = [c for c in plaintext_columns(config) if c not in have]
+    if needed:
+        raise InputError(f"{path.name}: the encoding lacks column(s) {', '.join(needed)}, which the events of "
+                         f"source '{config.name}' read; encode the export again with this source config")
+
+
+def _encoded_chunks(path: Path, config: SourceConfig) -> Iterator[tuple[RawChunk, MappedChunk]]:
+    for frame in read_encoded(path):
+        mapped = map_encoded_chunk(frame, config, typed_dates=config.format != "csv")
+        codes = frame.select(["row_no"] + [c for c in frame.columns if c.startswith(("bf.", "tok."))])
+        mapped.records = mapped.records.join(codes, on="row_no", how="left", maintain_order="left")
+        yield RawChunk(frame.head(0)), mapped   # rows read are counted from `mapped` (records + rejects)
 
 
 def _workers() -> int:
@@ -177,7 +216,7 @@ def _mapped_chunks(chunks: Iterator[RawChunk], config: SourceConfig, workers: in
 
 
 def _drop_batch(ws: Workspace, batch_id: int) -> None:
-    for table in ("records", "events", "rejects", "batches"):
+    for table in ("records", "events", "rejects", "encodings", "batches"):
         ws.run(f"replace: drop batch from {table}", f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
 
 
@@ -185,11 +224,13 @@ def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
                  mapped: MappedChunk) -> None:
     params = [batch_id, config.name]
     if mapped.records.height:
-        ws.register("chunk_records", mapped.records.select(RECORD_COLUMNS).to_arrow())
+        codes = [c for c in mapped.records.columns if c.startswith(("bf.", "tok."))]
+        ws.register("chunk_records", mapped.records.select(RECORD_COLUMNS + codes).to_arrow())
         columns = ", ".join(quote_ident(c) for c in RECORD_COLUMNS if c != "extra")
+        encoded = (", bloom, tokens", f", {_code_map(codes, 'bf.')}, {_code_map(codes, 'tok.')}") if codes else ("", "")
         ws.run("stage records",
-               f"INSERT INTO records (batch_id, source, {columns}, extra) "
-               f"SELECT ?, ?, {columns}, {_extra_map(config)} FROM chunk_records",
+               f"INSERT INTO records (batch_id, source, {columns}, extra{encoded[0]}) "
+               f"SELECT ?, ?, {columns}, {_extra_map(config)}{encoded[1]} FROM chunk_records",
                params)
         ws.unregister("chunk_records")
     if mapped.events.height:
@@ -218,6 +259,14 @@ def _store_chunk(ws: Workspace, config: SourceConfig, path: Path, batch_id: int,
                    "SELECT ?, ?, ?, row_no, record_id, column_name, value, reason, kind FROM chunk_rejects",
                    [batch_id, config.name, path.name])
             ws.unregister("chunk_rejects")
+
+
+def _code_map(columns: list[str], prefix: str) -> str:
+    """SQL for an encoded record's MAP of filters (`bf.`) or tokens (`tok.`), empty ones left out."""
+    entries = ", ".join(f"{{'key': {quote_literal(c[len(prefix):])}, 'value': {quote_ident(c)}}}"
+                        for c in columns if c.startswith(prefix))
+    keep = "e.value IS NOT NULL" if prefix == "bf." else "len(e.value) > 0"
+    return f"map_from_entries(list_filter([{entries}], e -> {keep}))"
 
 
 def _extra_map(config: SourceConfig) -> str:

@@ -329,3 +329,45 @@ def _events(raw: pl.DataFrame, config: SourceConfig, base: pl.DataFrame, issues:
     if not frames:
         return pl.DataFrame(schema=EVENT_COLUMNS)
     return pl.concat(frames, how="vertical").select(list(EVENT_COLUMNS)).cast(EVENT_COLUMNS)
+
+
+# ---- encoded files (see encode.py) ----------------------------------------------------------
+
+def map_encoded_chunk(frame: pl.DataFrame, config: SourceConfig, typed_dates: bool) -> MappedChunk:
+    """Records and events of a chunk of a linkage encoding: `row_no`, `record_id` and the export's
+    plaintext event columns (as `col.NAME`); the records carry no name, date or number (their
+    filters and tokens are stored beside them by ingest), only the district and the extra fields
+    that travel in plaintext."""
+    raw = frame.select(
+        pl.col("row_no").cast(pl.Int64).alias(ROW),
+        pl.col("record_id").cast(pl.Utf8).alias(config.record_id),
+        *[pl.col(c).cast(pl.Utf8).alias(c[4:]) for c in frame.columns if c.startswith("col.")],
+    )
+    raw, rejects = _reject_rows(raw, config)
+    raw = raw.with_columns([_clean_text(pl.col(c)).alias(c) for c in raw.columns if c != ROW])
+    fields = config.fields.mapped()
+    base = raw.select(pl.col(ROW).alias("row_no"), pl.col(config.record_id).alias("record_id"))
+    n = raw.height
+    out = {name: _nulls(n, dtype).alias(name) for name, dtype in (
+        ("full_name", pl.Utf8), *((c, pl.Utf8) for c in NAME_COLUMNS.values()), ("sex", pl.Utf8), ("dob", pl.Date),
+        ("nationality", pl.Utf8), ("passport", pl.Utf8), ("id_number", pl.Utf8), ("permit_no", pl.Utf8),
+        ("id_dob", pl.Date), ("id_sex", pl.Utf8), ("phone", pl.Utf8), ("email", pl.Utf8), ("address", pl.Utf8),
+        ("employer", pl.Utf8))}
+    empty = pl.repeat(pl.lit([], dtype=pl.List(pl.Utf8)), n, eager=True)
+    out["doc_numbers"], out["phones"], out["notes"] = empty.alias("doc_numbers"), empty.alias("phones"), empty.alias("notes")
+    district = fields.get("district")
+    out["district"] = (raw.get_column(district) if district in raw.columns else _nulls(n, pl.Utf8)).alias("district")
+    records = pl.concat([base, pl.DataFrame(list(out.values()))], how="horizontal")
+    if config.extra:
+        # Extra fields the file carries in plaintext keep their values; the encoded ones are empty.
+        present = {name: column for name, column in config.extra.items() if column in raw.columns}
+        values = pl.DataFrame([(_nfkc(raw.get_column(present[name])) if name in present else _nulls(n, pl.Utf8))
+                               .alias(name) for name in config.extra])
+        records = records.with_columns(pl.lit(values.to_struct("extra")))
+    else:
+        records = records.with_columns(pl.lit(None, dtype=pl.Utf8).alias("extra"))
+    issues: list[pl.DataFrame] = []
+    extra_formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"] if typed_dates else []
+    events = _events(raw, config, base, issues, extra_formats)
+    issue_frame = pl.concat(issues, how="vertical") if issues else pl.DataFrame(schema=ISSUE_COLUMNS)
+    return MappedChunk(records, events, issue_frame.filter(pl.col("reason").is_not_null()), rejects)

@@ -446,6 +446,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        13,
+        "linkage without plaintext: encoded records' Bloom filters and tokens, and each encoded batch's parameters",
+        [
+            "ALTER TABLE records ADD COLUMN bloom MAP(VARCHAR, BLOB)",
+            "ALTER TABLE records ADD COLUMN tokens MAP(VARCHAR, VARCHAR[])",
+            """
+            CREATE TABLE encodings (
+                batch_id INTEGER NOT NULL,
+                source VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                params VARCHAR NOT NULL,
+                key_check VARCHAR NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

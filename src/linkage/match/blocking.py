@@ -20,7 +20,7 @@ import polars as pl
 
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
-from ..sql import quote_literal
+from ..sql import quote_ident, quote_literal
 from ..workspace import Workspace
 
 FIELD_SQL = {
@@ -52,6 +52,27 @@ def blocked_comparison(key: str) -> str:
     """The comparison a blocking key (`field` or `field:N`) is taken from."""
     field = key.partition(":")[0]
     return FIELD_COMPARISON.get(field, field)
+
+
+def blocked_comparisons(keys: list[str]) -> set[str]:
+    """The comparisons a rule's keys are taken from (a token of an encoded record may combine two,
+    e.g. birth date and name: see match/encoded.py)."""
+    out: set[str] = set()
+    for key in keys:
+        if key.startswith("tok."):
+            from .encoded import token_comparisons
+            out |= token_comparisons(key)
+        else:
+            out.add(blocked_comparison(key))
+    return out
+
+
+def list_sql(field: str) -> str | None:
+    """SQL for a list field's values (each a key), None for a single-valued field. Tokens of
+    encoded records (`tok.KIND`, see match/encoded.py) are lists."""
+    if field.startswith("tok."):
+        return f"list_distinct({quote_ident(field)})"
+    return FIELD_LIST.get(field)
 
 
 @dataclass(frozen=True)
@@ -86,12 +107,12 @@ def rule_keys_sql(rule: BlockingRule, sources: list[str] | None, relation: str =
     """rid, source index (0 without `sources`) and one hash of the rule's keys, rows with any key
     missing left out. A list field is unnested in a join of its own, so a rule on two list
     fields takes every combination of their values (the cross product)."""
-    lists = [(i, key) for i, key in enumerate(rule.on) if key.partition(":")[0] in FIELD_LIST]
+    lists = [(i, key) for i, key in enumerate(rule.on) if list_sql(key.partition(":")[0])]
     if len(lists) == 1:   # one list: unnested in the select list (cheaper than a lateral join)
         i, key = lists[0]
-        joins, values = "", {i: f"unnest({FIELD_LIST[key.partition(':')[0]]})"}
+        joins, values = "", {i: f"unnest({list_sql(key.partition(':')[0])})"}
     else:
-        joins = "".join(f", unnest({FIELD_LIST[key.partition(':')[0]]}) AS u{i}(v)" for i, key in lists)
+        joins = "".join(f", unnest({list_sql(key.partition(':')[0])}) AS u{i}(v)" for i, key in lists)
         values = {i: f"u{i}.v" for i, _ in lists}
     keys = ", ".join(f"{key_expression(k, values.get(i))} AS k{i}" for i, k in enumerate(rule.on))
     not_null = " AND ".join(f"k{i} IS NOT NULL AND k{i} <> ''" for i in range(len(rule.on)))
@@ -119,7 +140,7 @@ class Blocks:
 
 
 def _is_list_rule(rule: BlockingRule) -> bool:
-    return any(key.partition(":")[0] in FIELD_LIST for key in rule.on)
+    return any(list_sql(key.partition(":")[0]) for key in rule.on)
 
 
 def _source_sql(sources: list[str] | None) -> str:

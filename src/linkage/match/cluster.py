@@ -78,8 +78,11 @@ class _Field:
     name: str
     codes: np.ndarray
     values: np.ndarray | None = None    # the strings behind the codes (for the one-edit test)
+    judge: object = None                # a differ(x, y) of its own (encoded fields: match/encoded.py)
 
     def differ(self, x: int, y: int) -> bool:
+        if self.judge is not None:
+            return self.judge(x, y)
         if self.values is None:
             return True                  # valid resident IDs: a checksum already rules out typos
         return OSA.distance(str(self.values[x]), str(self.values[y]), score_cutoff=2) > 1
@@ -107,6 +110,8 @@ def _code_fields(data: RecordArrays, names: list[str]) -> list[_Field]:
         elif name.startswith("extra."):
             coded = data.extras[name[6:]]
             fields.append(_Field(name, coded.codes, coded.values))
+    from .encoded import identity_codes
+    fields += [_Field(name, codes, None, judge) for name, codes, judge in identity_codes(data, names)]
     return fields
 
 

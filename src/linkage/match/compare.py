@@ -616,7 +616,9 @@ def is_identifier(coded: Coded) -> bool:
 def group_comparisons(data: RecordArrays) -> set[str]:
     """Comparisons of what many people share (household fields, and extras that are no identifier):
     a link must not rest on them alone, and blocks keyed on them hold households, not strangers."""
-    return HOUSEHOLD_COMPARISONS | {f"extra.{name}" for name, coded in data.extras.items() if not is_identifier(coded)}
+    from .encoded import encoded_groups
+    return (HOUSEHOLD_COMPARISONS | {f"extra.{name}" for name, coded in data.extras.items() if not is_identifier(coded)}
+            | encoded_groups(data))
 DEFAULT_KINDS = {
     "name": "name", "dob": "date", "documents": "documents", "sex": "exact", "nationality": "exact",
     "phone": "phone", "email": "exact", "address": "text", "district": "exact", "employer": "text",
@@ -677,9 +679,22 @@ def build_comparisons(config: ModelConfig, data: RecordArrays, names: list[str] 
     if names is not None:
         specs = {name: specs[name] for name in names if name in specs}
     comparisons = [_make(name, spec, data, lenient=names is not None) for name, spec in specs.items()]
+    comparisons += _encoded(config, data, names, kinds)
     if not comparisons:
         raise ConfigError("model.toml: no comparisons left; the sources map no comparable field")
     return comparisons
+
+
+def _encoded(config: ModelConfig, data: RecordArrays, names: list[str] | None,
+             kinds: dict[str, str] | None) -> list[Comparison]:
+    """The comparisons of encoded records (match/encoded.py): by name with `names`, after the
+    plaintext ones; model.toml may turn one off (`"encoded.name" = false`)."""
+    from .encoded import comparison_for, encoded_comparisons
+
+    if names is not None:
+        return [comparison_for(name, (kinds or {}).get(name, "dice")) for name in names
+                if name.startswith("encoded.") and (kinds or {}).get(name) in ("dice", "token", None)]
+    return [c for c in encoded_comparisons(data) if config.comparisons.get(c.name, True) is not False]
 
 
 def comparison_kinds(comparisons: list[Comparison]) -> dict[str, str]:

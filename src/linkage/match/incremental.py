@@ -32,6 +32,7 @@ from ..config import BlockingRule, ModelConfig
 from ..workspace import Workspace
 from .blocking import pairs_touching, rules_without_keys, store_keys
 from .compare import build_comparisons, group_comparisons, levels_in_batches
+from .encoded import encoded_present
 from .model import Model, pair_weights
 from .prepare import MATCH_COLUMNS, fetch_records, to_arrays
 from .run import KEEP_LINKS_ABOVE, Decided, MatchSummary, ModelMismatch, decide
@@ -69,7 +70,7 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
         started = now
 
     mark = latest_mark(ws)
-    if mark is None:
+    if mark is None or encoded_present(ws):   # encoded records: always a full match (see match/encoded.py)
         return None
     with ws.transaction():
         step("finding new and changed records")

@@ -82,6 +82,7 @@ class RecordArrays:
     extras: dict[str, Coded] = field(default_factory=dict)
     keys: pa.Table | None = None             # source, record_id per rid (for storing results)
     frequencies: dict[str, np.ndarray] = field(default_factory=dict)  # given, instead of counted here
+    encoded: Any = None                      # match/encoded.py's EncodedArrays when records came encoded
     _derived: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -154,6 +155,7 @@ class Fetched:
 
     table: pa.Table
     extra_names: list[str]
+    encoded: bool = False     # some records came encoded (they have no plaintext fields to compare)
 
     @property
     def sources(self) -> list[str]:
@@ -202,7 +204,8 @@ def to_arrays(fetched: Fetched) -> RecordArrays:
         return coded if order is None else Coded(coded.codes[order], coded.values)
 
     comparable = [c for c in STRING_COLUMNS if c not in ("district",)] + list(DOC_SLOTS) + list(PHONE_SLOTS)
-    if all(table.column(c).null_count == n for c in comparable) and table.column("dob_days").null_count == n:
+    if not fetched.encoded and all(table.column(c).null_count == n for c in comparable) \
+            and table.column("dob_days").null_count == n:
         raise InputError("no source maps a comparable field (name, birth date, document, phone, email, address); "
                          "add them to [fields] in configs/sources/*.toml")
     sources = fetched.sources

@@ -25,7 +25,7 @@ import polars as pl
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..sql import quote_literal
-from .blocking import Blocks, allowed_sources, blocked_comparison, candidate_pairs, rules_blocks
+from .blocking import Blocks, allowed_sources, blocked_comparisons, candidate_pairs, rules_blocks
 from .compare import Comparison, build_comparisons, group_comparisons, infer_kind, is_identifier, levels_in_batches
 from .model import Patterns, estimate_u, train
 from .prepare import MISSING_DAY, RecordArrays, build_match_records, fetch_records, to_arrays
@@ -47,7 +47,7 @@ class Candidate:
 
     @property
     def fields(self) -> set[str]:
-        return {blocked_comparison(key) for key in self.rule.on}
+        return blocked_comparisons(self.rule.on)
 
 
 @dataclass
@@ -121,6 +121,8 @@ def candidate_rules(data: RecordArrays) -> list[BlockingRule]:
     for i, a in enumerate(others):
         for b in others[i + 1:]:
             out.append((f"{a}_{b}", [f"extra.{a}", f"extra.{b}"]))
+    from .encoded import token_rules
+    out += token_rules(data)
     return [BlockingRule(name=name, on=on) for name, on in out]
 
 
@@ -182,7 +184,7 @@ def choose_rules(counted: Candidates, config: ModelConfig, data: RecordArrays, c
         sizes = [len(c.labels) for c in comparisons]
         patterns = Patterns.dense(levels, sizes)
         tf = [c.term_frequencies(data) for c in comparisons]
-        rules = [(c.rule.name, {blocked_comparison(k) for k in c.rule.on}) for c in usable]
+        rules = [(c.rule.name, blocked_comparisons(c.rule.on)) for c in usable]
         comparable = max(int(sample.sum()) * data.n, 1)
         model, base = train(comparisons, levels, np.zeros(len(left), dtype=np.uint32), rules, u, comparable,
                             config.em_max_iterations, config.em_tolerance, tf, left, patterns, membership=member,
@@ -326,9 +328,14 @@ def choice_report(choice: Choice) -> dict:
 def blocking_report(ws, config: ModelConfig, truth: pl.DataFrame | None, threshold: float | None = None) -> dict:
     """The blocking rules (model.toml's, or chosen from the data, with why), pairs per rule and of
     their union; with a truth table, the share of true pairs found, overall and per rule."""
+    from .encoded import prepare_encoded
+
     build_match_records(ws)
+    encoded = prepare_encoded(ws)
     fetched = fetch_records(ws, "match_records")
+    fetched.encoded = encoded is not None
     data = to_arrays(fetched)
+    data.encoded = encoded
     comparisons = build_comparisons(config, data)
     allowed = allowed_sources(config, data.sources)
     report: dict = {}

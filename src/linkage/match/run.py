@@ -15,7 +15,8 @@ import numpy as np
 from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
-from .blocking import allowed_sources, blocked_comparison, candidate_pairs, clear_stored_keys, store_keys
+from .blocking import allowed_sources, blocked_comparisons, candidate_pairs, clear_stored_keys, store_keys
+from .encoded import prepare_encoded
 from .cluster import Clusters, guard, identity_fields, suspect_components
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence,
@@ -169,13 +170,16 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
     with ws.transaction():
         step("preparing records")
         build_match_records(ws)
+        encoded = prepare_encoded(ws)   # None unless records came encoded (linkage encode)
         batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
         fetched = fetch_records(ws, "match_records")
+        fetched.encoded = encoded is not None
         lap("prepare")
 
         def arrays():
             """The arrays and comparisons: no DuckDB, so they can run beside blocking."""
             data = to_arrays(fetched)
+            data.encoded = encoded
             comparisons = (build_comparisons(config, data) if loaded is None
                            else build_comparisons(config, data, names=loaded.comparisons, kinds=loaded.kinds))
             if loaded and loaded.comparisons != [c.name for c in comparisons]:
@@ -238,7 +242,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         if loaded is None:
             step("training the model")
             u, sampled = u_sample
-            blocked = [(rule.name, {blocked_comparison(key) for key in rule.on}) for rule in rules]
+            blocked = [(rule.name, blocked_comparisons(rule.on)) for rule in rules]
             model, base = train(comparisons, levels, pairs.mask, blocked, u, comparable_pairs(data, allowed),
                                 config.em_max_iterations, config.em_tolerance, tf, pairs.left, patterns, rare,
                                 groups=groups)

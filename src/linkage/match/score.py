@@ -19,7 +19,8 @@ from ..sql import quote_ident, quote_literal
 from ..workspace import Workspace
 from .compare import Comparison, build_comparisons, comparison_levels
 from .model import Model, effective_weights, pair_weights
-from .prepare import RecordArrays, load_arrays, match_records_select
+from .encoded import prepare_encoded
+from .prepare import RecordArrays, fetch_records, match_records_select, to_arrays
 from .store import require_latest_model, stored_frequencies
 
 KEYS = "score_keys"
@@ -57,7 +58,11 @@ def score_pairs(ws: Workspace, config: ModelConfig, pairs: pl.DataFrame,
         ws.run("load records to score", f"CREATE OR REPLACE TEMP TABLE {RECORDS} AS "
                                         + match_records_select(records=f"records SEMI JOIN {KEYS} USING (source, record_id)"))
         relation = RECORDS
-        data = load_arrays(ws, relation)
+        encoded = prepare_encoded(ws, relation, require_key=False)
+        fetched = fetch_records(ws, relation)
+        fetched.encoded = encoded is not None
+        data = to_arrays(fetched)
+        data.encoded = encoded
         numbers = ws.run("record numbers", f"SELECT source, record_id, rid FROM {relation}").pl()
         comparisons = build_comparisons(config, data, names=model.comparisons, kinds=model.kinds)
         if [c.name for c in comparisons] != model.comparisons:
