@@ -202,6 +202,8 @@ def test_round_trip_decisions_filled_from_the_truth_raise_f1_and_are_all_respect
         JOIN persons b ON b.source = d.source_r AND b.record_id = d.record_id_r
         WHERE (d.decision = 'match') <> (a.person_id = b.person_id)""")
     assert broken == [(0,)]
+    # ... and by the chain's joins and moves of split travelers (linked_persons), which --labels scores.
+    assert cli("chain", "--as-of", AS_OF).exit_code == 0
     labels = json.loads(cli("evaluate", "--labels", "--json").stdout)
     assert labels["match_labels"] + labels["not_match_labels"] == len(rows)
     assert (labels["precision"], labels["recall"]) == (1.0, 1.0)
