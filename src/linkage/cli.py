@@ -701,7 +701,8 @@ def model_threshold(
     out.line(f"Suggested threshold {result.suggested:.6g} (now {result.current:.6g}): precision {result.precision:.4f}, "
              f"recall {result.recall:.4f}, F1 {result.f1:.4f} on {result.match_labels:,} 'match' and "
              f"{result.not_match_labels:,} 'not match' decisions ({result.scored_anew:,} pairs the match did not "
-             "store weighed with the stored model). Set it as 'threshold' in model.toml, or 'linkage match --threshold'.")
+             f"store weighed with the stored model; {result.own_evidence_fails:,} never linked at any threshold: their "
+             "own evidence says two people). Set it as 'threshold' in model.toml, or 'linkage match --threshold'.")
     out.table("Precision, recall and F1 on the decisions by threshold", ["threshold", "precision", "recall", "F1"],
               [(f"{c['threshold']:.6g}" + (" (now)" if c["threshold"] == result.current else "")
                 + (" (suggested)" if c["threshold"] == result.suggested else ""),

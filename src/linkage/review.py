@@ -30,6 +30,7 @@ from .errors import InputError
 from .export import atomic_path, neutralize_formula
 from .match.decisions import effective_view
 from .match.explain import pair_terms
+from .match.run import OWN_EVIDENCE_BITS
 from .match.score import score_pairs
 from .workspace import Workspace
 
@@ -546,6 +547,7 @@ class ThresholdSuggestion:
     match_labels: int
     not_match_labels: int
     scored_anew: int             # labelled pairs not stored by the match, weighed with the stored model
+    own_evidence_fails: int      # labelled pairs never linked at any threshold (own evidence says two people)
     curve: list[dict]
 
 
@@ -556,24 +558,28 @@ def suggest_threshold(ws: Workspace, config: ModelConfig, minimum: int = MIN_LAB
     """The threshold that maximizes F1 on the decisions, from each labelled pair's match weight."""
     current = _latest_threshold(ws)
     labels = _labels(ws)
-    matches, others = int(labels["same"].sum()) if labels.height else 0, int((~labels["same"]).sum()) if labels.height else 0
+    matches = int(labels["same"].sum()) if labels.height else 0
+    others = labels.height - matches
     if matches < minimum or others < minimum:
         raise InputError(f"too few labels to suggest a threshold: {matches} 'match' and {others} 'not match' "
                          f"decisions; at least {minimum} of each are needed ({max(0, minimum - matches)} more "
                          f"'match', {max(0, minimum - others)} more 'not match'); review pairs with "
                          "'linkage review export' and 'linkage review import'")
-    stored = _ordered(ws.run("stored weights", f"SELECT * FROM ({LINK_KEYS})").pl())
+    stored = _ordered(ws.run("stored weights", LINK_KEYS).pl())
     weighed = labels.join(stored, on=PAIR, how="left")
-    anew = weighed.filter(pl.col("weight").is_null())
-    if anew.height:
-        scored = score_pairs(ws, config, anew.select(PAIR))
-        anew = anew.with_columns(weight=pl.Series(scored.weights))
-        weighed = pl.concat([weighed.filter(pl.col("weight").is_not_null()), anew])
-    weight = weighed["weight"].to_numpy().astype(np.float64)
+    anew = weighed.filter(pl.col("weight").is_null()).height
+    # Every labelled pair weighed as the match weighs it: its total weight, and the weight it stands
+    # on (its own evidence where its records say "two people"), which must be positive whatever the
+    # threshold (match/run.py).
+    scored = score_pairs(ws, config, weighed.select(PAIR))
+    weight, stands = scored.weights.astype(np.float64), scored.stands.astype(np.float64)
+    stored_weight = weighed["weight"].to_numpy().astype(np.float64)
+    weight = np.where(np.isnan(stored_weight), weight, stored_weight)
+    fails = stands < OWN_EVIDENCE_BITS
     same = weighed["same"].to_numpy().astype(bool)
 
     def at(w: float) -> tuple[float, float, float]:
-        predicted = weight >= w
+        predicted = (weight >= w) & ~fails
         tp = int((predicted & same).sum())
         p = tp / int(predicted.sum()) if predicted.any() else 1.0
         r = tp / int(same.sum())
@@ -593,4 +599,4 @@ def suggest_threshold(ws: Workspace, config: ModelConfig, minimum: int = MIN_LAB
         cp, cr, cf = at(_logit(t))
         curve.append({"threshold": t, "precision": round(cp, 6), "recall": round(cr, 6), "f1": round(cf, 6)})
     return ThresholdSuggestion(current, suggested, round(p, 6), round(r, 6), round(f, 6), matches, others,
-                               anew.height, curve)
+                               anew, int(fails.sum()), curve)
