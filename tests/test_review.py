@@ -256,3 +256,26 @@ def test_a_decision_on_a_record_gone_is_reported_not_dropped(base, tmp_path):
     assert "1 decisions in force name records no longer in the workspace" in result.stdout
     labels = cli("evaluate", "--labels", "--json")
     assert json.loads(labels.stdout)["missing"] == 1
+
+
+def test_low_confidence_flags_bring_their_weakest_link(base, tmp_path):
+    """With review_below raised, flags rest on links weaker than it: the queue holds each one's
+    weakest link inside its person (linked, below review_below)."""
+    shutil.copytree(base["ws"], tmp_path / "ws", symlinks=True)
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    chain = (configs / "chain.toml").read_text(encoding="utf-8")
+    (configs / "chain.toml").write_text(chain.replace("review_below = 0.95", "review_below = 0.99999"), encoding="utf-8")
+    cli = Cli(tmp_path / "ws", configs)
+    assert cli("chain", "--as-of", AS_OF).exit_code == 0
+    flagged = query(cli, """SELECT count(DISTINCT person_id) FROM flags
+                            WHERE run_id = (SELECT max(run_id) FROM chain_runs) AND review AND status <> 'resolved'
+                              AND code <> 'IDENTITY_CONFLICT'""")[0][0]
+    assert flagged > 0
+    result = cli("review", "export", "--out", str(tmp_path / "q.csv"), "--limit", "500", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["by_reason"]["low_confidence"] > 0
+    header, rows = _read(tmp_path / "q.csv")
+    weakest = [r for r in rows if "weakest link of a low-confidence flag" in r[header.index("reason")]]
+    assert weakest and all(r[header.index("same_person_now")] == "yes" for r in weakest)
+    assert all(float(r[header.index("probability")]) < 0.99999 for r in weakest)
