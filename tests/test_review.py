@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import stat
 import subprocess
@@ -91,8 +92,6 @@ def test_the_review_file_holds_each_kind_of_pair_with_its_weights(base, tmp_path
     assert {"near the threshold", "link refused by the identity guard", "contradicting link kept for review",
             "behind an IDENTITY_CONFLICT flag"} <= reasons
     prior = json.loads(Cli(base["ws"], CONFIGS)("model", "show", "--json").stdout)["prior"]
-    import math
-
     prior_weight = math.log2(prior / (1 - prior))
     weights = [name for name in header if name.endswith("_weight") and name != "total_weight"]
     assert len(weights) >= 5 and all(name[:-7] + "_level" in col for name in weights)

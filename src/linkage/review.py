@@ -14,7 +14,6 @@ returned file name the file, row and column, never a value from it.
 from __future__ import annotations
 
 import csv
-import getpass
 import io
 import math
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .audit import os_user
 from .config import ModelConfig
 from .errors import InputError
 from .export import atomic_path, neutralize_formula
@@ -241,9 +241,17 @@ def export_review(ws: Workspace, config: ModelConfig, target: Path, limit: int =
 
 
 def _same_person(ws: Workspace, pairs: pl.DataFrame) -> list[bool]:
-    persons = {(s, r): p for s, r, p in ws.rows("persons", "SELECT source, record_id, person_id FROM linked_persons")}
-    return [persons.get((a, b)) is not None and persons.get((a, b)) == persons.get((c, d))
-            for a, b, c, d in pairs.select(PAIR).iter_rows()]
+    """Per pair (in order): are its two records one person now (after the chain's joins)?"""
+    ws.register("review_pairs", pairs.select(PAIR).with_row_index("i").to_arrow())
+    try:
+        same = ws.run("persons of the pairs", """
+            SELECT coalesce(a.person_id = b.person_id, FALSE) AS same FROM review_pairs p
+            LEFT JOIN linked_persons a ON a.source = p.source_l AND a.record_id = p.record_id_l
+            LEFT JOIN linked_persons b ON b.source = p.source_r AND b.record_id = p.record_id_r
+            ORDER BY p.i""").fetchnumpy()["same"]
+    finally:
+        ws.unregister("review_pairs")
+    return [bool(x) for x in same]
 
 
 PHONE_LIKE = re.compile(r"^\+[\d ]+$")
@@ -377,14 +385,16 @@ def import_review(ws: Workspace, path: Path, decided_by: str | None = None) -> R
         raise InputError(f"{path}: expected a 'decision' column and 'pair_key' (or 'record_l' and 'record_r'); "
                          "export a review file with 'linkage review export --out FILE'")
     result = ReviewImport(str(path))
-    reviewer = decided_by or getpass.getuser()
+    reviewer = decided_by or os_user()[0]
     good: dict[tuple[str, str, str, str], tuple] = {}
 
     def cell(row: list[str], name: str) -> str:
         i = where.get(name)
         return row[i].strip() if i is not None and i < len(row) and row[i] is not None else ""
 
-    known = {(s, r) for s, r in ws.rows("record keys", "SELECT source, record_id FROM records")}
+    known = _known_keys(ws, [cell(row, name) for _, row in rows
+                             for name in ("record_l", "record_r")] + [part for _, row in rows
+                                                                      for part in cell(row, "pair_key").split(KEY_SEPARATOR)])
     for row_no, row in rows:
         if not any(c.strip() for c in row if c):
             continue
@@ -431,6 +441,20 @@ def import_review(ws: Workspace, path: Path, decided_by: str | None = None) -> R
            OR NOT EXISTS (SELECT 1 FROM records r WHERE r.source = d.source_r AND r.record_id = d.record_id_r)""")
     result.missing = int(missing)
     return result
+
+
+def _known_keys(ws: Workspace, texts: list[str]) -> set[tuple[str, str]]:
+    """Of the record keys written in a file, those the workspace holds."""
+    keys = {key for key in map(_split_key, texts) if key is not None}
+    if not keys:
+        return set()
+    ws.register("review_keys", pl.DataFrame({"source": [k[0] for k in keys], "record_id": [k[1] for k in keys]},
+                                            schema={"source": pl.String, "record_id": pl.String}).to_arrow())
+    try:
+        return set(ws.rows("records named in the file",
+                           "SELECT source, record_id FROM review_keys SEMI JOIN records USING (source, record_id)"))
+    finally:
+        ws.unregister("review_keys")
 
 
 def _store(ws: Workspace, path: Path, good: dict, result: ReviewImport) -> None:

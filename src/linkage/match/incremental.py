@@ -210,7 +210,8 @@ def _update_keys(ws: Workspace, rules: list[BlockingRule]) -> None:
 def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray, decided_since=None) -> int:
     """`match_redo`: the record numbers whose persons and links are decided again (the records of
     every earlier component the new pairs reach, that holds a changed record, held a record now
-    gone or holds a record of a decision recorded after `decided_since`, and the new records);
+    gone or holds a record of a decision recorded after `decided_since` or of a decision on a new or
+    changed record, and the new records);
     `match_affected`: those that still exist, numbered in (source, record_id) order as `local`.
     Returns how many records are matched again."""
     import pyarrow as pa
@@ -218,9 +219,15 @@ def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray, decided_since=
     ws.register("touched_pairs", pa.table({"l": left, "r": right}))
     ws.run("records matched again", """
         CREATE OR REPLACE TEMP TABLE match_redo AS
-        WITH decided AS (
+        WITH changed AS (SELECT r.source, r.record_id FROM match_ids i JOIN records r ON r.rowid = i.record_row
+                         WHERE i.changed),
+        decided AS (  -- records of decisions recorded since, and the partners of new and changed records
             SELECT source_l AS source, record_id_l AS record_id FROM link_decisions WHERE imported_at > ?
-            UNION SELECT source_r, record_id_r FROM link_decisions WHERE imported_at > ?),
+            UNION SELECT source_r, record_id_r FROM link_decisions WHERE imported_at > ?
+            UNION SELECT d.source_l, d.record_id_l FROM link_decisions d
+                  JOIN changed c ON c.source = d.source_r AND c.record_id = d.record_id_r
+            UNION SELECT d.source_r, d.record_id_r FROM link_decisions d
+                  JOIN changed c ON c.source = d.source_l AND c.record_id = d.record_id_l),
         seeds AS (SELECT l AS rid FROM touched_pairs UNION SELECT r FROM touched_pairs
                   UNION SELECT rid FROM match_stale
                   UNION SELECT i.rid FROM match_ids i JOIN records r ON r.rowid = i.record_row
