@@ -170,6 +170,12 @@ def test_bad_rows_are_reported_by_row_and_column_and_the_good_rows_stored(base, 
     again = json.loads(cli("review", "import", str(_write(tmp_path / "newer.csv", header, [flipped])), "--json").stdout)
     assert (again["stored"], again["replaced"]) == (1, 1)
     assert query(cli, "SELECT decision FROM link_decisions") == [("unsure",)]
+    # 'unsure' changes nothing: the match gives the persons it gave without it.
+    persons = "SELECT source, record_id, person_id FROM persons ORDER BY ALL"
+    before = query(cli, persons)
+    result = cli("match", "--json")
+    assert json.loads(result.stdout)["decisions"] == {"must_link": 0, "cannot_link": 0, "unsure": 1, "missing": 0}
+    assert query(cli, persons) == before
     # A file without a decision column is refused whole.
     result = cli("review", "import", str(_write(tmp_path / "nodecision.csv", ["pair_key"], [["a:1|b:2"]])))
     assert result.exit_code == 2 and "expected a 'decision' column" in error_line(result)
