@@ -206,3 +206,67 @@ def test_a_night_whose_file_brings_no_record_is_a_match_that_changes_nothing(nig
     assert _query(workspace, "SELECT incremental, candidate_pairs FROM match_runs ORDER BY run_id DESC LIMIT 1") == [
         (True, 0)]
     assert sorted(_query(workspace, PERSONS)) == before
+
+
+def _decide(workspace: Path) -> dict[str, tuple[str, str]]:
+    """A must-link between two persons (a pair no blocking rule makes) and a cannot-link inside a
+    person of three or more linked records (transitive links would join its two records again),
+    written as a review file and imported."""
+    persons = _query(workspace, """
+        SELECT person_id, list(source || ':' || record_id ORDER BY source, record_id) FROM persons
+        GROUP BY 1 HAVING count(*) >= 3 ORDER BY 1""")
+    (_, first), (_, second), (_, third) = persons[0], persons[len(persons) // 2], persons[-1]
+    decisions = {"match": (first[0], second[0]), "not_match": (third[0], third[1])}
+    path = workspace.parent / f"{workspace.name}-decisions.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_l", "record_r", "decision", "note"])
+        writer.writerow([*decisions["match"], "match", "one traveler, two passports"])
+        writer.writerow([*decisions["not_match"], "不是同一人", ""])
+    done = linkage(workspace, "review", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    return decisions
+
+
+def _person_of(workspace: Path, key: str) -> str:
+    source, record_id = key.split(":", 1)
+    return _query(workspace, f"SELECT person_id FROM persons WHERE source = '{source}' AND record_id = '{record_id}'")[0][0]
+
+
+def test_decisions_are_respected_by_an_incremental_night_as_by_a_full_match(nights, tmp_path):
+    """Review decisions imported between nights: the next night (new and edited records, matched
+    incrementally) links the must-link pair and keeps the cannot-link pair apart, and gives the
+    same persons and links as a full match with the same decisions."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(nights["night"], workspace, symlinks=True)
+    decisions = _decide(workspace)
+    rows, how = _rows(next((nights["night"] / "archive").rglob("night-police*.csv")), "police")
+    phone = rows[0].index(how["phone"])
+    edited = [r[:phone] + [r[phone][:-1] + str((int(r[phone][-1]) + 1) % 10)] + r[phone + 1:]
+              for r in rows[1:] if r[phone][-1:].isdigit()][:4]
+    _write(workspace / "inbox" / "police" / "third-police.csv", [rows[0], *edited], how)
+    full = tmp_path / "full"
+    shutil.copytree(workspace, full, symlinks=True)
+    for folder, args in ((workspace, ()), (full, ("--full",))):
+        done = linkage(folder, "run", *args, "--as-of", AS_OF, "--json")
+        assert done.returncode in (0, 3), done.stderr
+    assert _query(workspace, "SELECT incremental FROM match_runs ORDER BY run_id DESC LIMIT 1") == [(True,)]
+    for folder in (workspace, full):
+        applied = json.loads(_query(folder, "SELECT decisions FROM match_runs ORDER BY run_id DESC LIMIT 1")[0][0])
+        assert applied == {"must_link": 1, "cannot_link": 1, "unsure": 0, "missing": 0}
+        assert _person_of(folder, decisions["match"][0]) == _person_of(folder, decisions["match"][1])
+        assert _person_of(folder, decisions["not_match"][0]) != _person_of(folder, decisions["not_match"][1])
+    for sql in (PERSONS, LINKS):
+        assert sorted(_query(workspace, sql)) == sorted(_query(full, sql)), sql
+
+
+def test_decisions_alone_start_an_incremental_match(nights, tmp_path):
+    """A night with no new file but new decisions matches again the persons the decisions touch."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(nights["night"], workspace, symlinks=True)
+    decisions = _decide(workspace)
+    done = linkage(workspace, "run", "--as-of", AS_OF, "--json")
+    assert done.returncode in (0, 3), done.stderr
+    assert _query(workspace, "SELECT incremental FROM match_runs ORDER BY run_id DESC LIMIT 1") == [(True,)]
+    assert _person_of(workspace, decisions["match"][0]) == _person_of(workspace, decisions["match"][1])
+    assert _person_of(workspace, decisions["not_match"][0]) != _person_of(workspace, decisions["not_match"][1])

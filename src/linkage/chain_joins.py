@@ -19,6 +19,8 @@ A pair is joined only on evidence, never on a fixed rule:
   two timelines side by side, a pair whose records say "two people" counts its own evidence only,
   as in the match, while parts that complement each other count everything (a relative would have
   a timeline of their own);
+- two persons holding the two records of a 'not match' decision (link_decisions) are never
+  joined, and a record with a decision in force never moves;
 - two different valid resident IDs are never joined; birth dates that differ count as the model
   weighs them (a joined traveler with two birth dates is then flagged IDENTITY_CONFLICT).
 A pair that falls short but would be more likely than not the same traveler is not joined; the
@@ -44,6 +46,7 @@ import polars as pl
 
 from .config import ChainConfig, ModelConfig, parse_duration
 from .match.cluster import IdentityGuard
+from .match.decisions import effective_view
 from .match.score import Scored, score_pairs
 from .workspace import Workspace
 
@@ -199,8 +202,9 @@ def find_moves(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
         .with_columns(score=pl.col("wa") + pl.col("bits")).sort(["score", "a", "source", "record_id"],
                                                                  descending=[True, False, False, False])
     moves, touched = [], set()
+    decided = _decided_records(ws)
     for a, b, source, record_id, score in ranked.select("a", "b", "source", "record_id", "score").iter_rows():
-        if a in touched or b in touched or (source, record_id) in moved:
+        if a in touched or b in touched or (source, record_id) in moved or (source, record_id) in decided:
             continue
         if guard.contradict(guard.group([rid[(source, record_id)]]), receivers[a]):
             continue
@@ -245,7 +249,7 @@ def find_joins(ws: Workspace, config: ChainConfig, model_config: ModelConfig, th
     # as anyone's part; only complementary timelines make b's event a missing part's.
     candidates = candidates.with_columns(bits=pl.when(pl.col("side_by_side").fill_null(True))
                                          .then(pl.col("bits_all")).otherwise(pl.col("bits")))
-    candidates = candidates.filter(~_contradicting(ws, candidates))
+    candidates = candidates.filter(~_contradicting(ws, candidates) & ~_decided_apart(ws, candidates))
     threshold_weight = math.log2(threshold / (1 - threshold))
     # Every record of b beyond the first that repeats a stage of a is one more duplicate record of
     # one traveler (rare: as rare as the data shows) rather than a co-traveller's own event.
@@ -566,6 +570,32 @@ def _record_weights(ws: Workspace, model_config: ModelConfig, candidates: pl.Dat
         weight=pl.when(pl.col("contradict")).then(pl.col("direct"))
         .when((pl.col("how") == "fills") & ~pl.col("side_by_side")).then(pl.col("full"))
         .otherwise(pl.col("stands")).fill_null(-1e9))
+
+
+def _decided_records(ws: Workspace) -> set[tuple[str, str]]:
+    """Records a person decided about (a must-link or cannot-link in force): the chain does not move them."""
+    view = effective_view(ws)
+    return set(ws.rows("records with a decision", f"""
+        SELECT source_l, record_id_l FROM {view} WHERE decision IN ('match', 'not_match')
+        UNION SELECT source_r, record_id_r FROM {view} WHERE decision IN ('match', 'not_match')"""))
+
+
+def _decided_apart(ws: Workspace, candidates: pl.DataFrame) -> pl.Series:
+    """Per candidate: do the two persons hold the two records of a cannot-link (a 'not match' decision)?"""
+    view = effective_view(ws)
+    ws.register("join_candidates", candidates.select("a", "b").to_arrow())
+    try:
+        apart = set(ws.rows("join: decided apart", f"""
+            SELECT DISTINCT c.a, c.b FROM join_candidates c
+            JOIN chain_persons pa ON pa.person_id = c.a JOIN chain_persons pb ON pb.person_id = c.b
+            JOIN {view} d ON d.decision = 'not_match'
+                 AND ((d.source_l = pa.source AND d.record_id_l = pa.record_id
+                       AND d.source_r = pb.source AND d.record_id_r = pb.record_id)
+                   OR (d.source_r = pa.source AND d.record_id_r = pa.record_id
+                       AND d.source_l = pb.source AND d.record_id_l = pb.record_id))"""))
+    finally:
+        ws.unregister("join_candidates")
+    return pl.Series([(a, b) in apart for a, b in candidates.select("a", "b").iter_rows()], dtype=pl.Boolean)
 
 
 def _contradicting(ws: Workspace, candidates: pl.DataFrame) -> pl.Series:

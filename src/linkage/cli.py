@@ -583,7 +583,8 @@ def match(
     with _writing("linkage match", wait) as ws:
         summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
                             step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
-        audit.count(records=summary.records, persons=summary.persons, links=summary.links)
+        audit.count(records=summary.records, persons=summary.persons, links=summary.links,
+                    decisions_missing=summary.decisions.get("missing"))
     if out.json_mode:
         out.json(asdict(summary))
         return
@@ -591,6 +592,11 @@ def match(
              f"({summary.links:,} links at probability >= {summary.threshold}, "
              f"{summary.candidate_pairs:,} candidate pairs; identity guard: {summary.refused:,} links refused, "
              f"{summary.conflicts:,} contradicting links kept for review).")
+    d = summary.decisions
+    if any(d.values()):
+        out.line(f"People's decisions applied: {d['must_link']:,} must-links, {d['cannot_link']:,} cannot-links"
+                 + (f"; {d['missing']:,} name records no longer in the workspace and are not applied" if d["missing"] else "")
+                 + ".")
     if not summary.households:
         out.line("No households in the data (no two records of one source share a phone, address or group "
                  "while saying two people): those fields count as a person's own evidence.")
@@ -604,21 +610,32 @@ def match(
 
 @app.command()
 def evaluate(
-    truth: Path = typer.Option(..., "--truth", help="CSV with columns source,record_id,person_id."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="CSV with columns source,record_id,person_id."),
+    labels: bool = typer.Option(False, "--labels", help="Score against the people's decisions (linkage review import) "
+                                                        "instead of a truth file."),
     truth_flags: Optional[Path] = typer.Option(None, "--truth-flags", help="CSV person_id,flag,stage: also score the flags."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
-    """Pairwise and B-cubed precision / recall / F1 of the current clusters, overall and by group.
+    """Pairwise and B-cubed precision / recall / F1 of the current clusters, overall and by group;
+    with --labels, precision and recall on the decided pairs (match / not match).
 
     Example:
 
         linkage evaluate --truth sample_data/truth_entities.csv
+        linkage evaluate --labels
     """
     from .chain import score_flags
     from .match.evaluate import evaluate as run_evaluate
     from .match.evaluate import load_truth
 
     out = _out(json_flag)
+    if labels:
+        if truth is not None:
+            raise InputError("give --truth FILE or --labels, not both")
+        _evaluate_labels(out)
+        return
+    if truth is None:
+        raise InputError("give --truth FILE (a CSV source,record_id,person_id) or --labels (the review decisions)")
     frame = load_truth(truth)
     with _reading() as ws:
         if truth_flags is not None:
@@ -646,6 +663,26 @@ def evaluate(
     if result.truth_records_missing or result.workspace_records_missing:
         out.line(f"Not scored: {result.truth_records_missing:,} truth records not in the workspace, "
                  f"{result.workspace_records_missing:,} workspace records not in the truth file.")
+
+
+def _evaluate_labels(out: Output) -> None:
+    from .review import evaluate_labels
+
+    with _reading() as ws:
+        result = evaluate_labels(ws)
+    audit.count(labels=result.match_labels + result.not_match_labels)
+    if out.json_mode:
+        out.json(asdict(result))
+        return
+    out.table(f"Clusters vs decisions ({result.match_labels:,} match, {result.not_match_labels:,} not match)",
+              ["origin", "match", "not match", "together", "wrongly together", "apart", "precision", "recall", "F1"],
+              [("all", result.match_labels, result.not_match_labels, result.true_positive, result.false_positive,
+                result.false_negative, f"{result.precision:.4f}", f"{result.recall:.4f}", f"{result.f1:.4f}")]
+              + [(o, v["match_labels"], v["not_match_labels"], v["true_positive"], v["false_positive"],
+                  v["false_negative"], f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}")
+                 for o, v in result.by_origin.items()])
+    if result.missing:
+        out.line(f"Not scored: {result.missing:,} decisions name records no longer in the workspace.")
 
 
 @app.command()
@@ -762,6 +799,39 @@ def model_show(json_flag: bool = typer.Option(False, "--json", help="JSON output
     out.table("EM per blocking rule", ["rule", "pairs", "match share", "iterations", "converged", "left out"],
               [(f.rule, f.pairs, f"{f.match_share:.4f}", f.iterations, "yes" if f.converged else "NO",
                 ", ".join(f.excluded)) for f in model.fits])
+
+
+@model_app.command("threshold")
+def model_threshold(
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="Use this model.toml."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Suggest the threshold that maximizes F1 on the review decisions (at least 30 'match' and 30
+    'not match'), and show precision, recall and F1 at other thresholds.
+
+    Example:
+
+        linkage model threshold
+    """
+    from .config import load_model_config
+    from .review import suggest_threshold
+
+    out = _out(json_flag)
+    config, _ = load_model_config(state.config_dir, model_config)
+    with _reading() as ws:
+        result = suggest_threshold(ws, config)
+    if out.json_mode:
+        out.json(asdict(result))
+        return
+    out.line(f"Suggested threshold {result.suggested:.6g} (now {result.current:.6g}): precision {result.precision:.4f}, "
+             f"recall {result.recall:.4f}, F1 {result.f1:.4f} on {result.match_labels:,} 'match' and "
+             f"{result.not_match_labels:,} 'not match' decisions ({result.scored_anew:,} pairs the match did not "
+             f"store weighed with the stored model; {result.own_evidence_fails:,} never linked at any threshold: their "
+             "own evidence says two people). Set it as 'threshold' in model.toml, or 'linkage match --threshold'.")
+    out.table("Precision, recall and F1 on the decisions by threshold", ["threshold", "precision", "recall", "F1"],
+              [(f"{c['threshold']:.6g}" + (" (now)" if c["threshold"] == result.current else "")
+                + (" (suggested)" if c["threshold"] == result.suggested else ""),
+                f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}") for c in result.curve])
 
 
 @model_app.command("save")
@@ -887,6 +957,82 @@ def render_person(out: Output, result) -> None:
 def _bar(weight: float) -> str:
     size = min(int(round(abs(weight))), 30)
     return ("+" if weight > 0 else "-") * size
+
+
+review_app = typer.Typer(cls=_Boundary, no_args_is_help=True,
+                         help="Clerical review: export pairs to decide, import the decisions.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(
+    out_file: Path = typer.Option(..., "--out", help="File to write: CSV (UTF-8 with BOM), or XLSX for a .xlsx name."),
+    limit: int = typer.Option(200, "--limit", metavar="N", help="At most N pairs of each kind (near the threshold: "
+                                                                 "spread over the uncertainty band)."),
+    all_pairs: bool = typer.Option(False, "--all", help="Also pairs decided already."),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="Use this model.toml."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Write the pairs to review: those nearest the threshold, the links the identity guard refused or
+    kept, and the pairs behind IDENTITY_CONFLICT and low-confidence flags, both records side by side
+    with the weight of each comparison; fill the decision column (match / not match / unsure) and
+    import the file with 'linkage review import'. Every value in full: an analyst's file.
+
+    Example:
+
+        linkage review export --out review.xlsx
+    """
+    from .config import load_model_config
+    from .review import REASONS, export_review
+
+    out = _out(json_flag)
+    config, _ = load_model_config(state.config_dir, model_config)
+    with _reading() as ws:
+        result = export_review(ws, config, out_file, limit=limit, include_decided=all_pairs)
+    audit.count(rows=result.pairs)
+    if out.json_mode:
+        out.json(asdict(result))
+        return
+    out.line(f"Wrote {result.pairs:,} pairs to review to {out_file}"
+             + (f" ({result.left_out_decided:,} decided already left out; --all includes them)."
+                if result.left_out_decided else "."))
+    out.table("Pairs by reason (a pair can have several)", ["reason", "pairs"],
+              [(REASONS[k], v) for k, v in result.by_reason.items()])
+
+
+@review_app.command("import")
+def review_import(
+    file: Path = typer.Argument(..., help="A review file with its decision column filled (CSV or XLSX)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
+) -> None:
+    """Store the decisions of a review file; from then on every match links the 'match' pairs and keeps
+    the 'not match' pairs apart. Rows without a decision are skipped; a bad row is reported (file,
+    row, column) and the good rows are stored (exit 2 when any row was bad).
+
+    Example:
+
+        linkage review import review.xlsx
+    """
+    from .review import import_review
+
+    out = _out(json_flag)
+    with _writing("linkage review import", wait) as ws:
+        result = import_review(ws, file)
+        audit.count(rows=result.rows, stored=result.stored, skipped=result.skipped, bad=len(result.errors))
+    if out.json_mode:
+        out.json(asdict(result))
+    else:
+        out.line(f"{file}: {result.rows:,} rows: {result.stored:,} decisions stored ({result.replaced:,} replacing "
+                 f"an earlier one), {result.unchanged:,} unchanged, {result.skipped:,} without a decision skipped, "
+                 f"{len(result.errors):,} bad.")
+        if result.missing:
+            out.line(f"{result.missing:,} decisions in force name records no longer in the workspace: "
+                     "they are not applied.")
+    for error in result.errors:
+        out.err.print(error, markup=False, highlight=False)
+    if result.errors:
+        raise InputError(f"{file}: {len(result.errors):,} rows not stored (listed above); the good rows are stored")
 
 
 @app.command()

@@ -319,8 +319,10 @@ def _match(run: _Run, step: Step) -> dict:
     if newest_batch is None:
         summary.model = "none"
         return {"records": 0}
-    if latest and newest_batch <= latest[0][1] and not plan.full:
-        # Nothing new since the latest match: a match of this run committed before a kill, or none needed.
+    decided = ws.scalar("newest decision", "SELECT max(imported_at) FROM link_decisions")
+    if latest and newest_batch <= latest[0][1] and (decided is None or decided <= latest[0][1]) and not plan.full:
+        # Nothing new since the latest match (no records, no people's decisions): a match of this
+        # run committed before a kill, or none needed.
         summary.match_run_id = latest[0][0]
         _record_changes(ws, plan.run_id, summary)
         return {"records": "unchanged since match run " + str(latest[0][0])}

@@ -462,6 +462,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        14,
+        "match runs record the people's decisions they applied (JSON: must_link, cannot_link, unsure, missing)",
+        ["ALTER TABLE match_runs ADD COLUMN decisions VARCHAR"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -18,6 +18,11 @@ two IDs and two phones, joined through a record that carries no phone. A contrad
 a group that holds two IDs still accepts a record with one of them. Components without a
 contradiction (the vast majority) are taken as they are, so the Python loop runs only over the
 few that need it.
+
+People's decisions (match/decisions.py) are constraints here: a must-link is an edge of its own,
+taken before every scored link and never refused (`forced`); a cannot-link makes its component
+suspect, and a merge that would bring its two records into one group is refused like a merge of
+contradicting identifiers (never kept for review).
 """
 
 from __future__ import annotations
@@ -132,16 +137,23 @@ class _Group:
     """What the guard knows of a group of records: per identity field, the set of its values."""
 
     values: tuple[frozenset, ...]
+    bound: frozenset = frozenset()    # its records that have a cannot-link
 
     def __or__(self, other: _Group) -> _Group:
-        return _Group(tuple(a | b for a, b in zip(self.values, other.values)))
+        return _Group(tuple(a | b for a, b in zip(self.values, other.values)), self.bound | other.bound)
 
 
 class _Guard:
     """Contradiction checks between groups of records, on per-group sets (not record pairs)."""
 
-    def __init__(self, data: RecordArrays, labels: np.ndarray, suspects: np.ndarray, names: list[str]):
+    def __init__(self, data: RecordArrays, labels: np.ndarray, suspects: np.ndarray, names: list[str],
+                 cannot: tuple[np.ndarray, np.ndarray] | None = None):
         self.data = data
+        self.apart: dict[int, set[int]] = {}      # record -> the records it must not share a person with
+        if cannot is not None:
+            for x, y in zip(cannot[0].tolist(), cannot[1].tolist()):
+                self.apart.setdefault(int(x), set()).add(int(y))
+                self.apart.setdefault(int(y), set()).add(int(x))
         self.fields = _code_fields(data, names)
         self.use_dob = "dob" in names
         self._dob_different = _dob_pairs_different(data, labels, suspects) if self.use_dob else {}
@@ -152,7 +164,13 @@ class _Guard:
         values = [frozenset([int(f.codes[record])]) if f.codes[record] >= 0 else frozenset() for f in self.fields]
         dob = int(self.data.dob_days[record])
         values.append(frozenset([dob]) if self.use_dob and dob != MISSING_DAY else frozenset())
-        return _Group(tuple(values))
+        return _Group(tuple(values), frozenset([record]) if record in self.apart else frozenset())
+
+    def separated(self, a: _Group, b: _Group) -> bool:
+        """Would joining a and b put two records of a cannot-link into one group?"""
+        if not a.bound or not b.bound:
+            return False
+        return any(not self.apart[x].isdisjoint(b.bound) for x in a.bound)
 
     def contradict(self, a: _Group, b: _Group) -> bool:
         """Would joining a and b bring a new contradicting pair of values into one group? A pair
@@ -242,22 +260,30 @@ def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.
     """Cluster records joined by the given links (already above the threshold)."""
     names = identity_fields(data, identity)
     labels, suspects = suspect_components(data, left, right, names)
-    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects, names, against)
+    return guard(data, left, right, weight, identity_weight, threshold_weight, labels, suspects, names,
+                 against=against)
 
 
-def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray,
-                       identity: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Component labels of the links, and the labels of components the guard must rebuild: a link
-    outside those is final as it is."""
+def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray, identity: list[str],
+                       cannot: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Component labels of the links, and the labels of components the guard must rebuild (those
+    with contradicting identifiers or holding both records of a cannot-link): a link outside those
+    is final as it is."""
     labels = components(data.n, left, right)
-    return labels, _conflicting_components(data, labels, identity)
+    suspects = _conflicting_components(data, labels, identity)
+    if cannot is not None and len(cannot[0]):
+        same = labels[cannot[0]] == labels[cannot[1]]
+        suspects = np.union1d(suspects, labels[cannot[0][same]])
+    return labels, suspects
 
 
 def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
           identity_weight: np.ndarray, threshold_weight: float, labels: np.ndarray,
-          suspects: np.ndarray, identity: list[str],
+          suspects: np.ndarray, identity: list[str], forced: np.ndarray | None = None,
+          cannot: tuple[np.ndarray, np.ndarray] | None = None,
           against: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Clusters:
-    """Rebuild the suspect components edge by edge, strongest first (see the module docstring).
+    """Rebuild the suspect components edge by edge, strongest first (see the module docstring);
+    `forced` marks must-links (merged whatever they bring together), `cannot` the cannot-link pairs.
 
     `against`: scored pairs below the threshold inside suspect components (left, right, their weight
     as evidence of two people: `model.own_or_differing`). A contradicting link is kept for review
@@ -281,7 +307,7 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
             x = parent[x]
         return x
 
-    checks = _Guard(data, labels, suspects, identity)
+    checks = _Guard(data, labels, suspects, identity, cannot)
     groups: dict[int, _Group] = {}
     refused, kept = [], []
     for index in np.nonzero(in_suspect)[0][np.argsort(-weight[in_suspect], kind="stable")]:
@@ -291,7 +317,13 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
             continue
         group_a = groups.pop(a) if a in groups else checks.group(a)
         group_b = groups.pop(b) if b in groups else checks.group(b)
-        if checks.contradict(group_a, group_b):
+        if forced is not None and forced[index]:
+            pass   # a person's decision: one person, whatever the identifiers say
+        elif checks.separated(group_a, group_b):
+            refused.append(index)
+            groups[a], groups[b] = group_a, group_b
+            continue
+        elif checks.contradict(group_a, group_b):
             direct = checks.contradict(checks.group(u), checks.group(v))
             if direct and identity_weight[index] >= threshold_weight and not any(
                     {find(x), find(y)} == {a, b} and checks.contradict(checks.group(x), checks.group(y))

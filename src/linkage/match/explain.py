@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..sql import quote_literal
 from ..workspace import Workspace
 from .model import Model, probability, surprises
-from .score import score_pairs
+from .score import Scored, score_pairs
 from .store import require_latest_model
 
 
@@ -77,24 +77,7 @@ def explain_pair(ws: Workspace, config: ModelConfig, key_a: str, key_b: str) -> 
     ordered = sorted(keys)
     scored = score_pairs(ws, config, pl.DataFrame({"source_l": [ordered[0][0]], "record_id_l": [ordered[0][1]],
                                                    "source_r": [ordered[1][0]], "record_id_r": [ordered[1][1]]}))
-    levels = scored.levels[0]
-    tf = [c.term_frequencies(scored.data) for c in scored.comparisons]
-    tf_levels = [level if tf[k] is not None else None for k, level in enumerate(model.tf_levels)]
-    surprise = surprises(tf, model.u, tf_levels)
-    weights = model.weights()
-    left = int(scored.left[0])
-    terms = []
-    for k, comparison in enumerate(scored.comparisons):
-        level = int(levels[k])
-        w = float(weights[k][level])
-        note = ""
-        if tf_levels[k] is not None and level == tf_levels[k]:
-            # the same adjustment as the match: log2(u) - log2(frequency of the left record's value)
-            adjust = float(np.log2(model.u[k][level]) + surprise[k][left])
-            w += adjust
-            note = (f"term frequency {tf[k][left]:.2e} ({adjust:+.2f})" if tf[k][left] > 0
-                    else "no frequency of its own: not adjusted")
-        terms.append(Term(comparison.name, model.labels[k][level], round(w, 3), note))
+    terms = pair_terms(scored)[0]
     total = float(scored.weights[0])
     persons = dict(((s, r), p) for s, r, p in ws.rows(
         "persons of pair", f"SELECT source, record_id, person_id FROM persons WHERE {where}"))
@@ -102,6 +85,33 @@ def explain_pair(ws: Workspace, config: ModelConfig, key_a: str, key_b: str) -> 
     return PairExplanation(f"{ordered[0][0]}:{ordered[0][1]}", f"{ordered[1][0]}:{ordered[1][1]}",
                            round(model.prior_weight, 3), terms, round(total, 3),
                            float(probability(np.array([total]))[0]), threshold, total >= _logit(threshold), same)
+
+
+def pair_terms(scored: Scored) -> list[list[Term]]:
+    """Per scored pair, its per-comparison terms (level and weight, the term-frequency adjustment
+    included as the match includes it); with the prior they sum to the pair's total weight."""
+    model = scored.model
+    tf = [c.term_frequencies(scored.data) for c in scored.comparisons]
+    tf_levels = [level if tf[k] is not None else None for k, level in enumerate(model.tf_levels)]
+    surprise = surprises(tf, model.u, tf_levels)
+    weights = model.weights()
+    out = []
+    for i in range(len(scored.left)):
+        left = int(scored.left[i])
+        terms = []
+        for k, comparison in enumerate(scored.comparisons):
+            level = int(scored.levels[i][k])
+            w = float(weights[k][level])
+            note = ""
+            if tf_levels[k] is not None and level == tf_levels[k]:
+                # the same adjustment as the match: log2(u) - log2(frequency of the left record's value)
+                adjust = float(np.log2(model.u[k][level]) + surprise[k][left])
+                w += adjust
+                note = (f"term frequency {tf[k][left]:.2e} ({adjust:+.2f})" if tf[k][left] > 0
+                        else "no frequency of its own: not adjusted")
+            terms.append(Term(comparison.name, model.labels[k][level], round(w, 3), note))
+        out.append(terms)
+    return out
 
 
 def _logit(p: float) -> float:

@@ -7,6 +7,9 @@ Every earlier component of links (above the threshold, before the identity guard
 now gone, is taken apart and matched again with the new records: its stored links and the new
 candidate pairs are compared and scored with the stored model and term frequencies, and decided by
 the same `decide` as a full match. Every other person, link and record number stays as it is.
+People's decisions (match/decisions.py) are applied to the records matched again as a full match
+applies them; a decision recorded since the latest match also takes the earlier components of its
+two records apart (a must-link is an edge of a component, so its records are matched again together).
 
 Why that equals a full match with the same model: a pair's weight depends only on its two records,
 the model and the stored term frequencies, so links between untouched records are the same; a full
@@ -33,6 +36,7 @@ from ..workspace import Workspace
 from .blocking import pairs_touching, rules_without_keys, store_keys
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .encoded import encoded_present
+from .decisions import decision_counts, load_constraints
 from .model import Model, pair_weights
 from .prepare import MATCH_COLUMNS, fetch_records, to_arrays
 from .run import KEEP_LINKS_ABOVE, Decided, MatchSummary, ModelMismatch, decide
@@ -74,12 +78,13 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
         return None
     with ws.transaction():
         step("finding new and changed records")
+        decided_since = ws.scalar("latest match end", "SELECT max(finished_at) FROM match_runs WHERE finished_at IS NOT NULL")
         total = _number_records(ws, mark)
         lap("prepare")
         step("blocking new records")
         _update_keys(ws, rules)
         left, right = pairs_touching(ws, rules, config, "match_delta", "match_sources")
-        affected = _affected(ws, left, right)
+        affected = _affected(ws, left, right, decided_since)
         if affected > FULL_ABOVE * total:
             _drop_tables(ws)
             return None
@@ -104,11 +109,12 @@ def run_incremental(ws: Workspace, config: ModelConfig, model: Model, rules: lis
         persons = ws.scalar("persons", "SELECT count(DISTINCT person_id) FROM persons")
         blocking = [{"rule": rule.name, "on": rule.on, "pairs": None, "largest_blocks": []} for rule in rules]
         batch_mark = ws.scalar("batch mark", "SELECT max(batch_id) FROM records")
+        decisions = decision_counts(ws)
         close_run(ws, run_id, total, pairs, links, persons, refused, kept, model, blocking, clock, None, batch_mark,
-                  incremental=True)
+                  incremental=True, decisions=decisions)
         _drop_tables(ws)
     return MatchSummary(run_id, total, pairs, linked, persons, refused, kept, threshold, model.prior, blocking,
-                        [f.__dict__ for f in model.fits], clock, model.households)
+                        [f.__dict__ for f in model.fits], clock, model.households, decisions)
 
 
 def _match_again(ws: Workspace, config: ModelConfig, model: Model, threshold: float, run_id: int,
@@ -145,7 +151,7 @@ def _match_again(ws: Workspace, config: ModelConfig, model: Model, threshold: fl
                     d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
 
     decided = decide(data, left, right, levels, base, model, tf, threshold, config.identity,
-                     group_comparisons(data), store=store)
+                     group_comparisons(data), store=store, constraints=load_constraints(ws, data.keys))
     lap("cluster")
     step("storing persons and links")
     store_persons(ws, run_id, data.keys, assign_person_ids(ws, decided.clusters.labels, previous),
@@ -202,21 +208,34 @@ def _update_keys(ws: Workspace, rules: list[BlockingRule]) -> None:
     store_keys(ws, missing, "match_all")
 
 
-def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray) -> int:
+def _affected(ws: Workspace, left: np.ndarray, right: np.ndarray, decided_since=None) -> int:
     """`match_redo`: the record numbers whose persons and links are decided again (the records of
-    every earlier component the new pairs reach, that holds a changed record or held a record now
-    gone, and the new records); `match_affected`: those that still exist, numbered in
-    (source, record_id) order as `local`. Returns how many records are matched again."""
+    every earlier component the new pairs reach, that holds a changed record, held a record now
+    gone or holds a record of a decision recorded after `decided_since` or of a decision on a new or
+    changed record, and the new records);
+    `match_affected`: those that still exist, numbered in (source, record_id) order as `local`.
+    Returns how many records are matched again."""
     import pyarrow as pa
 
     ws.register("touched_pairs", pa.table({"l": left, "r": right}))
     ws.run("records matched again", """
         CREATE OR REPLACE TEMP TABLE match_redo AS
-        WITH seeds AS (SELECT l AS rid FROM touched_pairs UNION SELECT r FROM touched_pairs
-                       UNION SELECT rid FROM match_stale),
+        WITH changed AS (SELECT r.source, r.record_id FROM match_ids i JOIN records r ON r.rowid = i.record_row
+                         WHERE i.changed),
+        decided AS (  -- records of decisions recorded since, and the partners of new and changed records
+            SELECT source_l AS source, record_id_l AS record_id FROM link_decisions WHERE imported_at > ?
+            UNION SELECT source_r, record_id_r FROM link_decisions WHERE imported_at > ?
+            UNION SELECT d.source_l, d.record_id_l FROM link_decisions d
+                  JOIN changed c ON c.source = d.source_r AND c.record_id = d.record_id_r
+            UNION SELECT d.source_r, d.record_id_r FROM link_decisions d
+                  JOIN changed c ON c.source = d.source_l AND c.record_id = d.record_id_l),
+        seeds AS (SELECT l AS rid FROM touched_pairs UNION SELECT r FROM touched_pairs
+                  UNION SELECT rid FROM match_stale
+                  UNION SELECT i.rid FROM match_ids i JOIN records r ON r.rowid = i.record_row
+                        SEMI JOIN decided d ON d.source = r.source AND d.record_id = r.record_id),
              components AS (SELECT DISTINCT p.component FROM persons p JOIN seeds USING (rid))
         SELECT rid FROM persons WHERE component IN (SELECT component FROM components)
-        UNION SELECT rid FROM seeds""")
+        UNION SELECT rid FROM seeds""", [decided_since, decided_since])
     ws.unregister("touched_pairs")
     ws.run("records to match again", """
         CREATE OR REPLACE TEMP TABLE match_affected AS

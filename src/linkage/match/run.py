@@ -18,6 +18,7 @@ from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparisons, candidate_pairs, clear_stored_keys, store_keys
 from .encoded import prepare_encoded
 from .cluster import Clusters, guard, identity_fields, suspect_components
+from .decisions import Constraints, decision_counts, load_constraints
 from .compare import build_comparisons, group_comparisons, levels_in_batches
 from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence,
                     own_or_differing, pair_weights, pattern_codes, probability, rarity, surprises, train)
@@ -47,6 +48,8 @@ class MatchSummary:
     fits: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
     households: bool = True    # the model's: do household fields count as a person's own evidence?
+    # People's decisions in force: must_link / cannot_link applied, unsure, missing (a record gone)
+    decisions: dict = field(default_factory=dict)
 
 
 def comparable_pairs(data: RecordArrays, allowed: np.ndarray) -> int:
@@ -78,17 +81,28 @@ class Decided:
 
 def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.ndarray, base: np.ndarray,
            model: Model, tf: list, threshold: float, identity: list[str], groups: set[str],
-           store: Callable[[np.ndarray, Decided], None], beside: Callable[[], Any] | None = None) -> Decided:
+           store: Callable[[np.ndarray, Decided], None], beside: Callable[[], Any] | None = None,
+           constraints: Constraints | None = None) -> Decided:
     """Score the pairs (`base`: their weights without the prior), link those at the threshold, let
     the identity guard rebuild suspect components, and store the links through `store(index, d)`.
+
+    `constraints`: people's decisions between these records. A must-link pair is linked (scored
+    or not: every must-link is an edge of its own, before any scored link, that the guard never
+    refuses); a cannot-link pair is not, and the guard keeps its records apart.
 
     The same function for a full match and for an incremental one: given the same pairs of the same
     records it decides the same."""
     weight = base + model.prior_weight
     prob = probability(weight)
     linked = prob >= threshold
-    links = np.nonzero(linked)[0]
-    keep = prob >= KEEP_LINKS_ABOVE
+    constraints = constraints if constraints is not None else Constraints.none()
+    must_pair = np.zeros(len(prob), dtype=bool)
+    if len(constraints):
+        packed = (np.minimum(left, right).astype(np.int64) << 32) | np.maximum(left, right).astype(np.int64)
+        must_pair = np.isin(packed, constraints.must_packed)
+        linked = (linked | must_pair) & ~np.isin(packed, constraints.cannot_packed)
+    links = np.nonzero(linked & ~must_pair)[0]
+    keep = (prob >= KEEP_LINKS_ABOVE) | must_pair
     refused_mask = np.zeros(len(prob), dtype=bool)
     conflict_mask = np.zeros(len(prob), dtype=bool)
     # A link whose records contradict each other on a person's own fields (documents of one kind,
@@ -108,16 +122,23 @@ def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.n
     with ThreadPoolExecutor(1) as pool:
         unlinked = pool.submit(store, np.nonzero(keep & ~linked)[0], d)
         names = identity_fields(data, identity)
-        labels, suspects = suspect_components(data, left[links], right[links], names)
-        in_suspect = np.isin(labels[left[links]], suspects)
+        # The guard's edges: the scored links, then every must-link (forced, strongest of all).
+        edge_l = np.concatenate([left[links], constraints.must_l]).astype(np.int64)
+        edge_r = np.concatenate([right[links], constraints.must_r]).astype(np.int64)
+        cannot = (constraints.cannot_l, constraints.cannot_r)
+        labels, suspects = suspect_components(data, edge_l, edge_r, names, cannot)
+        suspect_edge = np.isin(labels[edge_l], suspects)
+        in_suspect = suspect_edge[:len(links)]
         guarded = np.zeros(len(prob), dtype=bool)
         guarded[links[in_suspect]] = True
         settled = pool.submit(store, np.nonzero(keep & linked & ~guarded)[0], d)
         earlier = pool.submit(beside) if beside is not None else None
         # The guard weighs a contradicting link's own evidence: never what a household shares.
-        identity_weight = np.zeros(len(links))
-        identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
-                                                   left[links[in_suspect]])
+        identity_weight = np.zeros(len(edge_l))
+        identity_weight[:len(links)][in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0),
+                                                                tf, left[links[in_suspect]])
+        forced = np.zeros(len(edge_l), dtype=bool)
+        forced[len(links):] = True
         # The pairs below the threshold inside suspect components speak too: a contradiction is kept
         # for review only if no such pair between the two groups says "two people" (see `guard`).
         inside = ~linked & np.isin(labels[left], suspects) & (labels[left] == labels[right])
@@ -125,8 +146,9 @@ def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.n
         against_weight = pair_weights(model, own_or_differing(model, levels[against]), tf, left[against])
         # Strongest first by the weight each link stands on: a link whose records say "two people"
         # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
-        clusters = guard(data, left[links], right[links], stands, identity_weight, OWN_EVIDENCE_BITS, labels,
-                         suspects, names, against=(left[against], right[against], against_weight))
+        clusters = guard(data, edge_l, edge_r, np.concatenate([stands, np.full(len(constraints.must_l), np.inf)]),
+                         identity_weight, OWN_EVIDENCE_BITS, labels, suspects, names, forced, cannot,
+                         against=(left[against], right[against], against_weight))
         unlinked.result()
         settled.result()
         d.beside = earlier.result() if earlier is not None else None
@@ -214,6 +236,8 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         del fetched
         lap("block")
         groups = group_comparisons(data)
+        constraints = load_constraints(ws, data.keys)
+        decisions = decision_counts(ws)
         step(f"comparing {len(pairs.left):,} candidate pairs")
         sizes = [len(c.labels) for c in comparisons]
         codes = np.empty(len(pairs.left), dtype=np.int32) if fits_codes(sizes) else None
@@ -263,7 +287,7 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
                         d.linked[index] & ~d.refused_mask[index], d.refused_mask[index], d.conflict_mask[index])
 
         decided = decide(data, pairs.left, pairs.right, levels, base, model, tf, threshold, config.identity, groups,
-                         store=store, beside=lambda: earlier_person_ids(ws))
+                         store=store, beside=lambda: earlier_person_ids(ws), constraints=constraints)
         del base
         lap("cluster")
         step("storing persons and links")
@@ -280,9 +304,9 @@ def run_match(ws: Workspace, config: ModelConfig, threshold: float | None = None
         persons = int(decided.clusters.labels.max()) + 1
         chosen = choice_report(choice) if choice is not None else None
         close_run(ws, run_id, data.n, len(pairs.left), stored, persons, len(refused), len(kept), model, blocking,
-                  clock, chosen, batch_mark)
+                  clock, chosen, batch_mark, decisions=decisions)
     if save_model:
         model.save(save_model)
     return MatchSummary(run_id, data.n, len(pairs.left), int(decided.linked.sum()), persons, len(refused), len(kept),
                         threshold, model.prior, blocking, [f.__dict__ for f in model.fits], clock,
-                        model.households)
+                        model.households, decisions)

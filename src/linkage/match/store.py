@@ -158,16 +158,18 @@ def open_run(ws: Workspace, threshold: float) -> int:
 
 def close_run(ws: Workspace, run_id: int, records: int, candidate_pairs: int, links: int, persons: int,
               refused: int, conflicts: int, model: Model, blocking: list[dict], seconds: dict[str, float],
-              choice: dict | None = None, batch_mark: int | None = None, incremental: bool = False) -> None:
+              choice: dict | None = None, batch_mark: int | None = None, incremental: bool = False,
+              decisions: dict | None = None) -> None:
     """Finish the run record; `choice` is how the blocking rules were chosen (None: model.toml gave
-    them), `batch_mark` the newest batch whose records the run matched."""
+    them), `batch_mark` the newest batch whose records the run matched, `decisions` the people's
+    decisions it applied and those naming a record gone (match/decisions.py)."""
     ws.run("close match run", """
         UPDATE match_runs SET finished_at = ?, records = ?, candidate_pairs = ?, links = ?, persons = ?,
                refused = ?, conflicts = ?, model = ?, blocking = ?, seconds = ?, blocking_choice = ?,
-               batch_mark = ?, incremental = ? WHERE run_id = ?""",
+               batch_mark = ?, incremental = ?, decisions = ? WHERE run_id = ?""",
            [datetime.now(), records, candidate_pairs, links, persons, refused, conflicts, json.dumps(model.to_json()),
             json.dumps(blocking), json.dumps(seconds), json.dumps(choice) if choice is not None else None,
-            batch_mark, incremental, run_id])
+            batch_mark, incremental, json.dumps(decisions) if decisions is not None else None, run_id])
 
 
 def latest_model(ws: Workspace) -> Model | None:
