@@ -683,20 +683,25 @@ def export_discrepancies(
     district: Optional[str] = typer.Option(None, "--district",
                                            help="Only this district's file ('unassigned': flags without one); "
                                                 "a district profile writes its own district only."),
+    file_format: str = typer.Option("csv", "--format", metavar="csv|xlsx",
+                                    help="csv (UTF-8 with BOM) or xlsx (formatted, printable workbooks)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output (the manifest)."),
 ) -> None:
-    """One CSV per responsible district of the current new and open flags, plus manifest.json.
+    """One file per responsible district of the current new and open flags, plus manifest.json.
 
-    Columns, header language and masking (keep, last N characters, keyed pseudonym, drop) come
-    from the profile; a profile with pseudonyms reads its key from LINKAGE_PSEUDONYM_KEY or the
-    owner-only file LINKAGE_PSEUDONYM_KEY_FILE names. Files are UTF-8 with BOM, safe to open in
-    Excel / LibreOffice (no cell starts a formula) and renamed into place together, the manifest
-    (row counts, sha256) last.
+    Columns, language and masking (keep, last N characters, keyed pseudonym, drop) come from the
+    profile; reasons, stages, countries and times are in the profile's language (configs/i18n or
+    the shipped words). Each row ends with the officer's answer columns (outcome, date, comment,
+    flag key) and the previous answer; a flag answered as handled, false alarm or resolved is not
+    sent again until its evidence changes. A profile with pseudonyms reads its key from
+    LINKAGE_PSEUDONYM_KEY or the owner-only file LINKAGE_PSEUDONYM_KEY_FILE names. CSV files are
+    UTF-8 with BOM, safe to open in Excel / LibreOffice (no cell starts a formula); XLSX cells are
+    all text. Files are renamed into place together, the manifest (row counts, sha256) last.
 
     Example:
 
         linkage export discrepancies --out exports/2026-03-31 --profile district_officer
-        linkage export discrepancies --out exports/ --district 朝阳区
+        linkage export discrepancies --out exports/ --district 朝阳区 --format xlsx
     """
     from .config import load_export_config
     from .export import write_discrepancies
@@ -704,7 +709,8 @@ def export_discrepancies(
     out = _out(json_flag)
     config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
-        result = write_discrepancies(ws, out_dir, config, profile=profile, district=district)
+        result = write_discrepancies(ws, out_dir, config, profile=profile, district=district,
+                                     file_format=file_format, config_dir=state.config_dir)
     audit.count(rows=result.rows, files=len(result.files))
     if out.json_mode:
         out.json(result.manifest())
@@ -715,7 +721,9 @@ def export_discrepancies(
         return
     out.line(f"Wrote {result.rows:,} flags of chain run {result.run_id} (as of {result.as_of:%Y-%m-%d %H:%M}) "
              f"to {len(result.files)} district files in {out_dir} with profile {result.profile}; "
-             f"manifest {result.manifest_path}.")
+             f"manifest {result.manifest_path}."
+             + (f" {result.not_sent_again:,} flags answered on unchanged evidence were not sent again."
+                if result.not_sent_again else ""))
 
 
 @export_app.command("flags")

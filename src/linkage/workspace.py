@@ -433,6 +433,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        13,
+        "the evidence an officer's answer was given on (a flag answered is sent again only when it changes)",
+        ["ALTER TABLE feedback ADD COLUMN evidence_sha256 VARCHAR"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
