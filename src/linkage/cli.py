@@ -300,17 +300,21 @@ def ingest(
 
 @app.command()
 def status(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
-    """Per source: records, events, batches, and rejects by reason.
+    """Per source: records, events, batches, and rejects by reason; officers' answers per district.
 
     Example:
 
         linkage status --json
     """
+    from .config import load_export_config
+    from .feedback import answer_summary
     from .status import workspace_status
 
     out = _out(json_flag)
+    export_config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
         result = workspace_status(ws)
+        result.feedback = answer_summary(ws, export_config.unanswered_after_days)
     audit.count(records=sum(s.records for s in result.sources.values()))
     if out.json_mode:
         out.json(result.to_json())
@@ -328,6 +332,13 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
     issues = [(name, column, n) for name, s in result.sources.items() for column, n in s.value_issues_by_column.items()]
     if issues:
         out.table("Values not standardized, by column", ["source", "column", "values"], issues)
+    if result.feedback is not None:
+        fb = result.feedback
+        out.table(f"Officers' answers to chain run {fb['run_id']} and earlier (newest per flag); unanswered current "
+                  f"flags, overdue after {fb['unanswered_after_days']} days",
+                  ["district", *fb["outcomes"], "unanswered", "overdue"],
+                  [(district, *(d["answers"].get(o, 0) for o in fb["outcomes"]), d["unanswered"], d["overdue"])
+                   for district, d in fb["districts"].items()])
 
 
 @app.command()
@@ -745,6 +756,53 @@ def export_flags(
     _out().line(f"Wrote {result.rows:,} flags of chain run {result.run_id} to {out_file}.")
 
 
+feedback_app = typer.Typer(cls=_Boundary, no_args_is_help=True, help="Officers' answers to the district files.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def feedback_import(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Returned district files (CSV or XLSX)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
+) -> None:
+    """Store the officers' answers of returned district files (CSV or XLSX, either language).
+
+    Each row is matched to its flag by the flag key; a row without an outcome is not an answer.
+    Bad rows are reported by file, row and column and the good ones stored (then exit 2). Who
+    answered is the answered_by column, else the OS user. A file imported before (same sha256)
+    is skipped; a newer answer to a flag wins. "False alarm, not the same person" makes the
+    flag's records cannot-links for the match; a flag answered as handled, false alarm or
+    resolved is not sent again until its evidence changes.
+
+    Example:
+
+        linkage feedback import returned/朝阳区.xlsx returned/海淀区.csv
+    """
+    from .feedback import import_files
+
+    out = _out(json_flag)
+    with _writing("linkage feedback import", wait) as ws:
+        result = import_files(ws, files, state.config_dir)
+        audit.count(files=len(result.files), answers=result.answers, problems=len(result.problems))
+    if out.json_mode:
+        out.json(result.to_json())
+    else:
+        for f in result.files:
+            if f.skipped:
+                out.line(f"{f.file}: skipped, {f.skipped}.")
+            else:
+                out.line(f"{f.file}: {f.rows:,} rows: {f.answers:,} answers stored, {f.no_answer:,} without an answer, "
+                         f"{f.bad:,} bad" + (f"; {f.cannot_links:,} cannot-link pairs for the match"
+                                             if f.cannot_links else "") + ".")
+    if result.problems:
+        for problem in result.problems:
+            print_error(str(problem))
+        print_error(f"{len(result.problems):,} problem(s) in the files; the good rows "
+                    f"({result.answers:,} answers) are stored. Correct the rows named and import the file again.")
+        raise typer.Exit(2)
+
+
 def render_pair(out: Output, result) -> None:
     rows = [("prior", "", f"{result.prior_weight:+.2f}", _bar(result.prior_weight))]
     rows += [(t.comparison, t.level + (f" [{t.note}]" if t.note else ""), f"{t.weight:+.2f}", _bar(t.weight))
@@ -1070,11 +1128,13 @@ def report(
 
         linkage report --out workspace/report.html --png workspace/report-png
     """
+    from .config import load_export_config
     from .report import write_report
 
     out = _out(json_flag)
+    export_config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
-        result = write_report(ws, out_file, png_dir=png_dir)
+        result = write_report(ws, out_file, png_dir=png_dir, overdue_days=export_config.unanswered_after_days)
     if out.json_mode:
         out.json(result.to_json())
         return

@@ -634,32 +634,55 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-# column -> width in characters in the workbook (the text columns wrap)
-XLSX_WIDTHS = {"person_id": 11, "code": 16, "code_text": 11, "stage": 10, "status": 7, "severity": 7, "district": 9,
-               "confidence": 7, "review": 14, "reason": 46, "due": 15, "first_seen": 15, "name": 10, "dob": 11,
-               "sex": 5, "nationality": 9, "phone": 15, "passport": 12, "id_number": 19, "permit_no": 12,
-               "evidence": 26, "previous_answer": 18, "outcome": 18, "resolved_on": 12, "comment": 20,
-               "answered_by": 9, "flag_key": 30}
-WRAPPED = {"reason", "evidence", "review", "previous_answer", "comment", "code_text"}
+# column -> width in characters in the workbook (every cell wraps; the row grows to its longest)
+XLSX_WIDTHS = {"person_id": 11, "code": 14, "code_text": 9, "stage": 9, "status": 6, "severity": 6, "district": 8,
+               "confidence": 6, "review": 12, "reason": 44, "due": 12, "first_seen": 12, "name": 12, "dob": 11,
+               "sex": 4, "nationality": 9, "phone": 14, "passport": 11, "id_number": 19, "permit_no": 11,
+               "evidence": 24, "previous_answer": 16, "outcome": 16, "resolved_on": 11, "comment": 18,
+               "answered_by": 8, "flag_key": 24}
+LINE_POINTS = 14.5            # the height of one line of 11-point text
 _SHEET_UNSAFE = re.compile(r"[\[\]:*?/\\]")
+
+
+def _display_width(text: str) -> int:
+    """Characters as a spreadsheet lays them out: Chinese (wide) ones take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _lines(text: str, width: int) -> int:
+    """Lines a wrapped cell of `width` characters needs (words move whole; Chinese breaks anywhere)."""
+    lines = 0
+    for part in text.split("\n") or [""]:
+        used, count = 0, 1
+        for word in re.findall(r"\S+\s*|\s+", part):
+            size = _display_width(word)
+            while size > width:          # a word longer than the line is broken
+                if used:
+                    count, used = count + 1, 0
+                size -= width
+                count += 1
+            if used + _display_width(word.rstrip()) > width and used:
+                count, used = count + 1, 0
+            used += size
+        lines += count
+    return max(lines, 1)
 
 
 def _write_xlsx(path: Path, columns: list[str], header: list[str], rows: list[list[str]], sheet: str,
                 outcomes: list[str], created: datetime) -> str:
     """One sheet, one flag per row, every cell text (no formulas, nothing read as a number), frozen
-    header, column widths, wrapped long text, landscape A4 fit to the page width, header repeated on
-    each printed page, a drop-down of the outcomes; fixed document properties so the bytes repeat."""
+    header, column widths, wrapped text with each row as high as its longest cell, landscape A4
+    fit to the page width, header repeated on each printed page, a drop-down of the outcomes;
+    fixed document properties so the bytes repeat."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
                                            "strings_to_urls": False})
     book.set_properties({"title": sheet, "author": "linkage", "created": created})
-    head = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "num_format": "@", "bg_color": "#DDEBF7",
-                            "border": 1})
-    plain = book.add_format({"num_format": "@", "valign": "top", "border": 1})
-    wrapped = book.add_format({"num_format": "@", "valign": "top", "text_wrap": True, "border": 1})
-    answer = book.add_format({"num_format": "@", "valign": "top", "text_wrap": True, "border": 1,
-                              "bg_color": "#FFF2CC", "locked": False})
+    base = {"num_format": "@", "valign": "top", "text_wrap": True, "border": 1}
+    head = book.add_format({**base, "bold": True, "bg_color": "#DDEBF7"})
+    plain = book.add_format(base)
+    answer = book.add_format({**base, "bg_color": "#FFF2CC", "locked": False})
     name = _SHEET_UNSAFE.sub("_", sheet)[:31] or "flags"
     table = book.add_worksheet(name)
     lists = book.add_worksheet("outcomes" if name != "outcomes" else "outcome_list")
@@ -667,19 +690,21 @@ def _write_xlsx(path: Path, columns: list[str], header: list[str], rows: list[li
         lists.write_string(i, 0, label, plain)
     lists.set_column(0, 0, 40)
     lists.hide()
+    widths = [XLSX_WIDTHS.get(column, 12) for column in columns]
     for c, column in enumerate(columns):
-        cell = answer if column in ANSWER_COLUMNS and column not in ("previous_answer", "flag_key") \
-            else wrapped if column in WRAPPED else plain
-        table.set_column(c, c, XLSX_WIDTHS.get(column, 12), cell)
+        cell = answer if column in ("outcome", "resolved_on", "comment", "answered_by") else plain
+        table.set_column(c, c, widths[c], cell)
         table.write_string(0, c, header[c], head)
         for r, row in enumerate(rows, start=1):
             table.write_string(r, c, row[c], cell)
+    for r, row in enumerate([header, *rows]):
+        table.set_row(r, LINE_POINTS * max(_lines(text, widths[c]) for c, text in enumerate(row)))
     table.freeze_panes(1, 0)
     table.set_landscape()
     table.set_paper(9)                  # A4
     table.fit_to_pages(1, 0)            # the width of one page, as many pages down as needed
     table.repeat_rows(0)
-    table.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+    table.set_margins(left=0.3, right=0.3, top=0.4, bottom=0.4)
     table.autofilter(0, 0, max(len(rows), 1), len(columns) - 1)
     if rows and "outcome" in columns:
         c = columns.index("outcome")
