@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -382,10 +381,7 @@ def test_export_flags_where_no_file_can_be_created_is_exit_2(flagged, tmp_path):
 
 # ---- LibreOffice opens the file as text ---------------------------------------------------------
 
-def test_libreoffice_reads_chinese_and_no_formula(flagged, tmp_path):
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    if soffice is None:
-        pytest.skip("LibreOffice not installed")
+def test_libreoffice_reads_chinese_and_no_formula(flagged, tmp_path, soffice):
     from openpyxl import load_workbook
 
     out = tmp_path / "out"

@@ -635,7 +635,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
 
 
 # column -> width in characters in the workbook (every cell wraps; the row grows to its longest)
-XLSX_WIDTHS = {"person_id": 11, "code": 14, "code_text": 9, "stage": 9, "status": 6, "severity": 6, "district": 8,
+XLSX_WIDTHS = {"person_id": 11, "code": 18, "code_text": 9, "stage": 9, "status": 6, "severity": 6, "district": 8,
                "confidence": 6, "review": 12, "reason": 44, "due": 12, "first_seen": 12, "name": 12, "dob": 11,
                "sex": 4, "nationality": 9, "phone": 14, "passport": 11, "id_number": 19, "permit_no": 11,
                "evidence": 24, "previous_answer": 16, "outcome": 16, "resolved_on": 11, "comment": 18,
