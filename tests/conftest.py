@@ -163,12 +163,14 @@ SAMPLE_AS_OF = "2026-03-31T00:00"
 
 @pytest.fixture(scope="session")
 def sample_workspace(tmp_path_factory) -> tuple[Path, Path]:
-    """(workspace, data folder): `linkage sample --people 400 --seed 7`, every source ingested,
-    matched and chained as of the sample's as-of, with the shipped configs."""
+    """(workspace, data folder): `linkage sample --people 400 --seed 7` with every corruption profile
+    (hard cases, so that a few flags are false alarms), every source ingested, matched and chained
+    as of the sample's as-of, with the shipped configs."""
     root = tmp_path_factory.mktemp("sample")
     data, workspace = root / "data", root / "ws"
     runner = Cli(workspace, CONFIGS)
-    steps = [("sample", "--people", "400", "--seed", "7", "--as-of", SAMPLE_AS_OF, "--out", str(data)), ("init",),
+    steps = [("sample", "--people", "400", "--seed", "7", "--as-of", SAMPLE_AS_OF, "--out", str(data),
+              "--corruption", "unverified,doc_kinds,multi_phone,reissued,thin,duplicates,twins"), ("init",),
              *(("ingest", "--source", name, str(data / f"{name}.csv")) for name in ("immigration", "health", "police")),
              ("ingest", "--source", "commerce", str(data / "commerce.xlsx")), ("match",),
              ("chain", "--as-of", SAMPLE_AS_OF)]

@@ -794,7 +794,9 @@ def feedback_import(
             else:
                 out.line(f"{f.file}: {f.rows:,} rows: {f.answers:,} answers stored, {f.no_answer:,} without an answer, "
                          f"{f.bad:,} bad" + (f"; {f.cannot_links:,} cannot-link pairs for the match"
-                                             if f.cannot_links else "") + ".")
+                                             if f.cannot_links else "") + "."
+                         + (f" {f.no_records:,} 'not the same person' answers rest on no record (a stage missing "
+                            "before any other): nothing to separate." if f.no_records else ""))
     if result.problems:
         for problem in result.problems:
             print_error(str(problem))

@@ -142,6 +142,7 @@ class FileResult:
     bad: int = 0
     skipped: str | None = None
     cannot_links: int = 0
+    no_records: int = 0      # "not the same person" answers to flags resting on no record: nothing to separate
 
 
 @dataclass
@@ -333,7 +334,7 @@ def import_files(ws: Workspace, files: list[Path], config_dir: Path | None = Non
         good = _validate(path, rows, languages, known, file_result, result.problems)
         if good:
             with ws.transaction():
-                file_result.cannot_links = _store(ws, path.name, sha, good, known, user, now)
+                file_result.cannot_links, file_result.no_records = _store(ws, path.name, sha, good, known, user, now)
             file_result.answers = len(good)
     return result
 
@@ -346,7 +347,8 @@ def _os_user() -> str:
 
 
 def _store(ws: Workspace, file_name: str, sha: str, rows: list[_Row], known: dict[str, tuple], user: str,
-           now: datetime) -> int:
+           now: datetime) -> tuple[int, int]:
+    """Store the rows; (cannot-link pairs written, "not the same person" answers with no pair)."""
     prints = fingerprints(ws, [(r.flag_key, known[r.flag_key][4], known[r.flag_key][5]) for r in rows])
     ws.register("answers_input", pl.DataFrame({
         "flag_key": [r.flag_key for r in rows],
@@ -370,13 +372,14 @@ def _store(ws: Workspace, file_name: str, sha: str, rows: list[_Row], known: dic
     latest: dict[str, _Row] = {}
     for row in rows:          # a later row of the file answers the same flag anew
         latest[row.flag_key] = row
-    added = 0
+    added = without = 0
     for key, row in sorted(latest.items()):
         ws.run("withdraw earlier cannot-links", "DELETE FROM link_decisions WHERE origin = 'feedback' AND note = ?",
                [key])
         if row.outcome != "not_same_person":
             continue
         pairs = cannot_link_pairs(ws, key, known[key])
+        without += not pairs
         for (sl, rl), (sr, rr) in pairs:
             ws.run("store cannot-link", """
                 INSERT INTO link_decisions (source_l, record_id_l, source_r, record_id_r, decision, origin, decided_by,
@@ -384,7 +387,7 @@ def _store(ws: Workspace, file_name: str, sha: str, rows: list[_Row], known: dic
                 VALUES (?, ?, ?, ?, 'not_match', 'feedback', ?, ?, ?, ?, ?)""",
                    [sl, rl, sr, rr, row.answered_by or user, key, file_name, row.row_no, now])
         added += len(pairs)
-    return added
+    return added, without
 
 
 def _split(record: str) -> tuple[str, str]:
