@@ -87,12 +87,16 @@ def test_gb18030_reordered_columns_and_deleted_rows_are_read_and_a_reimport_chan
 def test_an_english_header_and_an_answered_by_column(ws, tmp_path):
     out = tmp_path / "out"
     path = biggest(out, export(ws, out))
-    row = read_rows(path)[0]
-    returned = write_rows(tmp_path / "en.csv", [{"flag_key": row["问题编号"], "outcome": "False alarm, record exists "
-                                                 "elsewhere", "answered_by": "officer 7", "comment": "in Hebei"}],
-                          ["flag_key", "outcome", "answered_by", "comment"], encoding="utf-8")
+    row, other = read_rows(path)[:2]
+    returned = write_rows(tmp_path / "en.csv", [
+        {"flag_key": row["问题编号"], "outcome": "False alarm, record exists elsewhere", "answered_by": "officer 7",
+         "comment": "in Hebei"},
+        {"flag_key": other["问题编号"], "outcome": "handled"}], ["flag_key", "outcome", "answered_by", "comment"],
+        encoding="utf-8")
     result = import_(ws, returned)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2
+    assert ("Error: en.csv, row 3, column outcome: not one of the outcomes: confirmed and handled | false alarm, "
+            "not the same person |") in result.stderr
     assert query(ws, "SELECT outcome, answered_by, district FROM feedback") == [
         ("record_elsewhere", "officer 7", path.stem)]
 

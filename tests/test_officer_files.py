@@ -184,6 +184,9 @@ def test_an_xlsx_export_replaces_the_csv_files_of_the_one_before(officer, tmp_pa
     assert {p.suffix for p in out.iterdir()} == {".json", ".xlsx"}
     assert officer("export", "discrepancies", "--out", str(out)).exit_code == 0
     assert {p.suffix for p in out.iterdir()} == {".json", ".csv"}
+    one = sorted(out.glob("*.csv"))[0]
+    assert officer("export", "discrepancies", "--out", str(out), "--district", one.stem, "--format", "xlsx").exit_code == 0
+    assert (out / f"{one.stem}.xlsx").exists() and not one.exists()
 
 
 def test_libreoffice_prints_one_flag_per_row_on_landscape_pages_with_chinese_intact(xlsx_files, soffice, tmp_path):

@@ -474,8 +474,9 @@ def render_row(flag: FlagRow, person: dict[str, str], profile: ExportProfile, ct
     (keep, last N characters, pseudonym under `key`, empty), then (CSV) formula neutralization."""
     cells = []
     for column in file_columns(profile):
-        if column in EXPORT_PERSON_COLUMNS:
-            text = render_cell(person_cell(column, person.get(column, ""), ctx.language), profile.mask_of(column),
+        if column in EXPORT_PERSON_COLUMNS:   # a pseudonym is of the standardized value, not of its display
+            mask, value = profile.mask_of(column), person.get(column, "")
+            text = render_cell(value if mask.mode == "pseudonym" else person_cell(column, value, ctx.language), mask,
                                column, key)
         elif column in ANSWER_COLUMNS:
             text = flag_cell(column, flag, ctx, profile, key)
@@ -715,13 +716,14 @@ def _write_xlsx(path: Path, columns: list[str], header: list[str], rows: list[li
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest_files(path: Path) -> set[str]:
-    """The district files an earlier manifest in the folder lists (plain names only)."""
+def _manifest_files(path: Path) -> dict[str, str | None]:
+    """The district files an earlier manifest in the folder lists (plain names only), with their district."""
     try:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
-        return {f["file"] for f in files if isinstance(f.get("file"), str) and Path(f["file"]).name == f["file"]}
+        return {f["file"]: f.get("district") for f in files
+                if isinstance(f.get("file"), str) and Path(f["file"]).name == f["file"]}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        return {}
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -833,8 +835,11 @@ def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, prof
                 result.files.append(DistrictFile(names[group_key], group_key, len(rows), digest))
         with atomic_path(result.manifest_path) as temp:
             temp.write_text(json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        if only is None:   # a whole export replaces the earlier one: its files of districts now without flags go
-            for name in earlier - {f.file for f in result.files}:
+        written = {f.file for f in result.files}
+        for name, of in earlier.items():
+            # a whole export replaces the earlier one: its files of districts now without flags go; one
+            # district's export replaces that district's file of the other format
+            if name not in written and (only is None or of in groups):
                 (out_dir / name).unlink(missing_ok=True)
     except BaseException as exc:
         if created is not None and not any(p.is_file() for p in created.rglob("*")):

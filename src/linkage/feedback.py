@@ -248,7 +248,10 @@ def _validate(path: Path, rows: list[list[str]], languages: list[Language], know
         return []
     header_at = next((i for i, row in enumerate(rows) if any(row)), 0)
     columns = _columns(rows[header_at], languages)
-    heading = {name: languages[0].header(name) for name in ANSWER_FIELDS}
+    header = {_normal(cell) for cell in rows[header_at]}
+    file_language = max(languages, key=lambda lang: sum(_normal(lang.header(n)) in header for n in ANSWER_FIELDS))
+    languages = [file_language, *(lang for lang in languages if lang is not file_language)]
+    heading = {name: file_language.header(name) for name in ANSWER_FIELDS}
     for needed in ("flag_key", "outcome"):
         if needed not in columns:
             problems.append(Problem(path.name, header_at + 1, None,
