@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -109,3 +112,75 @@ def cli(tmp_path: Path, config_dir: Path) -> Cli:
 @pytest.fixture
 def police_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "police.csv", POLICE_HEADER, POLICE_ROWS, encoding="gb18030")
+
+
+# ---- LibreOffice (and poppler-utils, a Chinese font): installed when missing ----------------------
+
+LIBREOFFICE_PACKAGES = ["libreoffice-calc", "poppler-utils", "fonts-wqy-microhei"]
+
+
+def _office_tools() -> str | None:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    return soffice if soffice and shutil.which("pdftotext") and shutil.which("pdfinfo") else None
+
+
+@pytest.fixture(scope="session")
+def soffice() -> str:
+    """The LibreOffice binary, with pdftotext / pdfinfo and a Chinese font. Installed with apt-get
+    when missing (as root); the test is skipped, saying why, only when that install fails."""
+    found = _office_tools()
+    if found:
+        return found
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        pytest.skip("LibreOffice is not installed and apt-get cannot install it here (not root, or no apt-get)")
+    try:
+        done = subprocess.run(
+            ["sh", "-c", "apt-get update && apt-get install -y --no-install-recommends " + " ".join(LIBREOFFICE_PACKAGES)],
+            capture_output=True, text=True, timeout=1800, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    except subprocess.TimeoutExpired:
+        pytest.skip("installing LibreOffice with apt-get took longer than 30 minutes")
+    found = _office_tools()
+    if not found:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        pytest.skip(f"LibreOffice could not be installed with apt-get (exit {done.returncode}: {last[0]})")
+    return found
+
+
+def office_convert(soffice: str, source: Path, to: str, out_dir: Path, home: Path) -> Path:
+    """`soffice --headless --convert-to TO` of one file, with a fresh user profile; the converted file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile = home / f"lo-profile-{to.split(':')[0]}-{source.stem}"
+    subprocess.run([soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--convert-to", to,
+                    "--outdir", str(out_dir), str(source)],
+                   check=True, capture_output=True, timeout=240, env={**os.environ, "HOME": str(home)})
+    return out_dir / f"{source.stem}.{to.split(':')[0]}"
+
+
+# ---- a workspace of the generator's data, built once per session (copy it to change it) ---------
+
+SAMPLE_AS_OF = "2026-03-31T00:00"
+
+
+@pytest.fixture(scope="session")
+def sample_workspace(tmp_path_factory) -> tuple[Path, Path]:
+    """(workspace, data folder): `linkage sample --people 400 --seed 7` with every corruption profile
+    (hard cases, so that a few flags are false alarms), every source ingested, matched and chained
+    as of the sample's as-of, with the shipped configs."""
+    root = tmp_path_factory.mktemp("sample")
+    data, workspace = root / "data", root / "ws"
+    runner = Cli(workspace, CONFIGS)
+    steps = [("sample", "--people", "400", "--seed", "7", "--as-of", SAMPLE_AS_OF, "--out", str(data),
+              "--corruption", "unverified,doc_kinds,multi_phone,reissued,thin,duplicates,twins"), ("init",),
+             *(("ingest", "--source", name, str(data / f"{name}.csv")) for name in ("immigration", "health", "police")),
+             ("ingest", "--source", "commerce", str(data / "commerce.xlsx")), ("match",),
+             ("chain", "--as-of", SAMPLE_AS_OF)]
+    for step in steps:
+        result = runner(*step)
+        assert result.exit_code == 0, (step, result.output)
+    return workspace, data
+
+
+def copy_workspace(source: Path, target: Path) -> Cli:
+    """A copy of a workspace folder, and the CLI on it with the shipped configs."""
+    shutil.copytree(source, target)
+    return Cli(target, CONFIGS)

@@ -180,13 +180,15 @@ def test_officers_answers_come_from_a_feedback_table_when_there_is_one(workspace
     shutil.copytree(workspace.workspace, copy.workspace, ignore=shutil.ignore_patterns("inbox", "archive", "exports"))
     con = duckdb.connect(str(copy.workspace / "linkage.duckdb"))
     try:
-        con.execute("""
-            CREATE TABLE feedback AS
-            SELECT flag_key, CASE WHEN row_number() OVER (ORDER BY flag_key) % 2 = 0 THEN 'confirmed and handled'
-                                  ELSE 'false alarm, not the same person' END AS outcome,
-                   'officer' AS answered_by, TIMESTAMP '2026-04-01 10:00' AS answered_at
+        answers = """
+            INSERT INTO feedback (flag_key, district, outcome, answered_by, file_name, file_sha256, row_no, imported_at)
+            SELECT flag_key, district,
+                   CASE WHEN row_number() OVER (ORDER BY flag_key) % 2 = 0 THEN 'confirmed' ELSE 'not_same_person' END,
+                   'officer', 'returned.csv', '{sha}', row_number() OVER (ORDER BY flag_key) + 1, TIMESTAMP '{at}'
             FROM flags WHERE run_id = (SELECT max(run_id) FROM chain_runs) AND status IN ('new', 'open')
-            ORDER BY flag_key LIMIT 6""")
+            ORDER BY flag_key LIMIT 6"""
+        con.execute(answers.format(sha="a" * 64, at="2026-04-01 09:00"))   # answered twice: the newest counts
+        con.execute(answers.format(sha="b" * 64, at="2026-04-01 10:00"))
         current = con.execute("SELECT count(*) FROM flags WHERE run_id = (SELECT max(run_id) FROM chain_runs) "
                               "AND status IN ('new', 'open')").fetchone()[0]
     finally:

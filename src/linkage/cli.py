@@ -413,17 +413,21 @@ def encode(
 
 @app.command()
 def status(json_flag: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
-    """Per source: records, events, batches, and rejects by reason.
+    """Per source: records, events, batches, and rejects by reason; officers' answers per district.
 
     Example:
 
         linkage status --json
     """
+    from .config import load_export_config
+    from .feedback import answer_summary
     from .status import workspace_status
 
     out = _out(json_flag)
+    export_config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
         result = workspace_status(ws)
+        result.feedback = answer_summary(ws, export_config.unanswered_after_days)
     audit.count(records=sum(s.records for s in result.sources.values()))
     if out.json_mode:
         out.json(result.to_json())
@@ -441,6 +445,13 @@ def status(json_flag: bool = typer.Option(False, "--json", help="JSON output."))
     issues = [(name, column, n) for name, s in result.sources.items() for column, n in s.value_issues_by_column.items()]
     if issues:
         out.table("Values not standardized, by column", ["source", "column", "values"], issues)
+    if result.feedback is not None:
+        fb = result.feedback
+        out.table(f"Officers' answers to chain run {fb['run_id']} and earlier (newest per flag); unanswered current "
+                  f"flags, overdue after {fb['unanswered_after_days']} days",
+                  ["district", *fb["outcomes"], "unanswered", "overdue"],
+                  [(district, *(d["answers"].get(o, 0) for o in fb["outcomes"]), d["unanswered"], d["overdue"])
+                   for district, d in fb["districts"].items()])
 
 
 @app.command()
@@ -878,20 +889,25 @@ def export_discrepancies(
     district: Optional[str] = typer.Option(None, "--district",
                                            help="Only this district's file ('unassigned': flags without one); "
                                                 "a district profile writes its own district only."),
+    file_format: str = typer.Option("csv", "--format", metavar="csv|xlsx",
+                                    help="csv (UTF-8 with BOM) or xlsx (formatted, printable workbooks)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output (the manifest)."),
 ) -> None:
-    """One CSV per responsible district of the current new and open flags, plus manifest.json.
+    """One file per responsible district of the current new and open flags, plus manifest.json.
 
-    Columns, header language and masking (keep, last N characters, keyed pseudonym, drop) come
-    from the profile; a profile with pseudonyms reads its key from LINKAGE_PSEUDONYM_KEY or the
-    owner-only file LINKAGE_PSEUDONYM_KEY_FILE names. Files are UTF-8 with BOM, safe to open in
-    Excel / LibreOffice (no cell starts a formula) and renamed into place together, the manifest
-    (row counts, sha256) last.
+    Columns, language and masking (keep, last N characters, keyed pseudonym, drop) come from the
+    profile; reasons, stages, countries and times are in the profile's language (configs/i18n or
+    the shipped words). Each row ends with the officer's answer columns (outcome, date, comment,
+    flag key) and the previous answer; a flag answered as handled, false alarm or resolved is not
+    sent again until its evidence changes. A profile with pseudonyms reads its key from
+    LINKAGE_PSEUDONYM_KEY or the owner-only file LINKAGE_PSEUDONYM_KEY_FILE names. CSV files are
+    UTF-8 with BOM, safe to open in Excel / LibreOffice (no cell starts a formula); XLSX cells are
+    all text. Files are renamed into place together, the manifest (row counts, sha256) last.
 
     Example:
 
         linkage export discrepancies --out exports/2026-03-31 --profile district_officer
-        linkage export discrepancies --out exports/ --district 朝阳区
+        linkage export discrepancies --out exports/ --district 朝阳区 --format xlsx
     """
     from .config import load_export_config
     from .export import write_discrepancies
@@ -899,7 +915,8 @@ def export_discrepancies(
     out = _out(json_flag)
     config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
-        result = write_discrepancies(ws, out_dir, config, profile=profile, district=district)
+        result = write_discrepancies(ws, out_dir, config, profile=profile, district=district,
+                                     file_format=file_format, config_dir=state.config_dir)
     audit.count(rows=result.rows, files=len(result.files))
     if out.json_mode:
         out.json(result.manifest())
@@ -910,7 +927,9 @@ def export_discrepancies(
         return
     out.line(f"Wrote {result.rows:,} flags of chain run {result.run_id} (as of {result.as_of:%Y-%m-%d %H:%M}) "
              f"to {len(result.files)} district files in {out_dir} with profile {result.profile}; "
-             f"manifest {result.manifest_path}.")
+             f"manifest {result.manifest_path}."
+             + (f" {result.not_sent_again:,} flags answered on unchanged evidence were not sent again."
+                if result.not_sent_again else ""))
 
 
 @export_app.command("flags")
@@ -930,6 +949,55 @@ def export_flags(
         result = write_flags(ws, out_file, include_resolved=include_resolved)
     audit.count(rows=result.rows)
     _out().line(f"Wrote {result.rows:,} flags of chain run {result.run_id} to {out_file}.")
+
+
+feedback_app = typer.Typer(cls=_Boundary, no_args_is_help=True, help="Officers' answers to the district files.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def feedback_import(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Returned district files (CSV or XLSX)."),
+    json_flag: bool = typer.Option(False, "--json", help="JSON output."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
+) -> None:
+    """Store the officers' answers of returned district files (CSV or XLSX, either language).
+
+    Each row is matched to its flag by the flag key; a row without an outcome is not an answer.
+    Bad rows are reported by file, row and column and the good ones stored (then exit 2). Who
+    answered is the answered_by column, else the OS user. A file imported before (same sha256)
+    is skipped; a newer answer to a flag wins. "False alarm, not the same person" makes the
+    flag's records cannot-links for the match; a flag answered as handled, false alarm or
+    resolved is not sent again until its evidence changes.
+
+    Example:
+
+        linkage feedback import returned/朝阳区.xlsx returned/海淀区.csv
+    """
+    from .feedback import import_files
+
+    out = _out(json_flag)
+    with _writing("linkage feedback import", wait) as ws:
+        result = import_files(ws, files, state.config_dir)
+        audit.count(files=len(result.files), answers=result.answers, problems=len(result.problems))
+    if out.json_mode:
+        out.json(result.to_json())
+    else:
+        for f in result.files:
+            if f.skipped:
+                out.line(f"{f.file}: skipped, {f.skipped}.")
+            else:
+                out.line(f"{f.file}: {f.rows:,} rows: {f.answers:,} answers stored, {f.no_answer:,} without an answer, "
+                         f"{f.bad:,} bad" + (f"; {f.cannot_links:,} cannot-link pairs for the match"
+                                             if f.cannot_links else "") + "."
+                         + (f" {f.no_records:,} 'not the same person' answers rest on no record (a stage missing "
+                            "before any other): nothing to separate." if f.no_records else ""))
+    if result.problems:
+        for problem in result.problems:
+            print_error(str(problem))
+        print_error(f"{len(result.problems):,} problem(s) in the files; the good rows "
+                    f"({result.answers:,} answers) are stored. Correct the rows named and import the file again.")
+        raise typer.Exit(2)
 
 
 def render_pair(out: Output, result) -> None:
@@ -1335,11 +1403,13 @@ def report(
 
         linkage report --out workspace/report.html --png workspace/report-png
     """
+    from .config import load_export_config
     from .report import write_report
 
     out = _out(json_flag)
+    export_config, _ = load_export_config(state.config_dir)
     with _reading() as ws:
-        result = write_report(ws, out_file, png_dir=png_dir)
+        result = write_report(ws, out_file, png_dir=png_dir, overdue_days=export_config.unanswered_after_days)
     if out.json_mode:
         out.json(result.to_json())
         return

@@ -719,6 +719,8 @@ class ExportConfig(_Strict):
 
     profiles: dict[str, ExportProfile] = Field(default_factory=_default_export_profiles)
     default_profile: str = Field(default="restricted", validate_default=True)   # must name a profile
+    # a current flag first seen longer ago than this without an answer is overdue (status, report)
+    unanswered_after_days: int = Field(default=7, ge=1, le=3650)
 
     @field_validator("profiles")
     @classmethod

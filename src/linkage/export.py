@@ -1,11 +1,14 @@
 """Exports: files written atomically (a temp file in the same folder, then renamed).
 
 Owns `export clusters`, `export flags` (every current flag, raw values, for machines) and
-`export discrepancies` (one CSV per responsible district for the officers who act on the
-flags: a profile from configs/export.toml picks the columns, masks each (privacy.py: keep, last
-N characters, keyed pseudonym, empty or dropped) and may limit the export to one district;
-UTF-8 with BOM, formula-injection safe, all files renamed into place together and a manifest
-with row counts and sha256 last).
+`export discrepancies` (one CSV or XLSX per responsible district for the officers who act on
+the flags: a profile from configs/export.toml picks the columns, masks each (privacy.py: keep,
+last N characters, keyed pseudonym, empty or dropped) and may limit the export to one district;
+every reason, word, country, phone and time in the profile's language (i18n.py), built from the
+flag's parts; the officer's answer columns, with the previous answer; flags answered as settled
+on unchanged evidence left out (feedback.py); CSV in UTF-8 with BOM, formula-injection safe;
+XLSX all text, printable; all files renamed into place together and a manifest with row counts
+and sha256 last; the same workspace gives the same bytes).
 """
 
 from __future__ import annotations
@@ -25,9 +28,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from . import audit
-from .config import EXPORT_PERSON_COLUMNS, ExportConfig, ExportProfile
+from .config import EXPORT_PERSON_COLUMNS, ExportConfig, ExportProfile, load_chain_config, parse_duration
 from .errors import InputError
+from .feedback import IDENTITY_FIELDS, evidence_records, fingerprints, latest_answers, not_sent_again, \
+    record_identifiers
+from .i18n import ANSWER_COLUMNS, Language, load_language
 from .privacy import key_id, load_pseudonym_key, render_cell
 from .sql import quote_literal
 from .workspace import Workspace, process_alive
@@ -216,38 +224,7 @@ def neutralize_formula(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_LEAD) else text
 
 
-HEADERS = {
-    "zh": {"person_id": "人员编号", "code": "问题代码", "code_text": "问题类型", "stage": "环节", "status": "状态",
-           "severity": "严重程度", "district": "责任区", "confidence": "关联置信度", "review": "需核实",
-           "reason": "说明", "due": "应完成时间", "first_seen": "首次发现", "name": "姓名", "dob": "出生日期",
-           "sex": "性别", "nationality": "国籍", "phone": "电话", "passport": "护照号", "id_number": "身份证号",
-           "permit_no": "通行证号", "evidence": "依据记录"},
-    "en": {"person_id": "person_id", "code": "code", "code_text": "issue", "stage": "stage", "status": "status",
-           "severity": "severity", "district": "district", "confidence": "confidence", "review": "review",
-           "reason": "reason", "due": "due", "first_seen": "first_seen", "name": "name", "dob": "dob", "sex": "sex",
-           "nationality": "nationality", "phone": "phone", "passport": "passport", "id_number": "id_number",
-           "permit_no": "permit_no", "evidence": "evidence"},
-}
-VALUE_WORDS = {
-    "zh": {
-        "code": {"MISSING_STAGE": "缺少环节", "OUT_OF_ORDER": "顺序异常", "GAP_EXCEEDED": "超时",
-                 "EARLY_RELEASE": "提前解除隔离", "DISTRICT_MISMATCH": "移交区不符", "IDENTITY_CONFLICT": "身份信息矛盾"},
-        "status": {"new": "新增", "open": "未解决", "resolved": "已解决"},
-        "severity": {"critical": "紧急", "high": "高", "medium": "中", "low": "低"},
-        "stage": {"arrival": "入境", "registration": "信息登记", "health_check": "健康检查", "transfer": "转运",
-                  "quarantine_start": "集中隔离开始", "quarantine_end": "解除隔离", "handover": "社区移交"},
-        "sex": {"M": "男", "F": "女"},
-        "review": {True: "是", False: "否"},
-    },
-    "en": {
-        "code": {"MISSING_STAGE": "missing stage", "OUT_OF_ORDER": "out of order", "GAP_EXCEEDED": "deadline exceeded",
-                 "EARLY_RELEASE": "early release", "DISTRICT_MISMATCH": "district mismatch",
-                 "IDENTITY_CONFLICT": "identity conflict"},
-        "review": {True: "yes", False: "no"},
-    },
-}
 UNASSIGNED = "unassigned"
-TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
 @dataclass(frozen=True)
@@ -268,12 +245,154 @@ class FlagRow:
     first_seen_as_of: datetime | None
 
 
-def _word(language: str, kind: str, value: Any) -> str:
-    return VALUE_WORDS[language].get(kind, {}).get(value, "" if value is None else str(value))
+# ---- the officer's cells -------------------------------------------------------------------
+
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+JOIN_REVIEW = re.compile(r"\(person (\S+) may be another part of this traveler")
+REVIEW_BELOW = 0.95          # chain.toml's default, when the export runs without it
 
 
-def render_evidence(evidence: str | None, language: str) -> str:
-    """The records a flag rests on: 'source:id stage time; ...' (items may be keys or objects)."""
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the person's current timeline: its event (time, district, record) if it happened."""
+
+    name: str
+    order: int
+    time: datetime | None
+    district: str | None
+    record: str | None
+
+
+@dataclass
+class OfficerContext:
+    """What the officer's cells are built from besides the flag: the language, the current run's
+    timelines, the chain's stages and gaps, the identifiers behind identity conflicts and the
+    officers' earlier answers."""
+
+    language: Language
+    timelines: dict[str, dict[str, Stage]] = field(default_factory=dict)
+    after: dict[str, str | None] = field(default_factory=dict)
+    gaps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    review_below: float = REVIEW_BELOW
+    identifiers: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    conflicted: set[str] = field(default_factory=set)          # persons with an IDENTITY_CONFLICT this run
+    answers: dict[str, Any] = field(default_factory=dict)      # flag_key -> feedback.Answer
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def _record_text(record: str, language: Language) -> str:
+    source, _, record_id = record.partition(":")
+    return f"{language.source(source)} {record_id}" if record_id else record
+
+
+def _records_text(records: list[str], language: Language) -> str:
+    return language.separator.join(_record_text(r, language) for r in sorted(records))
+
+
+def _identity_reason(flag: FlagRow, ctx: OfficerContext, profile: ExportProfile, key: bytes | None) -> str:
+    lang = ctx.language
+    records = evidence_records(flag.evidence)
+    shown = _records_text(records, lang)
+    for name in IDENTITY_FIELDS:
+        values: dict[str, int] = {}
+        for record in records:
+            value = ctx.identifiers.get(record, {}).get(name)
+            if value:
+                values[value] = values.get(value, 0) + 1
+        if len(values) < 2:
+            continue
+        a, b = sorted(values, key=lambda v: (-values[v], v))[:2]
+        mask = profile.mask_of(name)
+        if mask.mode in ("hidden", "drop"):
+            return lang.template("reason", "identity_conflict_withheld", field=lang.word("field", name), records=shown)
+        a, b = (render_cell(v, mask, name, key) for v in sorted((a, b)))
+        return lang.template("reason", "identity_conflict", field=lang.word("field", name), value_a=a, value_b=b,
+                             records=shown)
+    return lang.template("reason", "identity_conflict_link", records=shown)
+
+
+def _timeline_reason(flag: FlagRow, ctx: OfficerContext) -> str | None:
+    """The reason of a timeline flag from its stage, the stage it is measured from and their events;
+    None when the current timelines do not hold them (the chain's own text is used then)."""
+    lang = ctx.language
+    stages = ctx.timelines.get(flag.person_id)
+    if not stages or flag.stage not in stages:
+        return None
+    this = stages[flag.stage]
+    after = stages.get(ctx.after.get(flag.stage) or "")
+    word = lambda name: lang.word("stage", name)   # noqa: E731
+    if flag.code == "MISSING_STAGE":
+        if after is None or after.time is None:
+            return lang.template("reason", "missing_stage_no_anchor", stage=word(flag.stage))
+        text = lang.template("reason", "missing_stage", after_stage=word(after.name), anchor_time=lang.time(after.time),
+                             anchor_record=_record_text(after.record or "", lang), stage=word(flag.stage))
+        if flag.due is not None:
+            text += lang.template("reason", "due", due=lang.time(flag.due))
+        if any(s.time is not None and s.order > this.order for s in stages.values()):
+            text += lang.template("reason", "later_stage")
+        return text
+    if this.time is None or this.record is None:
+        return None
+    record = _record_text(this.record, lang)
+    if flag.code == "OUT_OF_ORDER":
+        earlier = [s for s in stages.values() if s.order < this.order and s.time is not None and s.time > this.time]
+        if not earlier:
+            return None
+        last = min(earlier, key=lambda s: (-s.time.timestamp(), s.order))
+        return lang.template("reason", "out_of_order", stage=word(flag.stage), time=lang.time(this.time), record=record,
+                             earlier_stage=word(last.name), earlier_time=lang.time(last.time))
+    if flag.code == "DISTRICT_MISMATCH":
+        return lang.template("reason", "district_mismatch", stage=word(flag.stage), time=lang.time(this.time),
+                             record=record, district=this.district or "", destination=flag.district or "")
+    if flag.code in ("GAP_EXCEEDED", "EARLY_RELEASE") and after is not None and after.time is not None:
+        max_gap, min_gap = ctx.gaps.get(flag.stage, (None, None))
+        if flag.code == "GAP_EXCEEDED" and max_gap is None and flag.due is not None:
+            max_gap = (flag.due - after.time).total_seconds()
+        allowed = max_gap if flag.code == "GAP_EXCEEDED" else min_gap
+        if allowed is None:
+            return None
+        return lang.template("reason", flag.code.lower(), stage=word(flag.stage), time=lang.time(this.time),
+                             record=record, after_stage=word(after.name), anchor_time=lang.time(after.time),
+                             elapsed=lang.duration((this.time - after.time).total_seconds()),
+                             allowed=lang.duration(allowed))
+    return None
+
+
+def officer_reason(flag: FlagRow, ctx: OfficerContext, profile: ExportProfile, key: bytes | None = None) -> str:
+    """The flag's reason in the officer's language, from its parts; the chain's stored text only
+    for a flag whose timeline the current run does not hold."""
+    lang = ctx.language
+    if flag.code == "IDENTITY_CONFLICT":
+        text = _identity_reason(flag, ctx, profile, key)
+    else:
+        text = _timeline_reason(flag, ctx)
+        if text is None:
+            return flag.reason
+    if flag.confidence is not None and flag.confidence < ctx.review_below:
+        text += lang.template("reason", "low_confidence", confidence=f"{flag.confidence:.2f}")
+    other = JOIN_REVIEW.search(flag.reason or "")
+    if other and flag.code != "IDENTITY_CONFLICT":
+        text += lang.template("reason", "join_review", other=other.group(1))
+    return text
+
+
+def review_cell(flag: FlagRow, ctx: OfficerContext) -> str:
+    """需核实 / review: yes with why (a weak link, a possible other part of the traveler, an identity
+    conflict of the person), else no."""
+    lang = ctx.language
+    other = JOIN_REVIEW.search(flag.reason or "")
+    if flag.confidence is not None and flag.confidence < ctx.review_below:
+        return lang.template("review", "low_confidence", confidence=f"{flag.confidence:.2f}")
+    if other:
+        return lang.template("review", "join_review", other=other.group(1))
+    if flag.code == "IDENTITY_CONFLICT" or flag.person_id in ctx.conflicted:
+        return lang.template("review", "identity")
+    return lang.yes_no(bool(flag.review))
+
+
+def render_evidence(evidence: str | None, language: Language) -> str:
+    """The records a flag rests on, sorted: 'source record; ...' (an item given as an object adds
+    its stage and time)."""
     if not evidence:
         return ""
     try:
@@ -283,52 +402,107 @@ def render_evidence(evidence: str | None, language: str) -> str:
     parts = []
     for item in items if isinstance(items, list) else [items]:
         if isinstance(item, dict):
-            stage = _word(language, "stage", item.get("stage")) if item.get("stage") else ""
-            parts.append(" ".join(str(v) for v in (item.get("record"), stage, item.get("time")) if v))
+            stage = language.word("stage", item.get("stage")) if item.get("stage") else ""
+            when = item.get("time")
+            with contextlib.suppress(TypeError, ValueError):
+                when = language.time(datetime.fromisoformat(when)) if when else None
+            record = _record_text(str(item.get("record")), language) if item.get("record") else ""
+            parts.append((str(item.get("record") or ""), " ".join(str(v) for v in (record, stage, when) if v)))
         elif item is not None:
-            parts.append(str(item))
-    return "; ".join(parts)
+            parts.append((str(item), _record_text(str(item), language)))
+    return language.separator.join(text for _, text in sorted(parts))
 
 
-def flag_cell(column: str, flag: FlagRow, language: str) -> str:
-    """The text of one flag column in the profile's language (before masking)."""
+def previous_answer_text(answer: Any, language: Language) -> str:
+    if answer is None:
+        return ""
+    parts = [language.word("outcome", answer.outcome)]
+    if answer.resolved_on is not None:
+        parts.append(language.date(answer.resolved_on))
+    parts.append(language.time(answer.imported_at))
+    if answer.comment:
+        parts.append(answer.comment)
+    return language.separator.join(parts)
+
+
+def flag_cell(column: str, flag: FlagRow, ctx: OfficerContext, profile: ExportProfile,
+              key: bytes | None = None) -> str:
+    """The text of one flag or answer column in the profile's language (before masking)."""
+    lang = ctx.language
+    answer = ctx.answers.get(flag.flag_key)
+    current = answer is not None and answer.evidence_sha256 == ctx.fingerprints.get(flag.flag_key)
     if column == "code_text":
-        return _word(language, "code", flag.code)
+        return lang.word("code", flag.code)
     if column in ("status", "severity", "stage"):
-        return _word(language, column, getattr(flag, column))
+        return lang.word(column, getattr(flag, column))
     if column == "district":
         return flag.district or ""
     if column == "confidence":
         return "" if flag.confidence is None else f"{flag.confidence:.2f}"
     if column == "review":
-        return _word(language, "review", bool(flag.review))
+        return review_cell(flag, ctx)
+    if column == "reason":
+        return officer_reason(flag, ctx, profile, key)
     if column == "due":
-        return flag.due.strftime(TIME_FORMAT) if flag.due else ""
+        return lang.time(flag.due)
     if column == "first_seen":
-        return flag.first_seen_as_of.strftime(TIME_FORMAT) if flag.first_seen_as_of else f"run {flag.first_seen_run}"
+        return lang.time(flag.first_seen_as_of) if flag.first_seen_as_of else str(flag.first_seen_run)
     if column == "evidence":
-        return render_evidence(flag.evidence, language)
+        return render_evidence(flag.evidence, lang)
+    if column == "flag_key":
+        return flag.flag_key
+    if column == "previous_answer":
+        return previous_answer_text(answer, lang)
+    if column == "outcome":                # the earlier answer stands while the evidence is the same
+        return lang.word("outcome", answer.outcome) if current else ""
+    if column == "resolved_on":
+        return lang.date(answer.resolved_on) if current and answer.resolved_on else ""
+    if column == "comment":
+        return (answer.comment or "") if current else ""
+    if column == "answered_by":
+        return (answer.answered_by or "") if current else ""
     value = getattr(flag, column)
     return "" if value is None else str(value)
 
 
-def render_row(flag: FlagRow, person: dict[str, str], profile: ExportProfile, key: bytes | None = None) -> list[str]:
-    """One CSV row of the profile's written columns: language, then the column's mask (keep, last
-    N characters, pseudonym under `key`, empty), then formula neutralization on every cell."""
+def person_cell(column: str, value: str, language: Language) -> str:
+    """A person field as the officer reads it: sex and country in words, phone as dialled here."""
+    if not value:
+        return ""
+    if column == "sex":
+        return language.word("sex", value) if value in ("M", "F") else value
+    if column == "nationality":
+        return language.country(value)
+    if column == "phone":
+        return language.phone(value)
+    return value
+
+
+def file_columns(profile: ExportProfile) -> list[str]:
+    """The profile's written columns, then the officer's answer columns."""
+    return [*profile.written_columns, *ANSWER_COLUMNS]
+
+
+def render_row(flag: FlagRow, person: dict[str, str], profile: ExportProfile, ctx: OfficerContext,
+               key: bytes | None = None, neutralize: bool = True) -> list[str]:
+    """One row of a district file: each cell in the profile's language, then the column's mask
+    (keep, last N characters, pseudonym under `key`, empty), then (CSV) formula neutralization."""
     cells = []
-    for column in profile.written_columns:
-        if column in EXPORT_PERSON_COLUMNS:
-            text = person.get(column, "")
-            if column == "sex":
-                text = _word(profile.language, "sex", text) if text else ""
+    for column in file_columns(profile):
+        if column in EXPORT_PERSON_COLUMNS:   # a pseudonym is of the standardized value, not of its display
+            mask, value = profile.mask_of(column), person.get(column, "")
+            text = render_cell(value if mask.mode == "pseudonym" else person_cell(column, value, ctx.language), mask,
+                               column, key)
+        elif column in ANSWER_COLUMNS:
+            text = flag_cell(column, flag, ctx, profile, key)
         else:
-            text = flag_cell(column, flag, profile.language)
-        cells.append(neutralize_formula(render_cell(text, profile.mask_of(column), column, key)))
+            text = render_cell(flag_cell(column, flag, ctx, profile, key), profile.mask_of(column), column, key)
+        cells.append(neutralize_formula(text) if neutralize else text)
     return cells
 
 
-def header_row(profile: ExportProfile) -> list[str]:
-    return [HEADERS[profile.language][column] for column in profile.written_columns]
+def header_row(profile: ExportProfile, language: Language) -> list[str]:
+    return [language.header(column) for column in file_columns(profile)]
 
 
 # ---- file names (pure) ---------------------------------------------------------------------
@@ -353,16 +527,16 @@ def safe_file_stem(district: str | None) -> str:
     return "_" + text if text.split(".")[0].upper() in _RESERVED else text
 
 
-def district_file_names(districts: list[str | None]) -> dict[str | None, str]:
+def district_file_names(districts: list[str | None], suffix: str = "csv") -> dict[str | None, str]:
     """district -> file name, unique even when two districts reduce to the same safe stem."""
     names: dict[str | None, str] = {}
     taken: set[str] = {"manifest.json"}
     for district in districts:
         stem = safe_file_stem(district)
-        name, n = f"{stem}.csv", 1
+        name, n = f"{stem}.{suffix}", 1
         while name.casefold() in taken:
             n += 1
-            name = f"{stem}_{n}.csv"
+            name = f"{stem}_{n}.{suffix}"
         taken.add(name.casefold())
         names[district] = name
     return names
@@ -417,6 +591,8 @@ class DiscrepancyExport:
     district: str | None = None              # --district as asked, or the district profile's
     districts_with_flags: list[str] = field(default_factory=list)
     pseudonym_key_id: str | None = None      # when the files carry pseudonyms: which key made them
+    format: str = "csv"
+    not_sent_again: int = 0                  # flags answered (settled) on the same evidence: left out
 
     @property
     def rows(self) -> int:
@@ -435,6 +611,8 @@ class DiscrepancyExport:
             "district": self.district,
             "rows": self.rows,
             "counts_by_code": self.counts_by_code,
+            "format": self.format,
+            "not_sent_again": self.not_sent_again,
             "files": [asdict(f) for f in self.files],
             **({"pseudonym_key_id": self.pseudonym_key_id} if self.pseudonym_key_id else {}),
         }
@@ -472,13 +650,95 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest_files(path: Path) -> set[str]:
-    """The district files an earlier manifest in the folder lists (plain names only)."""
+# column -> width in characters in the workbook (every cell wraps; the row grows to its longest)
+XLSX_WIDTHS = {"person_id": 11, "code": 18, "code_text": 9, "stage": 9, "status": 6, "severity": 6, "district": 8,
+               "confidence": 6, "review": 12, "reason": 44, "due": 12, "first_seen": 12, "name": 12, "dob": 11,
+               "sex": 4, "nationality": 9, "phone": 14, "passport": 11, "id_number": 19, "permit_no": 11,
+               "evidence": 24, "previous_answer": 16, "outcome": 16, "resolved_on": 11, "comment": 18,
+               "answered_by": 8, "flag_key": 24}
+LINE_POINTS = 14.5            # the height of one line of 11-point text
+_SHEET_UNSAFE = re.compile(r"[\[\]:*?/\\]")
+
+
+def _display_width(text: str) -> int:
+    """Characters as a spreadsheet lays them out: Chinese (wide) ones take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _lines(text: str, width: int) -> int:
+    """Lines a wrapped cell of `width` characters needs (words move whole; Chinese breaks anywhere)."""
+    lines = 0
+    for part in text.split("\n") or [""]:
+        used, count = 0, 1
+        for word in re.findall(r"\S+\s*|\s+", part):
+            size = _display_width(word)
+            while size > width:          # a word longer than the line is broken
+                if used:
+                    count, used = count + 1, 0
+                size -= width
+                count += 1
+            if used + _display_width(word.rstrip()) > width and used:
+                count, used = count + 1, 0
+            used += size
+        lines += count
+    return max(lines, 1)
+
+
+def _write_xlsx(path: Path, columns: list[str], header: list[str], rows: list[list[str]], sheet: str,
+                outcomes: list[str], created: datetime) -> str:
+    """One sheet, one flag per row, every cell text (no formulas, nothing read as a number), frozen
+    header, column widths, wrapped text with each row as high as its longest cell, landscape A4
+    fit to the page width, header repeated on each printed page, a drop-down of the outcomes;
+    fixed document properties so the bytes repeat."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
+                                           "strings_to_urls": False})
+    book.set_properties({"title": sheet, "author": "linkage", "created": created})
+    base = {"num_format": "@", "valign": "top", "text_wrap": True, "border": 1}
+    head = book.add_format({**base, "bold": True, "bg_color": "#DDEBF7"})
+    plain = book.add_format(base)
+    answer = book.add_format({**base, "bg_color": "#FFF2CC", "locked": False})
+    name = _SHEET_UNSAFE.sub("_", sheet)[:31] or "flags"
+    table = book.add_worksheet(name)
+    lists = book.add_worksheet("outcomes" if name != "outcomes" else "outcome_list")
+    for i, label in enumerate(outcomes):
+        lists.write_string(i, 0, label, plain)
+    lists.set_column(0, 0, 40)
+    lists.hide()
+    widths = [XLSX_WIDTHS.get(column, 12) for column in columns]
+    for c, column in enumerate(columns):
+        cell = answer if column in ("outcome", "resolved_on", "comment", "answered_by") else plain
+        table.set_column(c, c, widths[c], cell)
+        table.write_string(0, c, header[c], head)
+        for r, row in enumerate(rows, start=1):
+            table.write_string(r, c, row[c], cell)
+    for r, row in enumerate([header, *rows]):
+        table.set_row(r, LINE_POINTS * max(_lines(text, widths[c]) for c, text in enumerate(row)))
+    table.freeze_panes(1, 0)
+    table.set_landscape()
+    table.set_paper(9)                  # A4
+    table.fit_to_pages(1, 0)            # the width of one page, as many pages down as needed
+    table.repeat_rows(0)
+    table.set_margins(left=0.3, right=0.3, top=0.4, bottom=0.4)
+    table.autofilter(0, 0, max(len(rows), 1), len(columns) - 1)
+    if rows and "outcome" in columns:
+        c = columns.index("outcome")
+        table.data_validation(1, c, len(rows), c, {
+            "validate": "list", "source": f"='{lists.name}'!$A$1:$A${len(outcomes)}",
+            "error_type": "stop", "error_title": header[c], "error_message": " / ".join(outcomes)[:255]})
+    book.close()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest_files(path: Path) -> dict[str, str | None]:
+    """The district files an earlier manifest in the folder lists (plain names only), with their district."""
     try:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
-        return {f["file"] for f in files if isinstance(f.get("file"), str) and Path(f["file"]).name == f["file"]}
+        return {f["file"]: f.get("district") for f in files
+                if isinstance(f.get("file"), str) and Path(f["file"]).name == f["file"]}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        return {}
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -496,48 +756,105 @@ def _make_dir(out_dir: Path) -> Path | None:
     return top
 
 
+def officer_context(ws: Workspace, run_id: int, flags: list[FlagRow], language: Language,
+                    config_dir: Path | None) -> OfficerContext:
+    """The current run's timelines of the flagged persons, the chain's stages (configs/chain.toml
+    when present, else the timelines' order), identifiers of identity conflicts, earlier answers."""
+    ctx = OfficerContext(language)
+    chain_path = Path(config_dir) / "chain.toml" if config_dir is not None else None
+    if chain_path is not None and chain_path.is_file():
+        chain, _ = load_chain_config(Path(config_dir))
+        ctx.review_below = chain.review_below
+        for i, stage in enumerate(chain.stages):
+            ctx.after[stage.name] = chain.after_of(i)
+            ctx.gaps[stage.name] = (parse_duration(stage.max_gap) if stage.max_gap else None,
+                                    parse_duration(stage.min_gap) if stage.min_gap else None)
+    persons = sorted({f.person_id for f in flags})
+    if persons:
+        ws.register("flagged_persons", pl.DataFrame({"person_id": persons}).to_arrow())
+        rows = ws.rows("officer timelines", """
+            SELECT t.person_id, t.stage, t.stage_order, t.time, t.district, t.source || ':' || t.record_id
+            FROM timelines t SEMI JOIN flagged_persons p USING (person_id)
+            WHERE t.run_id = ? ORDER BY t.person_id, t.stage_order""", [run_id])
+        ws.unregister("flagged_persons")
+        order: dict[int, str] = {}
+        for person_id, stage, stage_order, time, district, record in rows:
+            ctx.timelines.setdefault(person_id, {})[stage] = Stage(stage, stage_order, time, district, record)
+            order[stage_order] = stage
+        if not ctx.after:       # without chain.toml: each stage measured from the one before it
+            names = [order[k] for k in sorted(order)]
+            ctx.after = {name: names[i - 1] if i else None for i, name in enumerate(names)}
+    conflicts = [f for f in flags if f.code == "IDENTITY_CONFLICT"]
+    ctx.conflicted = {f.person_id for f in conflicts}
+    ctx.identifiers = record_identifiers(ws, sorted({r for f in conflicts for r in evidence_records(f.evidence)}))
+    ctx.answers = latest_answers(ws)
+    ctx.fingerprints = fingerprints(ws, [(f.flag_key, f.evidence, f.due) for f in flags])
+    return ctx
+
+
+FORMATS = ("csv", "xlsx")
+
+
 def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, profile: str | None = None,
                         district: str | None = None, now: datetime | None = None,
-                        key: bytes | None = None) -> DiscrepancyExport:
-    """One CSV per responsible district of the current run's new and open flags, then manifest.json.
+                        key: bytes | None = None, file_format: str = "csv",
+                        config_dir: Path | None = None) -> DiscrepancyExport:
+    """One CSV or XLSX per responsible district of the current run's new and open flags (less
+    those answered as settled on the same evidence), then manifest.json.
 
     Every file goes to a temp file in `out_dir` first; all are renamed only once all are written,
-    and the manifest comes last, so a failure leaves no partial export (and no temp files).
+    and the manifest comes last, so a failure leaves no partial export (and no temp files). A
+    whole export removes the district files (CSV or XLSX) an earlier manifest there listed.
     A profile with pseudonyms takes `key`, else the environment's (see privacy.load_pseudonym_key).
     """
+    if file_format not in FORMATS:
+        raise InputError(f"unknown format '{file_format}'; formats: {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     choice = choose_profile(config, profile, district, key)
     chosen, only = choice.profile, choice.district
+    language = load_language(chosen.language, config_dir)
     _check_out_dir(out_dir)
     run = current_chain_run(ws)
-    flags = load_flags(ws, run.run_id)
+    current = load_flags(ws, run.run_id)
+    ctx = officer_context(ws, run.run_id, current, language, config_dir)
+    flags = [f for f in current if not not_sent_again(ctx.answers.get(f.flag_key), ctx.fingerprints[f.flag_key])]
     persons = load_person_values(ws, run.run_id, [c for c in chosen.written_columns if c in EXPORT_PERSON_COLUMNS
                                                   and chosen.mask_of(c).mode != "hidden"])
     groups = _by_district(flags, only)
-    names = district_file_names(list(groups))
+    names = district_file_names(list(groups), file_format)
     result = DiscrepancyExport(
         out_dir=out_dir, run_id=run.run_id, as_of=run.as_of, profile=choice.name,
         generated_at=now or datetime.now(), files=[], counts_by_code={}, district=only,
         districts_with_flags=[d or UNASSIGNED for d in _by_district(flags, None)],
-        pseudonym_key_id=key_id(choice.key) if choice.key is not None else None)
+        pseudonym_key_id=key_id(choice.key) if choice.key is not None else None, format=file_format,
+        not_sent_again=len(current) - len(flags))
     for group in groups.values():
         for f in group:
             result.counts_by_code[f.code] = result.counts_by_code.get(f.code, 0) + 1
     result.counts_by_code = dict(sorted(result.counts_by_code.items()))
+    columns, header = file_columns(chosen), header_row(chosen, language)
+    outcomes = list(language.outcome_labels().values())
     created = None
     earlier = _manifest_files(result.manifest_path)
     try:
         created = _make_dir(out_dir)
         with contextlib.ExitStack() as stack:
-            for key, group in groups.items():
-                temp = stack.enter_context(atomic_path(out_dir / names[key]))
-                rows = [render_row(f, persons.get(f.person_id, {}), chosen, choice.key) for f in group]
-                digest = _write_csv(temp, header_row(chosen), rows)
-                result.files.append(DistrictFile(names[key], key, len(rows), digest))
+            for group_key, group in groups.items():
+                temp = stack.enter_context(atomic_path(out_dir / names[group_key]))
+                rows = [render_row(f, persons.get(f.person_id, {}), chosen, ctx, choice.key,
+                                   neutralize=file_format == "csv") for f in group]
+                if file_format == "csv":
+                    digest = _write_csv(temp, header, rows)
+                else:
+                    digest = _write_xlsx(temp, columns, header, rows, group_key or UNASSIGNED, outcomes, run.as_of)
+                result.files.append(DistrictFile(names[group_key], group_key, len(rows), digest))
         with atomic_path(result.manifest_path) as temp:
             temp.write_text(json.dumps(result.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        if only is None:   # a whole export replaces the earlier one: its files of districts now without flags go
-            for name in earlier - {f.file for f in result.files}:
+        written = {f.file for f in result.files}
+        for name, of in earlier.items():
+            # a whole export replaces the earlier one: its files of districts now without flags go; one
+            # district's export replaces that district's file of the other format
+            if name not in written and (only is None or of in groups):
                 (out_dir / name).unlink(missing_ok=True)
     except BaseException as exc:
         if created is not None and not any(p.is_file() for p in created.rglob("*")):

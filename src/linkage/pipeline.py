@@ -450,7 +450,8 @@ def _export(run: _Run, step: Step) -> dict:
         export_config, _ = load_export_config(run.config_dir)
         temp = paths.exports / f".{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(temp, ignore_errors=True)
-        result = write_discrepancies(ws, temp, export_config, profile=run.config.export_profile, now=plan.as_of)
+        result = write_discrepancies(ws, temp, export_config, profile=run.config.export_profile, now=plan.as_of,
+                                     config_dir=run.config_dir)
         os.chmod(temp, 0o700)
         os.replace(temp, target)
         audit.files_moved(temp, target)

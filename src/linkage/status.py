@@ -26,9 +26,13 @@ class SourceStatus:
 class WorkspaceStatus:
     schema_version: int
     sources: dict[str, SourceStatus]
+    feedback: dict[str, Any] | None = None    # officers' answers per district (feedback.answer_summary)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, "sources": {k: asdict(v) for k, v in self.sources.items()}}
+        out = {"schema_version": self.schema_version, "sources": {k: asdict(v) for k, v in self.sources.items()}}
+        if self.feedback is not None:
+            out["feedback"] = self.feedback
+        return out
 
 
 # Reasons carry row-specific details after a ';' or '(' ("first seen at row 12"); group on the stem.

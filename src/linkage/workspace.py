@@ -467,6 +467,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "match runs record the people's decisions they applied (JSON: must_link, cannot_link, unsure, missing)",
         ["ALTER TABLE match_runs ADD COLUMN decisions VARCHAR"],
     ),
+    (
+        15,
+        "the evidence an officer's answer was given on (a flag answered is sent again only when it changes)",
+        ["ALTER TABLE feedback ADD COLUMN evidence_sha256 VARCHAR"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

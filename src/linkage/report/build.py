@@ -228,7 +228,7 @@ def trends_section(match_runs: pl.DataFrame, chain_runs: pl.DataFrame, nightly: 
     return section
 
 
-def gather_sections(ws: Workspace) -> list[Section]:
+def gather_sections(ws: Workspace, overdue_days: int = data.UNANSWERED_AFTER_DAYS) -> list[Section]:
     """Every section of the report, in order, from what the workspace holds."""
     model = data.model_summary(ws)
     chain_run = data.latest_chain_run(ws)
@@ -241,7 +241,7 @@ def gather_sections(ws: Workspace) -> list[Section]:
         clusters_section(data.cluster_sizes(ws) if model else pl.DataFrame()),
         funnel_section(data.chain_funnel(ws) if chain_run else pl.DataFrame(), chain_run),
         flags_section(data.flags_by_district(ws, chain_run.run_id) if chain_run else pl.DataFrame(), chain_run),
-        answers_section(data.officers_answers(ws, chain_run), chain_run),
+        answers_section(data.officers_answers(ws, chain_run, overdue_days), chain_run),
         trends_section(data.match_trend(ws), data.chain_trend(ws), data.nightly_runs(ws), data.nightly_trend(ws)),
     ]
 
@@ -257,11 +257,13 @@ def _subtitle(ws: Workspace) -> str:
     return "; ".join(parts) + "."
 
 
-def write_report(ws: Workspace, out_file: Path, png_dir: Path | None = None) -> ReportResult:
+def write_report(ws: Workspace, out_file: Path, png_dir: Path | None = None,
+                 overdue_days: int = data.UNANSWERED_AFTER_DAYS) -> ReportResult:
     """Write the HTML report to `out_file` (renamed into place only when complete) and, with
-    `png_dir`, each chart as NAME.png there (created when missing)."""
+    `png_dir`, each chart as NAME.png there (created when missing). A current flag unanswered for
+    more than `overdue_days` (export.toml's unanswered_after_days) is overdue."""
     out_file = Path(out_file)
-    sections = gather_sections(ws)
+    sections = gather_sections(ws, overdue_days)
     figures = [figure for section in sections for figure in section.figures]
     page = render_html(sections, TITLE, _subtitle(ws), datetime.now())
     pngs: list[Path] = []

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import polars as pl
 
+from ..config import ExportConfig
 from ..match.store import latest_model
 from ..rejects import SHOWN_REASON
 from ..sql import quote_ident
@@ -25,7 +26,9 @@ from ..status import REASON_STEM
 from ..workspace import Workspace
 
 FEEDBACK_TABLE = "feedback"            # written by `linkage feedback import` (officers' answers)
-UNANSWERED_AFTER_DAYS = 7              # a current flag older than this without an answer is "overdue"
+# a current flag first seen longer ago than this without an answer is "overdue": export.toml's
+# unanswered_after_days (this is its built-in default; `linkage report` passes the configured one)
+UNANSWERED_AFTER_DAYS = ExportConfig.model_fields["unanswered_after_days"].default
 WEIGHT_BIN = 1.0                       # width of a bin of the pair-weight histogram (match weight, bits)
 TREND_RUNS = 365                       # trends show at most this many of the latest runs of each kind
 
@@ -229,9 +232,12 @@ def officers_answers(ws: Workspace, chain_run: ChainRun | None, overdue_days: in
     if present:
         district = "coalesce(a.district, f.district, 'unassigned')" if "district" in columns \
             else "coalesce(f.district, 'unassigned')"
+        newest = (f"(SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY flag_key "
+                  "ORDER BY imported_at DESC, file_name DESC, row_no DESC) = 1)"
+                  if {"imported_at", "file_name", "row_no"} <= columns else table)   # the newest answer per flag
         by_district = _frame(ws, "answers by district", f"""
             SELECT {district} AS district, a.outcome, count(*) AS answers
-            FROM {table} a LEFT JOIN {latest_flags} f USING (flag_key)
+            FROM {newest} a LEFT JOIN {latest_flags} f USING (flag_key)
             GROUP BY ALL ORDER BY district, outcome""")
     if chain_run is None:
         return Answers(present, by_district, empty_open, overdue_days)
