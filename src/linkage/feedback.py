@@ -314,7 +314,7 @@ def import_files(ws: Workspace, files: list[Path], config_dir: Path | None = Non
     (the good rows of every file are stored). A file imported before (same sha256) is skipped."""
     languages = [load_language(code, config_dir) for code in LANGUAGES]
     user = user or _os_user()
-    now = now or datetime.now().replace(microsecond=0)
+    now = now or datetime.now()   # to the microsecond: an incremental match compares it with its own end
     known = _known_flags(ws)
     result = ImportResult()
     for path in files:
