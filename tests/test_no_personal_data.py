@@ -40,7 +40,8 @@ from conftest import CONFIGS
 from linkage.cli import app
 
 PEOPLE, SEED, AS_OF = 200, 12, "2026-03-31T00:00"
-NEW_KEY = "a-sweep-key-of-enough-length-0001"   # not personal data: rekey encrypts the workspace last
+NEW_KEY = "a-sweep-key-of-enough-length-0001"
+BLOOM_KEY = "a-sweep-bloom-secret-of-enough-length-02"   # not personal data: rekey encrypts the workspace last
 
 # Command paths deliberately not run here, each with its reason. Add a path only with a reason.
 NOT_COVERED: dict[tuple[str, ...], str] = {}
@@ -353,15 +354,27 @@ def _reading_runs(data: Path, f: dict[str, Path], tmp: Path, pair: tuple[str, st
         Run(("audit", "head"), ("audit", "head", "--out", str(tmp / "audit-head.json")), 0),
         Run(("audit", "head"), ("audit", "head", "--out", str(blocked / "audit-head.json")), 2),
         Run(("rekey",), ("rekey",), 2),   # no new key given
+        Run(("review", "export"), ("review", "export", "--out", str(tmp / "review.csv")), 0),
+        Run(("review", "export"), ("review", "export", "--out", str(blocked / "review.csv")), 2),
+        Run(("model", "threshold"), ("model", "threshold"), 2),   # too few decisions to suggest one
+        Run(("encode",), ("encode", "--source", "health", str(data / "health.csv"), "--out",
+                          str(tmp / "health-nokey.enc.parquet")), 2),   # no key
+        Run(("encode",), ("encode", "--source", "health", str(data / "health.csv"), "--out",
+                          str(tmp / "health.enc.parquet")), 0, (("LINKAGE_BLOOM_KEY", BLOOM_KEY),)),
         Run(("init",), ("init", "--encrypt"), 2, workspace="fresh"),   # no key given
     ]
 
 
-def _night_runs(f: dict[str, Path]) -> list[Run]:
+def _night_runs(f: dict[str, Path], tmp: Path) -> list[Run]:
+    district_file = sorted((tmp / "districts").glob("*.csv"))[0]   # written by the reading runs
     return [
         Run(("run",), ("run", "--as-of", AS_OF), (0, 3)),
         Run(("runs",), ("runs",), 0),
         Run(("run",), ("run", "--config", str(f["bad_config"])), 2),
+        Run(("review", "import"), ("review", "import", str(tmp / "review.csv")), 0),   # no decision filled in
+        Run(("review", "import"), ("review", "import", str(tmp / "no-such-review.csv")), 2),
+        Run(("feedback", "import"), ("feedback", "import", str(district_file)), 0),   # no answer filled in
+        Run(("feedback", "import"), ("feedback", "import", str(tmp / "no-such-answers.csv")), 2),
         # Last: rekey encrypts the plaintext workspace; then only its key opens it.
         Run(("rekey",), ("rekey",), 0, (("LINKAGE_NEW_KEY", NEW_KEY),)),
         Run(("status",), ("status",), 2),
@@ -425,7 +438,7 @@ def swept(tmp_path_factory) -> tuple[Session, set[str], Path]:
         (inbox / source).mkdir(parents=True, exist_ok=True)
     shutil.copy(files["no_header_csv"], inbox / "immigration" / "night_no_header.csv")   # rejected, reason file
     shutil.copy(files["bad_values"], inbox / "health" / "night_bad_values.csv")
-    session.all(_night_runs(files))
+    session.all(_night_runs(files, tmp))
     return session, values, tmp
 
 
