@@ -16,10 +16,11 @@ from ..config import BlockingRule, ModelConfig
 from ..errors import InputError
 from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparison, candidate_pairs, clear_stored_keys, store_keys
-from .cluster import Clusters, guard, identity_fields, suspect_components
+from .cluster import Clusters, Unseen, guard, identity_fields, suspect_components
 from .compare import build_comparisons, group_comparisons, levels_in_batches
-from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence,
-                    own_or_differing, pair_weights, pattern_codes, probability, rarity, surprises, train)
+from .model import (Model, Patterns, comparison_weights, effective_weights, estimate_u, fits_codes, households_seen,
+                    own_evidence, own_or_differing, pair_weights, pattern_codes, probability, rarity, surprises,
+                    train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .rules import choice_report, choose_rules, count_candidates
 from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_frequencies,
@@ -117,15 +118,16 @@ def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.n
         identity_weight = np.zeros(len(links))
         identity_weight[in_suspect] = pair_weights(model, np.where(own, levels[links[in_suspect]], 0), tf,
                                                    left[links[in_suspect]])
-        # The pairs below the threshold inside suspect components speak too: a contradiction is kept
-        # for review only if no such pair between the two groups says "two people" (see `guard`).
+        # The pairs below the threshold inside suspect components speak too: what they hold that a
+        # contradicting link's records lack (a phone on both sides) is weighed with it (see `guard`).
         inside = ~linked & np.isin(labels[left], suspects) & (labels[left] == labels[right])
         against = np.nonzero(inside)[0]
-        against_weight = pair_weights(model, own_or_differing(model, levels[against]), tf, left[against])
+        seen = Unseen(left[against], right[against], comparison_weights(model, own_or_differing(model, levels[against]),
+                                                                        tf, left[against]), levels[links] == 0)
         # Strongest first by the weight each link stands on: a link whose records say "two people"
         # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
         clusters = guard(data, left[links], right[links], stands, identity_weight, OWN_EVIDENCE_BITS, labels,
-                         suspects, names, against=(left[against], right[against], against_weight))
+                         suspects, names, against=seen)
         unlinked.result()
         settled.result()
         d.beside = earlier.result() if earlier is not None else None
