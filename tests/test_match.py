@@ -322,9 +322,11 @@ def guarded(tmp_path, header: str, fields: str, rows: list[tuple], links: list[t
     strong = np.full(len(links), 20.0)
     own = strong if identity_weight is None else np.array(identity_weight, dtype=float)
     pairs = None
-    if against:
-        pairs = (np.array([ids[a] for a, _, _ in against]), np.array([ids[b] for _, b, _ in against]),
-                 np.array([w for _, _, w in against], dtype=float))
+    if against:   # one comparison, which every link's records leave missing
+        from linkage.match.cluster import Unseen
+
+        pairs = Unseen(np.array([ids[a] for a, _, _ in against]), np.array([ids[b] for _, b, _ in against]),
+                       np.array([[w] for _, _, w in against], dtype=float), np.ones((len(links), 1), dtype=bool))
     result = cluster(data, left, right, strong, own, threshold_weight=3.0, identity=identity, against=pairs)
     return result, {key: result.labels[ids[key]] for key in ids}
 
@@ -357,9 +359,9 @@ def test_guard_parts_namesakes_and_keeps_one_person_with_two_ids(tmp_path):
 
 def test_guard_keeps_no_conflict_that_another_pair_of_the_two_groups_contradicts(tmp_path):
     """Namesakes born on one day, each with an ID and a phone of their own: the link between B2 (no
-    phone) and A1 would stand on its own evidence, but B1 and A1, whose IDs differ too, weigh as two
-    people once their two phones count: no conflict kept, two persons. Where the other pair weighs
-    as one person (a shared phone, discounted), the conflict is kept as before."""
+    phone) and A1 would stand on its own evidence, but B1 and A1, whose IDs differ too, hold two
+    phones where the link's records held none: no conflict kept, two persons. Where the other pair
+    adds nothing the link lacked, the conflict is kept as before."""
     from linkage.standardize.ids import make_resident_id
 
     born = date(1990, 4, 14)
@@ -369,11 +371,11 @@ def test_guard_keeps_no_conflict_that_another_pair_of_the_two_groups_contradicts
     fields = 'full_name = "name"\ndob = "dob"\nid_number = "idno"\nphone = "phone"'
     links = [("A1", "A2"), ("B1", "B2"), ("B2", "A1")]
     result, label = guarded(tmp_path / "apart", "rid,name,dob,idno,phone", fields, rows, links, [20.0, 20.0, 5.0],
-                            against=[("B1", "A1", -18.0)])
+                            against=[("B1", "A1", -13.0)])   # two phones: 5 - 13 < 3
     assert label["A1"] == label["A2"] and label["B1"] == label["B2"] and label["A1"] != label["B1"]
     assert result.refused.tolist() == [2] and result.kept.tolist() == []
     result, label = guarded(tmp_path / "one", "rid,name,dob,idno,phone", fields, rows, links, [20.0, 20.0, 5.0],
-                            against=[("B1", "A1", 3.5)])
+                            against=[("B1", "A1", 0.0)])   # nothing the link lacked
     assert label["A1"] == label["B1"] and result.kept.tolist() == [2]
 
 

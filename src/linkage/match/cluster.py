@@ -12,9 +12,10 @@ that would bring a new contradicting pair into one group is refused, unless the 
 joins the two contradicting records and its evidence without what a household shares (phone,
 address, e-mail, employer, district, group extras) makes them more likely than not one person:
 then it is one person whose records disagree, kept together and marked `conflict` for review,
-unless another scored pair of the two groups' records contradicts directly and, counting what
-households share where it differs (two phones), says "two people": namesakes born on one day, with
-two IDs and two phones, joined through a record that carries no phone. A contradiction already inside a group is not new:
+unless another scored pair of the two groups' records contradicts directly and what it holds where
+the link's records hold nothing (counting what households share where it differs: two phones)
+turns the link's evidence to "two people": namesakes born on one day, with two IDs and two phones,
+joined through a record that carries no phone. A contradiction already inside a group is not new:
 a group that holds two IDs still accepts a record with one of them. Components without a
 contradiction (the vast majority) are taken as they are, so the Python loop runs only over the
 few that need it.
@@ -256,7 +257,7 @@ def _dob_pairs_different(data: RecordArrays, labels: np.ndarray, suspects: np.nd
 def cluster(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             identity_weight: np.ndarray, threshold_weight: float,
             identity: list[str] | tuple[str, ...] = DEFAULT_IDENTITY,
-            against: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Clusters:
+            against: Unseen | None = None) -> Clusters:
     """Cluster records joined by the given links (already above the threshold)."""
     names = identity_fields(data, identity)
     labels, suspects = suspect_components(data, left, right, names)
@@ -277,27 +278,41 @@ def suspect_components(data: RecordArrays, left: np.ndarray, right: np.ndarray, 
     return labels, suspects
 
 
+@dataclass
+class Unseen:
+    """What scored pairs below the threshold know that a link's records do not: per pair (left,
+    right) its weight per comparison as evidence of two people (`model.own_or_differing`), and per
+    link which comparisons its records leave missing."""
+
+    left: np.ndarray
+    right: np.ndarray
+    weights: np.ndarray          # pairs x comparisons
+    link_missing: np.ndarray     # links x comparisons (bool)
+
+    def weight(self, pair: int, link: int) -> float:
+        return float(self.weights[pair][self.link_missing[link]].sum())
+
+
 def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
           identity_weight: np.ndarray, threshold_weight: float, labels: np.ndarray,
           suspects: np.ndarray, identity: list[str], forced: np.ndarray | None = None,
-          cannot: tuple[np.ndarray, np.ndarray] | None = None,
-          against: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Clusters:
+          cannot: tuple[np.ndarray, np.ndarray] | None = None, against: Unseen | None = None) -> Clusters:
     """Rebuild the suspect components edge by edge, strongest first (see the module docstring);
     `forced` marks must-links (merged whatever they bring together), `cannot` the cannot-link pairs.
 
-    `against`: scored pairs below the threshold inside suspect components (left, right, their weight
-    as evidence of two people: `model.own_or_differing`). A contradicting link is kept for review
-    only if no such pair between the two groups contradicts directly and weighs below
-    `threshold_weight`: one pair of their records that is more likely two people outweighs a link
-    made where the other side lacked what would tell them apart (a record without a phone)."""
+    `against`: the scored pairs below the threshold inside suspect components. A contradicting link
+    is kept for review only if, for every such pair between the two groups that contradicts directly,
+    its own evidence plus what that pair holds where the link's records hold nothing still clears
+    `threshold_weight`: namesakes joined through a record without a phone are told apart by two
+    other records of theirs that both hold one, while a person with a second phone, whose link
+    already weighed the phones, is not."""
     none = np.empty(0, dtype=np.int64)
     if not len(suspects):
         return Clusters(labels, none, none)
-    contrary: dict[int, list[tuple[int, int]]] = {}
+    contrary: dict[int, list[tuple[int, int, int]]] = {}
     if against is not None:
-        a_left, a_right, a_weight = against
-        for x, y in zip(a_left[a_weight < threshold_weight].tolist(), a_right[a_weight < threshold_weight].tolist()):
-            contrary.setdefault(int(labels[x]), []).append((x, y))
+        for j, (x, y) in enumerate(zip(against.left.tolist(), against.right.tolist())):
+            contrary.setdefault(int(labels[x]), []).append((x, y, j))
     in_suspect = np.isin(labels[left], suspects)
     parent = list(range(data.n))
 
@@ -326,8 +341,9 @@ def guard(data: RecordArrays, left: np.ndarray, right: np.ndarray, weight: np.nd
         elif checks.contradict(group_a, group_b):
             direct = checks.contradict(checks.group(u), checks.group(v))
             if direct and identity_weight[index] >= threshold_weight and not any(
-                    {find(x), find(y)} == {a, b} and checks.contradict(checks.group(x), checks.group(y))
-                    for x, y in contrary.get(int(labels[u]), ())):
+                    identity_weight[index] + against.weight(j, index) < threshold_weight
+                    and {find(x), find(y)} == {a, b} and checks.contradict(checks.group(x), checks.group(y))
+                    for x, y, j in contrary.get(int(labels[u]), ())):
                 kept.append(index)
             else:
                 refused.append(index)

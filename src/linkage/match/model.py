@@ -482,6 +482,17 @@ def own_or_differing(model: Model, levels: np.ndarray) -> np.ndarray:
     return np.where(own | (levels == 1), levels, 0).astype(levels.dtype)
 
 
+def comparison_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray) -> np.ndarray:
+    """Per pair and comparison, that comparison's weight (no prior; 0 where the level is missing)."""
+    out = np.zeros(levels.shape, dtype=np.float64)
+    if len(levels):
+        for k in range(levels.shape[1]):
+            alone = np.zeros_like(levels)
+            alone[:, k] = levels[:, k]
+            out[:, k] = pair_weights(model, alone, tf, left, include_prior=False)
+    return out
+
+
 def effective_weights(model: Model, levels: np.ndarray, tf: list[np.ndarray | None], left: np.ndarray,
                       weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(weight a link stands on, contradicted) per pair: a pair whose records say "two people" (see

@@ -17,11 +17,12 @@ from ..errors import InputError
 from ..workspace import Workspace
 from .blocking import allowed_sources, blocked_comparisons, candidate_pairs, clear_stored_keys, store_keys
 from .encoded import prepare_encoded
-from .cluster import Clusters, guard, identity_fields, suspect_components
+from .cluster import Clusters, Unseen, guard, identity_fields, suspect_components
 from .decisions import Constraints, decision_counts, load_constraints
 from .compare import build_comparisons, group_comparisons, levels_in_batches
-from .model import (Model, Patterns, effective_weights, estimate_u, fits_codes, households_seen, own_evidence,
-                    own_or_differing, pair_weights, pattern_codes, probability, rarity, surprises, train)
+from .model import (Model, Patterns, comparison_weights, effective_weights, estimate_u, fits_codes, households_seen,
+                    own_evidence, own_or_differing, pair_weights, pattern_codes, probability, rarity, surprises,
+                    train)
 from .prepare import RecordArrays, build_match_records, fetch_records, to_arrays
 from .rules import choice_report, choose_rules, count_candidates
 from .store import (assign_person_ids, clear_links, close_run, earlier_person_ids, open_run, store_frequencies,
@@ -139,16 +140,17 @@ def decide(data: RecordArrays, left: np.ndarray, right: np.ndarray, levels: np.n
                                                                 tf, left[links[in_suspect]])
         forced = np.zeros(len(edge_l), dtype=bool)
         forced[len(links):] = True
-        # The pairs below the threshold inside suspect components speak too: a contradiction is kept
-        # for review only if no such pair between the two groups says "two people" (see `guard`).
+        # The pairs below the threshold inside suspect components speak too: what they hold that a
+        # contradicting link's records lack (a phone on both sides) is weighed with it (see `guard`).
         inside = ~linked & np.isin(labels[left], suspects) & (labels[left] == labels[right])
         against = np.nonzero(inside)[0]
-        against_weight = pair_weights(model, own_or_differing(model, levels[against]), tf, left[against])
+        seen = Unseen(left[against], right[against], comparison_weights(model, own_or_differing(model, levels[against]),
+                                                                        tf, left[against]),
+                      np.vstack([levels[links] == 0, np.ones((len(edge_l) - len(links), levels.shape[1]), dtype=bool)]))
         # Strongest first by the weight each link stands on: a link whose records say "two people"
         # (twins: one name part, the same birth date, passports one digit apart) waits for its own.
         clusters = guard(data, edge_l, edge_r, np.concatenate([stands, np.full(len(constraints.must_l), np.inf)]),
-                         identity_weight, OWN_EVIDENCE_BITS, labels, suspects, names, forced, cannot,
-                         against=(left[against], right[against], against_weight))
+                         identity_weight, OWN_EVIDENCE_BITS, labels, suspects, names, forced, cannot, against=seen)
         unlinked.result()
         settled.result()
         d.beside = earlier.result() if earlier is not None else None
