@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import polars as pl
@@ -337,6 +338,16 @@ def test_every_command_has_help_with_an_example(cli):
         result = cli(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.stdout, f"'linkage {' '.join(path)} --help' has no example"
+        options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("--")]
+        typed = [line for line in options if re.search(r"<(str|int|float|path|bool)[^>]*>", line)]
+        assert typed == [], f"'linkage {' '.join(path)} --help' names a Python type instead of a value: {typed}"
+
+
+def test_version(cli):
+    from linkage import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout == f"linkage {__version__}\n"
 
 
 def test_gb18030_is_read_like_duckdb_with_the_pinned_encodings_extension(tmp_path, police_csv, config_dir):

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,13 @@ def test_the_same_workspace_exports_the_same_bytes(sample_workspace, tmp_path):
                 json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]).encode()
         digests.append(files)
     assert len(digests[0]) > 10 and digests[0] == digests[1]
+    # The same workspace exported again later: every byte the same, the manifest included.
+    again = tmp_path / "b" / "again"
+    time.sleep(1.1)
+    assert cli("export", "discrepancies", "--out", str(again), "--format", "csv",
+               "--profile", "district_officer").exit_code == 0
+    first = tmp_path / "b" / "csv"
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == {p.name: p.read_bytes() for p in again.iterdir()}
 
 
 @pytest.fixture(scope="module")

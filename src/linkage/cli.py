@@ -28,7 +28,29 @@ from .errors import DatabaseError, InputError, LinkageError
 from .output import Output, print_error
 
 
+# Names shown for option values in --help, by option (else the option's name in capitals).
+METAVARS = {"wait": "SECONDS", "as_of": "TIME", "threshold": "P", "source": "NAME", "profile": "NAME",
+            "district": "NAME", "person": "PERSON_ID", "people": "N", "seed": "N", "limit": "N", "last": "N",
+            "corruption": "NAME", "format": "csv|xlsx", "salt": "none|sex|birth_year"}
+
+
+def _metavar(param) -> str:
+    name = param.name or ""
+    if name in METAVARS:
+        return METAVARS[name]
+    if getattr(getattr(param, "type_descriptor", None), "is_path", False):
+        return "DIR" if "dir" in name else "FILE"
+    return name.upper()
+
+
 class _Boundary(TyperGroup):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():   # real names in --help, not the value's Python type
+            for param in command.params:
+                if param.param_type_name == "option" and param.metavar is None and not getattr(param, "is_bool_flag", False):
+                    param.metavar = _metavar(param)
+
     def invoke(self, ctx):  # type: ignore[override]
         if ctx.parent is None:   # the whole command line: its audit entry (if it opened a workspace) once it ends
             with _audit_entry():
@@ -186,6 +208,14 @@ def values_shown(stream=None) -> bool:
     return state.show_values and hasattr(stream, "isatty") and stream.isatty()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"linkage {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -197,6 +227,8 @@ def _global(
     show_values: bool = typer.Option(False, "--show-values",
                                      help="Show personal values (names, birth dates, numbers) in errors and "
                                           "explanations; only on a terminal, never in a pipe or a file."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print linkage's version and exit."),
 ) -> None:
     """Global options apply to every command."""
     os.umask(0o077)   # everything the workspace and the exports hold is personal data: owner-only

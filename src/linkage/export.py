@@ -115,6 +115,7 @@ def write_clusters(ws: Workspace, target: Path) -> int:
 class ChainRun:
     run_id: int
     as_of: datetime
+    finished_at: datetime | None = None
 
 
 def current_chain_run(ws: Workspace) -> ChainRun:
@@ -122,11 +123,11 @@ def current_chain_run(ws: Workspace) -> ChainRun:
     row = None
     if ws.schema_version() >= 3:
         row = ws.run("current chain run", """
-            SELECT run_id, as_of FROM chain_runs WHERE finished_at IS NOT NULL
+            SELECT run_id, as_of, finished_at FROM chain_runs WHERE finished_at IS NOT NULL
             ORDER BY run_id DESC LIMIT 1""").fetchone()
     if row is None:
         raise InputError("no chain run yet; run 'linkage chain' first")
-    return ChainRun(int(row[0]), row[1])
+    return ChainRun(int(row[0]), row[1], row[2])
 
 
 # ---- SQL -----------------------------------------------------------------------------------
@@ -824,7 +825,9 @@ def write_discrepancies(ws: Workspace, out_dir: Path, config: ExportConfig, prof
     names = district_file_names(list(groups), file_format)
     result = DiscrepancyExport(
         out_dir=out_dir, run_id=run.run_id, as_of=run.as_of, profile=choice.name,
-        generated_at=now or datetime.now(), files=[], counts_by_code={}, district=only,
+        # The time of the chain run the files show, not of this export: the same workspace always
+        # gives the same bytes, the manifest included.
+        generated_at=now or run.finished_at.replace(microsecond=0), files=[], counts_by_code={}, district=only,
         districts_with_flags=[d or UNASSIGNED for d in _by_district(flags, None)],
         pseudonym_key_id=key_id(choice.key) if choice.key is not None else None, format=file_format,
         not_sent_again=len(current) - len(flags))
