@@ -338,8 +338,8 @@ def test_every_command_has_help_with_an_example(cli):
         result = cli(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.stdout, f"'linkage {' '.join(path)} --help' has no example"
-        options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("--")]
-        typed = [line for line in options if re.search(r"<(str|int|float|path|bool)[^>]*>", line)]
+        typed = [line for line in result.stdout.splitlines()
+                 if re.search(r"<(str|int|float|path|bool|list\[)[^>]*>", line)]
         assert typed == [], f"'linkage {' '.join(path)} --help' names a Python type instead of a value: {typed}"
 
 

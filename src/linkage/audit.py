@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, WorkspaceError
+from .lock import fsync_dir
 
 AUDIT_DIR = "audit"
 AUDIT_FILE = "audit.jsonl"
@@ -202,20 +203,12 @@ def append(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
         os.write(fd, (line if ends_whole else "\n" + line).encode("utf-8"))
         os.fsync(fd)
         if seq == 0:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     except OSError as exc:
         raise WorkspaceError(f"cannot write the audit log {path}: {exc.strerror or type(exc).__name__}") from None
     finally:
         os.close(fd)   # releases the flock
     return entry
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _last(fd: int) -> tuple[int, str, bool]:

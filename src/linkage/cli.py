@@ -29,7 +29,7 @@ from .output import Output, print_error
 
 
 # Names shown for option values in --help, by option (else the option's name in capitals).
-METAVARS = {"wait": "SECONDS", "as_of": "TIME", "threshold": "P", "source": "NAME", "profile": "NAME",
+METAVARS = {"keys": "SOURCE:RECORD_ID", "wait": "SECONDS", "as_of": "TIME", "threshold": "P", "source": "NAME", "profile": "NAME",
             "district": "NAME", "person": "PERSON_ID", "people": "N", "seed": "N", "limit": "N", "last": "N",
             "corruption": "NAME", "format": "csv|xlsx", "salt": "none|sex|birth_year"}
 
@@ -50,6 +50,11 @@ class _Boundary(TyperGroup):
             for param in command.params:
                 if param.param_type_name == "option" and param.metavar is None and not getattr(param, "is_bool_flag", False):
                     param.metavar = _metavar(param)
+                elif param.param_type_name == "argument":
+                    # typer prints an argument's Python type after its name ("files... <list[Path]>"),
+                    # whatever its metavar: the name alone says what to give.
+                    param.metavar = param.metavar or ("FILE" if param.name == "files" else _metavar(param))
+                    param.display_type_rich = lambda ctx: None
 
     def invoke(self, ctx):  # type: ignore[override]
         if ctx.parent is None:   # the whole command line: its audit entry (if it opened a workspace) once it ends
@@ -623,9 +628,8 @@ def match(
     config, _ = load_model_config(state.config_dir, model_config)
     if save_model is not None:
         check_writable(save_model)   # before the match, not after it is stored
-    with _writing("linkage match", wait) as ws:
-        summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model,
-                            step=(lambda message: out.err.print(f"[dim]{message}…[/dim]")) if out.interactive else None)
+    with _writing("linkage match", wait) as ws, out.status("matching") as step:
+        summary = run_match(ws, config, threshold=threshold, model_file=load_model, save_model=save_model, step=step)
         audit.count(records=summary.records, persons=summary.persons, links=summary.links,
                     decisions_missing=summary.decisions.get("missing"))
     if out.json_mode:
@@ -989,7 +993,7 @@ app.add_typer(feedback_app, name="feedback")
 
 @feedback_app.command("import")
 def feedback_import(
-    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Returned district files (CSV or XLSX)."),
+    files: list[Path] = typer.Argument(..., help="Returned district files (CSV or XLSX)."),
     json_flag: bool = typer.Option(False, "--json", help="JSON output."),
     wait: float = typer.Option(0.0, "--wait", min=0, help=WAIT_HELP),
 ) -> None:
@@ -1158,7 +1162,8 @@ def chain(
     config, path = load_chain_config(state.config_dir, chain_config)
     given = load_truth(clusters) if clusters else None
     with _writing("linkage chain", wait) as ws:
-        summary = run_chain(ws, config, path, state.config_dir, as_of=when, clusters=given)
+        with out.status("rebuilding timelines, joining split travelers, evaluating the chain"):
+            summary = run_chain(ws, config, path, state.config_dir, as_of=when, clusters=given)
         audit.count(persons=summary.persons, flags=summary.flags)
     if out.json_mode:
         out.json(asdict(summary))

@@ -131,3 +131,12 @@ def publish_snapshot(root: Path, db_file: str = "linkage.duckdb") -> None:
     os.replace(temp, folder / db_file)
     if wal.is_file():
         shutil.copyfile(wal, snapshot_wal)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (the folder's entry, not only the file)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

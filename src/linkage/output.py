@@ -72,6 +72,17 @@ class Output:
             yield update
 
 
+    @contextmanager
+    def status(self, first: str) -> Iterator[Any]:
+        """On a TTY a spinner on stderr naming the step under way (a step of unknown length); the
+        callback moves it to the next step. Elsewhere a no-op callback."""
+        if not self.interactive:
+            yield lambda message: None
+            return
+        with self.err.status(f"{first}…") as spinner:
+            yield lambda message: spinner.update(f"{message}…")
+
+
 def print_error(message: str) -> None:
     """The one place an error reaches the user: a single `Error: ...` line on stderr."""
     sys.stderr.write(f"Error: {message}\n")

@@ -30,7 +30,7 @@ import duckdb
 
 from .errors import ConfigError, DatabaseError, LockedError, WorkspaceError
 from .keys import KEY_ENV, KEY_FILE_ENV, Key, workspace_key
-from .lock import SNAPSHOT_DIR, read_holder, snapshot_path
+from .lock import SNAPSHOT_DIR, fsync_dir, read_holder, snapshot_path
 from .sql import quote_ident, quote_literal
 
 DB_FILE = "linkage.duckdb"
@@ -563,15 +563,7 @@ def _write_marker(root: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, Path(root) / ENCRYPTED_MARKER)
-    _fsync_dir(Path(root))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(Path(root))
 
 
 def _remove_db_files(db: Path) -> None:
@@ -905,7 +897,7 @@ def rekey(root: Path, new: Key) -> RekeyResult:
         raise
     shutil.rmtree(root / SNAPSHOT_DIR, ignore_errors=True)   # encrypted with the old key
     os.replace(target, db)
-    _fsync_dir(root)
+    fsync_dir(root)
     if not was_encrypted:
         _write_marker(root)
     return RekeyResult(was_encrypted, len(after), sum(after.values()))
